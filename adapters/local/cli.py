@@ -1,0 +1,277 @@
+"""`ticket-enrich`: train, evaluate, enrich a batch, and serve the local service."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from core.enricher import Enricher, load_enricher
+from core.errors import InvalidTicket, TicketEnrichError
+from core.settings import Settings
+
+if TYPE_CHECKING:
+    from training.data import DataSpec
+
+_TICKET_KEYS = ("subject", "description", "requester", "channel", "custom_fields", "created_at",
+                "external_id")
+
+
+def _say(message: str) -> None:
+    sys.stderr.write(f"[ticket-enrich] {message}\n")
+    sys.stderr.flush()
+
+
+def _pairs(values: Sequence[str], option: str) -> dict[str, str]:
+    result = {}
+    for item in values:
+        for part in item.split(","):
+            key, sep, value = part.partition("=")
+            if not sep or not key.strip():
+                raise TicketEnrichError(f"{option} expects NAME=VALUE, got {part!r}")
+            result[key.strip()] = value.strip()
+    return result
+
+
+def _add_spec_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("columns of the export (override the preset)")
+    g.add_argument("--preset", help="column preset: hadoop (default for the vendored data), hadoop-5")
+    g.add_argument("--subject-column")
+    g.add_argument("--description-column")
+    g.add_argument("--field-column", action="append", default=None, metavar="NAME",
+                   help="a form field to learn from (repeatable)")
+    g.add_argument("--label-column")
+    g.add_argument("--label-map", action="append", default=None, metavar="RAW=LABEL[,...]",
+                   help="map raw labels, e.g. Blocker=urgent,Major=normal (repeatable)")
+    g.add_argument("--urgent-label", action="append", default=None, metavar="LABEL",
+                   help="a label that counts as urgent in reports (repeatable)")
+    g.add_argument("--time-column")
+    g.add_argument("--time-format", help="strptime format; default ISO 8601")
+    g.add_argument("--resolved-column")
+    g.add_argument("--where", action="append", default=None, metavar="COLUMN=VALUE",
+                   help="keep only rows where COLUMN equals VALUE (repeatable)")
+    g.add_argument("--id-column")
+
+
+def _spec(args: argparse.Namespace, base: DataSpec) -> DataSpec:
+    """The data spec: ``--preset`` if given, else ``base``, then the column options on top."""
+    from training.data import PRESETS
+
+    if args.preset is not None and args.preset not in PRESETS:
+        raise TicketEnrichError(f"unknown preset {args.preset!r}; known: {', '.join(PRESETS)}")
+    spec = PRESETS[args.preset] if args.preset else base
+    overrides: dict[str, Any] = {}
+    for name in ("subject_column", "description_column", "label_column", "time_column",
+                 "time_format", "resolved_column", "id_column"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
+    if args.field_column is not None:
+        overrides["field_columns"] = tuple(args.field_column)
+    if args.label_map is not None:
+        overrides["label_map"] = _pairs(args.label_map, "--label-map")
+    if args.urgent_label is not None:
+        overrides["urgent_labels"] = tuple(args.urgent_label)
+    if args.where is not None:
+        overrides["where"] = _pairs(args.where, "--where")
+    return replace(spec, **overrides)
+
+
+def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from training.data import PRESETS, DataSpec, load_dataset, vendored_data_path
+    from training.train import train_model
+
+    data = Path(args.data) if args.data else vendored_data_path()
+    spec = _spec(args, DataSpec() if args.data else PRESETS["hadoop"])
+    _say(f"reading {data}")
+    dataset = load_dataset(data, spec)
+    result = train_model(
+        dataset,
+        out_dir=Path(args.out) if args.out else None,
+        models_dir=Path(args.models_dir) if args.models_dir else settings.models_dir,
+        test_fraction=args.test_fraction,
+        validation_fraction=args.validation_fraction,
+        progress=_say,
+    )
+    _say(f"model {result.metadata['version']} written to {result.artifact_dir}")
+    sys.stdout.write(f"{result.artifact_dir}\n")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from training.data import DataSpec, load_dataset
+    from training.evaluate import evaluate_model
+
+    enricher = load_enricher(args.model, limits=settings.limits)
+    recorded = enricher.metadata.get("training_data", {}).get("spec")
+    spec = _spec(args, DataSpec.from_dict(recorded) if recorded else DataSpec())
+    dataset = load_dataset(args.data, spec)
+    out = Path(args.out) if args.out else Path(args.model) / "evaluation"
+    evaluate_model(enricher, dataset, args.split, out)
+    sys.stdout.write((out / "report.md").read_text())
+    _say(f"report written to {out}")
+    return 0
+
+
+def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if line.strip():
+                    try:
+                        yield number, json.loads(line)
+                    except ValueError as exc:
+                        yield number, {"__error__": f"not valid JSON: {exc}"}
+    elif path.suffix.lower() == ".csv":
+        with path.open(encoding="utf-8", newline="") as handle:
+            yield from enumerate(csv.DictReader(handle), start=1)
+    else:
+        raise TicketEnrichError(f"{path}: unknown file type; use .csv or .jsonl")
+
+
+def _ticket_from_row(row: dict[str, Any], enricher: Enricher) -> Any:
+    """A JSONL line is a ticket; a CSV row is read with the columns the model was trained on
+    when it has them (so a helpdesk export enriches as it is), else as ticket fields."""
+    if "__error__" in row:
+        return row
+    spec = enricher.metadata.get("training_data", {}).get("spec", {})
+    subject_col = spec.get("subject_column")
+    if subject_col and subject_col in row and "subject" not in row:
+        ticket: dict[str, Any] = {
+            "subject": row.get(subject_col) or "",
+            "description": row.get(spec.get("description_column") or "", "") or "",
+            "custom_fields": {f: row[f] for f in spec.get("field_columns", []) if row.get(f)},
+        }
+        if spec.get("id_column") and row.get(spec["id_column"]):
+            ticket["external_id"] = str(row[spec["id_column"]])
+        return ticket
+    ticket = {k: v for k, v in row.items() if k in _TICKET_KEYS and v not in (None, "")}
+    extra = {k: v for k, v in row.items() if k not in _TICKET_KEYS and v not in (None, "")}
+    if extra and "custom_fields" not in ticket:
+        ticket["custom_fields"] = extra
+    return ticket
+
+
+def _cmd_enrich(args: argparse.Namespace, settings: Settings) -> int:
+    from tqdm import tqdm
+
+    enricher = load_enricher(args.model, limits=settings.limits)
+    path = Path(args.file)
+    out: TextIO = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
+    ok = failed = 0
+    try:
+        for number, row in tqdm(_rows(path), desc="enriching", unit=" tickets", file=sys.stderr,
+                                disable=None):
+            ticket = _ticket_from_row(row, enricher)
+            try:
+                if "__error__" in ticket:
+                    raise InvalidTicket([])
+                enriched = enricher.enrich(ticket)
+            except InvalidTicket as exc:
+                failed += 1
+                problems = [p.as_dict() for p in exc.problems] or [
+                    {"field": "row", "message": ticket.get("__error__", "invalid")}
+                ]
+                sys.stderr.write(json.dumps({"row": number, "problems": problems}) + "\n")
+                continue
+            out.write(json.dumps({"row": number, **enriched}, ensure_ascii=False) + "\n")
+            ok += 1
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    _say(f"{ok} enriched, {failed} rejected")
+    return 0 if failed == 0 else 1
+
+
+def ensure_model(settings: Settings) -> Path:
+    """The artifact to serve; trains a first one from the vendored data if there is none."""
+    path = settings.serving_model_dir
+    if path.exists() or settings.model_dir is not None:
+        return path
+    from training.data import PRESETS, load_dataset, vendored_data_path
+    from training.train import train_model
+
+    _say(f"no model at {path}: training a first one from the vendored closed tickets")
+    dataset = load_dataset(vendored_data_path(), PRESETS["hadoop"])
+    return train_model(dataset, models_dir=settings.models_dir, progress=_say).artifact_dir
+
+
+def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from adapters.local.app import create_app
+    from adapters.local.sqlite_store import SQLiteTicketStore
+
+    updates = {k: v for k, v in (("host", args.host), ("port", args.port),
+                                 ("database", args.database), ("model_dir", args.model))
+               if v is not None}
+    settings = settings.model_copy(update=updates)
+    model_dir = ensure_model(settings)
+    enricher = load_enricher(model_dir, limits=settings.limits)
+    store = SQLiteTicketStore(settings.database)
+    _say(f"serving model {enricher.model_version} on http://{settings.host}:{settings.port} "
+         f"(tickets in {settings.database})")
+    try:
+        uvicorn.run(create_app(enricher, store, settings), host=settings.host, port=settings.port,
+                    log_level="info")
+    finally:
+        store.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(prog="ticket-enrich", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a model artifact from closed tickets")
+    train.add_argument("--data", help="CSV/TSV/JSONL export; default: the vendored Hadoop data")
+    train.add_argument("--out", help="artifact directory; default: MODELS_DIR/<version>")
+    train.add_argument("--models-dir", help="where versions and the `latest` link live")
+    train.add_argument("--test-fraction", type=float, default=0.2)
+    train.add_argument("--validation-fraction", type=float, default=0.2)
+    _add_spec_options(train)
+
+    evaluate = sub.add_parser("evaluate", help="evaluate an artifact on closed tickets")
+    evaluate.add_argument("--model", required=True)
+    evaluate.add_argument("--data", required=True)
+    evaluate.add_argument("--out", help="report directory; default: MODEL/evaluation")
+    evaluate.add_argument("--split", choices=("auto", "test", "all"), default="auto",
+                          help="auto: the test window when DATA is the training file, else all")
+    _add_spec_options(evaluate)
+
+    enrich = sub.add_parser("enrich", help="enrich a CSV/JSONL batch to JSONL")
+    enrich.add_argument("--model", required=True)
+    enrich.add_argument("file")
+    enrich.add_argument("--out", help="JSONL output file; default: standard output")
+
+    serve = sub.add_parser("serve", help="run the local service (trains a first model if needed)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--database", type=Path)
+    serve.add_argument("--model", type=Path, help="artifact to serve; default: MODELS_DIR/latest")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `ticket-enrich` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    commands = {"train": _cmd_train, "evaluate": _cmd_evaluate, "enrich": _cmd_enrich,
+                "serve": _cmd_serve}
+    try:
+        return commands[args.command](args, Settings())
+    except TicketEnrichError as exc:
+        _say(f"error: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""The local service's ticket store: one SQLite file, standard library only."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from core.errors import StoreError, TicketNotFound
+from core.ports import StoredTicket, TicketPage, TicketQuery
+
+# Bumped whenever the table layout changes, so an old file is refused instead of misread.
+_SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tickets (
+    id           TEXT PRIMARY KEY,
+    external_id  TEXT,
+    received_at  TEXT NOT NULL,
+    priority     TEXT,
+    needs_review INTEGER NOT NULL,
+    ticket       TEXT NOT NULL,
+    enrichment   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tickets_by_received ON tickets (received_at DESC);
+CREATE INDEX IF NOT EXISTS tickets_by_priority ON tickets (priority, received_at DESC);
+CREATE INDEX IF NOT EXISTS tickets_by_review ON tickets (needs_review, received_at DESC);
+"""
+
+_COLUMNS = "id, external_id, received_at, ticket, enrichment"
+
+
+def _strict_json(value: Any) -> str:
+    text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+    # A lone surrogate fails here, before any SQL runs, as a ValueError just like a NaN does.
+    text.encode("utf-8")
+    return text
+
+
+def _row_to_ticket(row: tuple[Any, ...]) -> StoredTicket:
+    ticket_id, external_id, received_at, ticket, enrichment = row
+    return StoredTicket(
+        id=ticket_id,
+        external_id=external_id,
+        received_at=received_at,
+        ticket=json.loads(ticket),
+        enrichment=json.loads(enrichment),
+    )
+
+
+class SQLiteTicketStore:
+    """A `core.ports.TicketStore` in one SQLite file that survives restarts.
+
+    One connection is shared behind a lock: FastAPI runs handlers on a thread pool, and the
+    local service's load does not justify a connection per thread. WAL mode lets other
+    processes (a second server, the sqlite3 shell) read while this one writes.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        """Open (creating the file, its parent directories and its tables) the store at `path`."""
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Autocommit: every write is a single statement, and reads that must agree (a page
+            # and its total) open their own transaction explicitly.
+            self._conn = sqlite3.connect(
+                self.path, timeout=10.0, isolation_level=None, check_same_thread=False
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the ticket store at {self.path}: {exc}") from exc
+        try:
+            self._open_schema()
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise StoreError(f"cannot open the ticket store at {self.path}: {exc}") from exc
+
+    def _open_schema(self) -> None:
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is durable across application crashes in WAL mode; only a power loss can lose
+        # the last commits, which the at-least-once sources would re-deliver.
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        (version,) = self._conn.execute("PRAGMA user_version").fetchone()
+        if version > _SCHEMA_VERSION:
+            self._conn.close()
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this service's "
+                f"{_SCHEMA_VERSION}; upgrade ticket-enrich"
+            )
+        self._conn.executescript(_SCHEMA)
+        self._conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+
+    def add(self, ticket: StoredTicket) -> tuple[StoredTicket, bool]:
+        """Store the ticket unless its id exists; return the stored one and whether it is new.
+
+        Raises ValueError, storing nothing, for content that is not strict JSON (NaN, infinity,
+        lone surrogates): once stored, it would break every listing that includes it.
+        """
+        ticket_json = _strict_json(ticket.ticket)
+        enrichment_json = _strict_json(ticket.enrichment)
+        priority = ticket.enrichment.get("priority", {}).get("label")
+        needs_review = bool(ticket.enrichment.get("needs_review", False))
+        try:
+            with self._lock:
+                cursor = self._conn.execute(
+                    "INSERT INTO tickets (id, external_id, received_at, priority, needs_review,"
+                    " ticket, enrichment) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (id) DO NOTHING",
+                    (
+                        ticket.id,
+                        ticket.external_id,
+                        ticket.received_at,
+                        priority,
+                        int(needs_review),
+                        ticket_json,
+                        enrichment_json,
+                    ),
+                )
+                created = cursor.rowcount == 1
+                # Read back rather than echo the argument: on a conflict the first version wins,
+                # and either way the caller sees exactly what a later `get` returns.
+                row = self._conn.execute(
+                    f"SELECT {_COLUMNS} FROM tickets WHERE id = ?", (ticket.id,)
+                ).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot store ticket {ticket.id}: {exc}") from exc
+        if row is None:
+            raise StoreError(f"ticket {ticket.id} vanished right after it was stored")
+        return _row_to_ticket(row), created
+
+    def get(self, ticket_id: str) -> StoredTicket:
+        """The ticket with this id, or `core.errors.TicketNotFound`."""
+        try:
+            with self._lock:
+                row = self._conn.execute(
+                    f"SELECT {_COLUMNS} FROM tickets WHERE id = ?", (ticket_id,)
+                ).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read ticket {ticket_id}: {exc}") from exc
+        if row is None:
+            raise TicketNotFound(ticket_id)
+        return _row_to_ticket(row)
+
+    def list(self, query: TicketQuery) -> TicketPage:
+        """Tickets matching the query's filters, newest first, with the total that matched."""
+        if query.limit < 0 or query.offset < 0:
+            # SQLite reads a negative LIMIT as "no limit", which would silently dump the table.
+            raise ValueError(f"limit and offset must be >= 0, got {query.limit}, {query.offset}")
+        clauses: list[str] = []
+        params: list[Any] = []
+        if query.priority is not None:
+            clauses.append("priority = ?")
+            params.append(query.priority)
+        if query.needs_review is not None:
+            clauses.append("needs_review = ?")
+            params.append(int(query.needs_review))
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        try:
+            with self._lock:
+                # One read transaction, so the total and the page see the same snapshot even
+                # while another process writes.
+                self._conn.execute("BEGIN")
+                try:
+                    (total,) = self._conn.execute(
+                        f"SELECT COUNT(*) FROM tickets{where}", params
+                    ).fetchone()
+                    rows = self._conn.execute(
+                        f"SELECT {_COLUMNS} FROM tickets{where}"
+                        " ORDER BY received_at DESC, rowid DESC LIMIT ? OFFSET ?",
+                        [*params, query.limit, query.offset],
+                    ).fetchall()
+                finally:
+                    self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot list tickets: {exc}") from exc
+        return TicketPage(items=[_row_to_ticket(row) for row in rows], total=total)
+
+    def close(self) -> None:
+        """Close the connection; later calls raise `core.errors.StoreError`."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> SQLiteTicketStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,106 @@
+"""The model artifact: a directory of JSON files whose checksums loading verifies.
+
+Layout: `model.json` (the weights, see `core.model`), `metadata.json` (name, version, data,
+metrics, library versions), `samples.jsonl` (tickets with the outputs they must give) and
+`checksums.json` (SHA-256 of the three). Nothing in it is executable; nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.errors import ArtifactError
+
+MODEL_FILE = "model.json"
+METADATA_FILE = "metadata.json"
+SAMPLES_FILE = "samples.jsonl"
+CHECKSUMS_FILE = "checksums.json"
+VERIFIED_FILES = (MODEL_FILE, METADATA_FILE, SAMPLES_FILE)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """The verified, decoded contents of an artifact directory."""
+
+    path: Path
+    model: dict[str, Any]
+    metadata: dict[str, Any]
+    samples: list[dict[str, Any]]
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_artifact(path: str | os.PathLike[str]) -> Artifact:
+    """Read an artifact directory, refusing it if any file is missing, modified or truncated."""
+    root = Path(path)
+    if not root.is_dir():
+        raise ArtifactError(f"no model artifact at {root}: train one with `ticket-enrich train`")
+    try:
+        checksums = json.loads((root / CHECKSUMS_FILE).read_bytes())
+    except FileNotFoundError:
+        raise ArtifactError(f"{root} has no {CHECKSUMS_FILE}: not a model artifact") from None
+    except ValueError:
+        raise ArtifactError(f"{root / CHECKSUMS_FILE} is not valid JSON") from None
+    raw: dict[str, bytes] = {}
+    for name in VERIFIED_FILES:
+        try:
+            raw[name] = (root / name).read_bytes()
+        except FileNotFoundError:
+            raise ArtifactError(f"{root} is missing {name}") from None
+        if not isinstance(checksums, dict) or checksums.get(name) != _sha256(raw[name]):
+            raise ArtifactError(
+                f"{root / name} does not match its checksum: the artifact was modified or "
+                "truncated; retrain or copy it again"
+            )
+    try:
+        model = json.loads(raw[MODEL_FILE])
+        metadata = json.loads(raw[METADATA_FILE])
+        samples = [json.loads(line) for line in raw[SAMPLES_FILE].splitlines() if line.strip()]
+    except ValueError as exc:
+        raise ArtifactError(f"{root} holds a file that is not valid JSON: {exc}") from None
+    return Artifact(root, model, metadata, samples)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        # mkstemp creates owner-only files; an artifact is meant to be read by other users.
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_artifact(
+    path: str | os.PathLike[str],
+    model: Mapping[str, Any],
+    metadata: Mapping[str, Any],
+    samples: Sequence[Mapping[str, Any]],
+) -> Path:
+    """Write an artifact directory; the checksums file is written last, so a crash mid-way
+    leaves a directory that loading refuses rather than a half-written model that loads."""
+    root = Path(path)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / CHECKSUMS_FILE).unlink(missing_ok=True)
+    payloads = {
+        MODEL_FILE: json.dumps(model, separators=(",", ":")).encode(),
+        METADATA_FILE: json.dumps(metadata, indent=2, sort_keys=True).encode() + b"\n",
+        SAMPLES_FILE: b"".join(json.dumps(s, sort_keys=True).encode() + b"\n" for s in samples),
+    }
+    for name, data in payloads.items():
+        _write_atomic(root / name, data)
+    checksums = {name: _sha256(data) for name, data in payloads.items()}
+    _write_atomic(root / CHECKSUMS_FILE, json.dumps(checksums, indent=2).encode() + b"\n")
+    return root

@@ -1,0 +1,64 @@
+"""One error hierarchy for the whole product; adapters map these to their platform's responses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class TicketEnrichError(Exception):
+    """Base class of every error the product raises on purpose."""
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One thing wrong with one field of an input, as a caller should read it."""
+
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        """The problem as a JSON-ready mapping."""
+        return {"field": self.field, "message": self.message}
+
+
+class InvalidTicket(TicketEnrichError):
+    """A ticket failed validation; ``problems`` names each field and what is wrong with it."""
+
+    def __init__(self, problems: list[FieldProblem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems))
+
+
+class TicketTooLarge(InvalidTicket):
+    """A ticket, or one of its fields, is larger than the configured limit."""
+
+
+class TicketNotFound(TicketEnrichError):
+    """No stored ticket has the requested id."""
+
+    def __init__(self, ticket_id: str) -> None:
+        self.ticket_id = ticket_id
+        super().__init__(f"no ticket with id {ticket_id!r}")
+
+
+class ArtifactError(TicketEnrichError):
+    """A model artifact is missing, modified, truncated or of an unknown format."""
+
+
+class TrainingDataError(TicketEnrichError):
+    """Closed-ticket data cannot be trained on; names the column and row where it can."""
+
+    def __init__(self, message: str, *, column: str | None = None, row: int | None = None) -> None:
+        self.column = column
+        self.row = row
+        where = []
+        if column is not None:
+            where.append(f"column {column!r}")
+        if row is not None:
+            where.append(f"row {row}")
+        prefix = f"{', '.join(where)}: " if where else ""
+        super().__init__(prefix + message)
+
+
+class StoreError(TicketEnrichError):
+    """The ticket store failed in a way the caller cannot fix by changing its input."""

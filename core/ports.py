@@ -1,0 +1,62 @@
+"""The ports the core needs from the outside world, named by role."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class StoredTicket:
+    """An enriched ticket as a store keeps it."""
+
+    id: str
+    external_id: str | None
+    received_at: str
+    ticket: dict[str, Any]
+    enrichment: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The stored ticket as the JSON the APIs return."""
+        return {
+            "id": self.id,
+            "external_id": self.external_id,
+            "received_at": self.received_at,
+            "ticket": self.ticket,
+            "enrichment": self.enrichment,
+        }
+
+
+@dataclass(frozen=True)
+class TicketQuery:
+    """Filters and paging for listing stored tickets, newest first."""
+
+    priority: str | None = None
+    needs_review: bool | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class TicketPage:
+    """One page of a listing, with the total count that matched the filters."""
+
+    items: list[StoredTicket] = field(default_factory=list)
+    total: int = 0
+
+
+class TicketStore(Protocol):
+    """Keeps enriched tickets; `add` is idempotent on the ticket id."""
+
+    def add(self, ticket: StoredTicket) -> tuple[StoredTicket, bool]:
+        """Store the ticket unless one with its id exists; return the stored one and whether it
+        was created by this call."""
+        ...
+
+    def get(self, ticket_id: str) -> StoredTicket:
+        """The ticket with this id, or `core.errors.TicketNotFound`."""
+        ...
+
+    def list(self, query: TicketQuery) -> TicketPage:
+        """Tickets matching the query, newest first."""
+        ...

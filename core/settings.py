@@ -1,0 +1,42 @@
+"""The one settings object: the only reader of the environment (prefix `TICKET_ENRICH_`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.schema import Limits
+
+
+class Settings(BaseSettings):
+    """Everything configurable, with defaults that run the local service on one machine.
+
+    Build it where the process starts (`Settings()`), pass it down, and let explicit arguments
+    (command-line options, test fixtures) override it; nothing reads the environment at import.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TICKET_ENRICH_", extra="ignore")
+
+    models_dir: Path = Field(Path("models"), description="Where trained artifacts are written.")
+    model_dir: Path | None = Field(
+        None, description="The artifact to serve; default: the newest under models_dir."
+    )
+    database: Path = Field(Path("var/tickets.sqlite3"), description="The local SQLite store.")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    subject_max_bytes: int = Field(1024, gt=0)
+    description_max_bytes: int = Field(64 * 1024, gt=0)
+    ticket_max_bytes: int = Field(256 * 1024, gt=0)
+    page_size_max: int = Field(200, gt=0)
+
+    @property
+    def limits(self) -> Limits:
+        """The size limits every entry point enforces."""
+        return Limits(self.subject_max_bytes, self.description_max_bytes, self.ticket_max_bytes)
+
+    @property
+    def serving_model_dir(self) -> Path:
+        """The artifact to serve: `model_dir` if set, else `models_dir/latest`."""
+        return self.model_dir if self.model_dir is not None else self.models_dir / "latest"

@@ -1,0 +1,89 @@
+"""Text features shared by training and serving, so both see exactly the same tokens."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+_TOKEN_RE = re.compile(r"\b\w\w+\b")
+# Jira/Confluence wiki markup that carries no meaning of its own: {code:java}, {noformat}, {{, h2.
+_MARKUP_RE = re.compile(r"\{(?:code|noformat|quote|panel|color)(?::[^}]*)?\}|\{\{|\}\}|\bh[1-6]\.\s")
+_FIELD_SPLIT_RE = re.compile(r"\s*[,;]\s*")
+
+
+def normalize_text(text: str) -> str:
+    """Lower-case the text and drop wiki markup so that `{{foo}}` and `foo` are one token."""
+    return _MARKUP_RE.sub(" ", text).lower()
+
+
+def word_ngrams(text: str, ngram_max: int = 2) -> list[str]:
+    """Words of two or more characters, then their n-grams up to ``ngram_max``, in order."""
+    words = _TOKEN_RE.findall(normalize_text(text))
+    grams = list(words)
+    for n in range(2, ngram_max + 1):
+        grams.extend(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
+    return grams
+
+
+def field_tokens(custom_fields: Mapping[str, Any], names: tuple[str, ...]) -> list[str]:
+    """One `name=value` token per value of each named form field; lists split on commas."""
+    tokens = []
+    for name in names:
+        value = custom_fields.get(name)
+        if value is None or value == "":
+            tokens.append(f"{name}=<none>")
+            continue
+        for part in _FIELD_SPLIT_RE.split(str(value).strip().lower()):
+            if part:
+                tokens.append(f"{name}={part}")
+    return tokens
+
+
+@dataclass(frozen=True)
+class BlockAnalyzer:
+    """Turns a ticket document into the tokens of one feature block.
+
+    A ticket document is a mapping with `subject`, `description` and `custom_fields`. The source
+    is `text` (the subject, then the start of the description) or `fields`. Instances are picklable so that the scikit-learn
+    pipeline of training can call exactly the function serving calls.
+    """
+
+    name: str
+    source: str
+    ngram_max: int = 2
+    max_chars: int | None = None
+    fields: tuple[str, ...] = ()
+
+    def __call__(self, doc: Mapping[str, Any]) -> list[str]:
+        if self.source == "fields":
+            return field_tokens(doc.get("custom_fields") or {}, self.fields)
+        description = (doc.get("description") or "")[: self.max_chars]
+        return word_ngrams(f"{doc.get('subject') or ''}\n{description}", self.ngram_max)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The analyzer's settings, for the artifact."""
+        data = asdict(self)
+        data["fields"] = list(self.fields)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BlockAnalyzer:
+        """Rebuild an analyzer from the settings an artifact recorded."""
+        if data.get("source") not in ("text", "fields"):
+            raise ValueError(f"unknown feature source {data.get('source')!r}")
+        return cls(
+            name=str(data["name"]),
+            source=str(data["source"]),
+            ngram_max=int(data.get("ngram_max", 2)),
+            max_chars=None if data.get("max_chars") is None else int(data["max_chars"]),
+            fields=tuple(str(f) for f in data.get("fields", ())),
+        )
+
+
+def ticket_document(
+    subject: str, description: str, custom_fields: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The mapping analyzers read, built the same way from a training row and a live ticket."""
+    return {"subject": subject, "description": description, "custom_fields": custom_fields or {}}

@@ -1,0 +1,71 @@
+"""Evaluating a model artifact through the serving code path, on any closed-ticket export."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.enricher import Enricher
+from core.schema import Ticket
+from training.data import Dataset, Example, time_split
+from training.metrics import classification_metrics
+from training.report import write_report
+
+
+def choose_rows(enricher: Enricher, dataset: Dataset, split: str) -> tuple[list[Example], str]:
+    """The rows to evaluate on: `test` (the artifact's own test window), `all`, or `auto` —
+    the test window when the data is the very file the model was trained on, else every row."""
+    trained_on = enricher.metadata.get("training_data", {})
+    if split == "auto":
+        split = "test" if trained_on.get("sha256") == dataset.sha256 else "all"
+    if split == "all":
+        return dataset.examples, "all rows"
+    fractions = trained_on.get("split", {})
+    windows = time_split(
+        dataset.examples,
+        float(fractions.get("test_fraction", 0.2)),
+        float(fractions.get("validation_fraction", 0.2)),
+    )
+    return windows.test, "the test window (newest tickets, never trained on)"
+
+
+def evaluate_model(
+    enricher: Enricher, dataset: Dataset, split: str = "auto", out_dir: Path | None = None
+) -> dict[str, Any]:
+    """Score an artifact as served (pure-Python inference) and optionally write the report."""
+    rows, described = choose_rows(enricher, dataset, split)
+    labels = list(enricher.metadata["labels"])
+    urgent = list(enricher.metadata.get("urgent_labels", []))
+    predicted, confidence = [], []
+    for e in rows:
+        ticket = Ticket.model_construct(
+            subject=e.doc["subject"],
+            description=e.doc["description"],
+            custom_fields={k: v for k, v in e.doc["custom_fields"].items() if v is not None},
+        )
+        priority = enricher.predict(ticket)["priority"]
+        predicted.append(priority["label"])
+        confidence.append(priority["confidence"])
+    truth = [e.label for e in rows]
+    unknown = sorted(set(truth) - set(labels))
+    metrics = classification_metrics(
+        truth, predicted, labels, urgent, np.array(confidence), float(enricher.metadata["bands"]["high"])
+    )
+    majority_label = Counter(enricher.metadata["training_data"]["rows_by_label"]).most_common(1)[0][0]
+    majority = classification_metrics(truth, [majority_label] * len(truth), labels, urgent)
+    report: dict[str, Any] = {
+        "title": f"{enricher.model_name} {enricher.model_version}: evaluation",
+        "context": {
+            "data": f"{dataset.path.name} (sha256 {dataset.sha256[:12]}…)",
+            "rows": f"{len(rows)}: {described}",
+            "labels not known to the model": ", ".join(unknown) or "none",
+        },
+        "model": metrics,
+        "baselines": {"majority": majority},
+    }
+    if out_dir is not None:
+        write_report(out_dir, report)
+    return report

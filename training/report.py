@@ -1,0 +1,76 @@
+"""The evaluation report: `metrics.json`, `report.md` and a confusion-matrix image."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def confusion_matrix_png(path: Path, matrix: list[list[int]], labels: list[str], title: str) -> None:
+    """Draw a confusion matrix (rows: true label, columns: predicted) to a PNG file."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 2.5, 1.1 * len(labels) + 2))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels=labels, rotation=30, ha="right")
+    ax.set_yticks(range(len(labels)), labels=labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    peak = max((max(row) for row in matrix), default=0)
+    for i, row in enumerate(matrix):
+        for j, count in enumerate(row):
+            colour = "white" if peak and count > peak / 2 else "black"
+            ax.text(j, i, str(count), ha="center", va="center", color=colour)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_report(out_dir: Path, report: dict[str, Any]) -> list[Path]:
+    """Write the report files; `report` holds `title`, `model` metrics and optional
+    `baselines` (name → metrics), `context` (free-form facts) and `bands`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = report["model"]
+    baselines: dict[str, dict[str, Any]] = report.get("baselines", {})
+    columns = {"model": model, **baselines}
+    paths = [out_dir / "metrics.json", out_dir / "report.md", out_dir / "confusion_matrix.png"]
+    paths[0].write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    auto = {k: (v.get("auto_apply") or {}) for k, v in columns.items()}
+    rows = [
+        ("macro-F1", {k: v["macro_f1"] for k, v in columns.items()}),
+        ("accuracy", {k: v["accuracy"] for k, v in columns.items()}),
+        ("urgent recall", {k: v["urgent_recall"] for k, v in columns.items()}),
+        ("calibration error (ECE)", {k: v["calibration_error"] for k, v in columns.items()}),
+        ("auto-apply share at high", {k: auto[k].get("share") for k in columns}),
+        ("precision at high", {k: auto[k].get("precision") for k in columns}),
+    ]
+    lines = [f"# {report['title']}", ""]
+    for key, value in report.get("context", {}).items():
+        lines.append(f"- {key}: {value}")
+    lines += ["", "| metric | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for name, values in rows:
+        lines.append(f"| {name} | " + " | ".join(_fmt(values[k]) for k in columns) + " |")
+    lines += ["", "## Per class (model)", "", "| label | precision | recall | F1 | support |"]
+    lines.append("|---|---|---|---|---|")
+    for label, m in model["per_class"].items():
+        lines.append(
+            f"| {label} | {_fmt(m['precision'])} | {_fmt(m['recall'])} | {_fmt(m['f1'])} | {m['support']} |"
+        )
+    lines += ["", "## Confusion matrix (model)", "", "![confusion matrix](confusion_matrix.png)", ""]
+    paths[1].write_text("\n".join(lines))
+    cm = model["confusion_matrix"]
+    confusion_matrix_png(paths[2], cm["matrix"], cm["labels"], report["title"])
+    return paths
