@@ -46,7 +46,7 @@ class Prediction:
 
 
 class _Block:
-    __slots__ = ("analyzer", "index", "idf", "sublinear_tf")
+    __slots__ = ("analyzer", "idf", "index", "sublinear_tf")
 
     def __init__(self, spec: Mapping[str, Any]) -> None:
         self.analyzer = BlockAnalyzer.from_dict(spec["analyzer"])

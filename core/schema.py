@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,7 +30,7 @@ class Limits:
 class Requester(BaseModel):
     """The customer who wrote the ticket."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
 
     email: Annotated[str, Field(max_length=254)] | None = None
     name: Annotated[str, Field(max_length=256)] | None = None
@@ -46,7 +47,7 @@ class Requester(BaseModel):
 class Ticket(BaseModel):
     """A new support ticket: at least a subject or a description, plus optional context."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     subject: str = ""
     description: str = ""
@@ -78,6 +79,29 @@ def _problems_from(error: ValidationError) -> list[FieldProblem]:
     return problems
 
 
+def _unrepresentable(value: Any, path: str) -> FieldProblem | None:
+    """The first value JSON cannot carry back out: a lone surrogate or a non-finite number."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return FieldProblem(path, "contains an unpaired UTF-16 surrogate")
+    elif isinstance(value, float) and not math.isfinite(value):
+        return FieldProblem(path, "must be a finite number")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            child = f"{path}.{key}" if path else str(key)
+            problem = _unrepresentable(key, child) or _unrepresentable(item, child)
+            if problem:
+                return problem
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            problem = _unrepresentable(item, f"{path}.{i}")
+            if problem:
+                return problem
+    return None
+
+
 def parse_ticket(data: Any, limits: Limits | None = None) -> Ticket:
     """Validate a decoded JSON value as a ticket, enforcing size limits; raise InvalidTicket."""
     limits = limits or Limits()
@@ -86,12 +110,18 @@ def parse_ticket(data: Any, limits: Limits | None = None) -> Ticket:
     if not isinstance(data, dict):
         raise InvalidTicket([FieldProblem("ticket", "must be a JSON object")])
     too_large = []
-    for name, limit in (("subject", limits.subject_bytes), ("description", limits.description_bytes)):
+    for name, limit in (
+        ("subject", limits.subject_bytes),
+        ("description", limits.description_bytes),
+    ):
         value = data.get(name)
         if isinstance(value, str) and len(value.encode("utf-8", "surrogatepass")) > limit:
             too_large.append(FieldProblem(name, f"is longer than {limit} bytes"))
     if too_large:
         raise TicketTooLarge(too_large)
+    problem = _unrepresentable(data, "")
+    if problem:
+        raise InvalidTicket([problem])
     try:
         ticket = Ticket.model_validate(data)
     except ValidationError as exc:
@@ -116,6 +146,10 @@ def parse_ticket_json(body: bytes, limits: Limits | None = None) -> Ticket:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidTicket(
-            [FieldProblem("body", f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]
+            [
+                FieldProblem(
+                    "body", f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+                )
+            ]
         ) from None
     return parse_ticket(data, limits)

@@ -9,7 +9,9 @@ from typing import Any
 
 _TOKEN_RE = re.compile(r"\b\w\w+\b")
 # Jira/Confluence wiki markup that carries no meaning of its own: {code:java}, {noformat}, {{, h2.
-_MARKUP_RE = re.compile(r"\{(?:code|noformat|quote|panel|color)(?::[^}]*)?\}|\{\{|\}\}|\bh[1-6]\.\s")
+_MARKUP_RE = re.compile(
+    r"\{(?:code|noformat|quote|panel|color)(?::[^}]*)?\}|\{\{|\}\}|\bh[1-6]\.\s"
+)
 _FIELD_SPLIT_RE = re.compile(r"\s*[,;]\s*")
 
 
@@ -46,8 +48,8 @@ class BlockAnalyzer:
     """Turns a ticket document into the tokens of one feature block.
 
     A ticket document is a mapping with `subject`, `description` and `custom_fields`. The source
-    is `text` (the subject, then the start of the description) or `fields`. Instances are picklable so that the scikit-learn
-    pipeline of training can call exactly the function serving calls.
+    is `text` (the subject, then the start of the description) or `fields`. Instances are
+    picklable so that the scikit-learn pipeline of training calls exactly what serving calls.
     """
 
     name: str

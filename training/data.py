@@ -167,7 +167,9 @@ def _parse_time(value: Any, spec_format: str | None, column: str, row: int) -> d
         )
     except ValueError:
         expected = f"format {spec_format!r}" if spec_format else "ISO 8601"
-        raise TrainingDataError(f"cannot read {text!r} as a time in {expected}", column=column, row=row) from None
+        raise TrainingDataError(
+            f"cannot read {text!r} as a time in {expected}", column=column, row=row
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -205,7 +207,9 @@ def load_dataset(path: str | Path, spec: DataSpec) -> Dataset:
         if missing:
             known = ", ".join(repr(k) for k in list(record)[:12])
             raise TrainingDataError(
-                f"is missing; the data has {known}", column=missing[0], row=row if examples else None
+                f"is missing; the data has {known}",
+                column=missing[0],
+                row=row if examples else None,
             )
         if any(_text(record[c]).strip() != v for c, v in spec.where.items()):
             continue

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from core.enricher import Enricher
+from core.errors import TrainingDataError
 from core.schema import Ticket
 from training.data import Dataset, Example, time_split
 from training.metrics import classification_metrics
@@ -51,10 +52,24 @@ def evaluate_model(
         confidence.append(priority["confidence"])
     truth = [e.label for e in rows]
     unknown = sorted(set(truth) - set(labels))
+    if not set(truth) & set(labels):
+        raise TrainingDataError(
+            f"has labels {', '.join(sorted(set(truth)))}, none of which the model predicts "
+            f"({', '.join(labels)}); read the data with the label mapping the model was "
+            "trained with",
+            column=dataset.spec.label_column,
+        )
     metrics = classification_metrics(
-        truth, predicted, labels, urgent, np.array(confidence), float(enricher.metadata["bands"]["high"])
+        truth,
+        predicted,
+        labels,
+        urgent,
+        np.array(confidence),
+        float(enricher.metadata["bands"]["high"]),
     )
-    majority_label = Counter(enricher.metadata["training_data"]["rows_by_label"]).most_common(1)[0][0]
+    majority_label = Counter(enricher.metadata["training_data"]["rows_by_label"]).most_common(1)[0][
+        0
+    ]
     majority = classification_metrics(truth, [majority_label] * len(truth), labels, urgent)
     report: dict[str, Any] = {
         "title": f"{enricher.model_name} {enricher.model_version}: evaluation",

@@ -9,7 +9,9 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
 
-def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
+def expected_calibration_error(
+    confidence: np.ndarray, correct: np.ndarray, bins: int = 10
+) -> float:
     """Top-label ECE: the gap between confidence and accuracy, averaged over equal-width bins."""
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
@@ -38,9 +40,13 @@ def classification_metrics(
     urgent = np.isin(truth, list(urgent_labels))
     result: dict[str, Any] = {
         "rows": len(truth),
-        "macro_f1": float(f1_score(truth, pred, labels=list(labels), average="macro", zero_division=0)),
+        "macro_f1": float(
+            f1_score(truth, pred, labels=list(labels), average="macro", zero_division=0)
+        ),
         "accuracy": float((truth == pred).mean()),
-        "urgent_recall": float(np.isin(pred[urgent], list(urgent_labels)).mean()) if urgent.any() else None,
+        "urgent_recall": float(np.isin(pred[urgent], list(urgent_labels)).mean())
+        if urgent.any()
+        else None,
         "per_class": {
             label: {
                 "precision": float(p),

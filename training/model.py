@@ -214,7 +214,10 @@ def fit_priority_model(
         lr = LogisticRegression(C=c, class_weight=weight, max_iter=config.max_iter)
         lr.fit(x_fit, y_fit)
         score = float(f1_score(y_val, lr.predict(x_val), average="macro", zero_division=0))
-        say(f"grid {step}/{len(grid)}: C={c:g} class_weight={weight}: validation macro-F1 {score:.3f}")
+        say(
+            f"grid {step}/{len(grid)}: C={c:g} class_weight={weight}: "
+            f"validation macro-F1 {score:.3f}"
+        )
         if best is None or score > best[0]:
             best = (score, c, weight, lr)
     assert best is not None

@@ -15,7 +15,9 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def confusion_matrix_png(path: Path, matrix: list[list[int]], labels: list[str], title: str) -> None:
+def confusion_matrix_png(
+    path: Path, matrix: list[list[int]], labels: list[str], title: str
+) -> None:
     """Draw a confusion matrix (rows: true label, columns: predicted) to a PNG file."""
     import matplotlib
 
@@ -67,9 +69,16 @@ def write_report(out_dir: Path, report: dict[str, Any]) -> list[Path]:
     lines.append("|---|---|---|---|---|")
     for label, m in model["per_class"].items():
         lines.append(
-            f"| {label} | {_fmt(m['precision'])} | {_fmt(m['recall'])} | {_fmt(m['f1'])} | {m['support']} |"
+            f"| {label} | {_fmt(m['precision'])} | {_fmt(m['recall'])} | {_fmt(m['f1'])} "
+            f"| {m['support']} |"
         )
-    lines += ["", "## Confusion matrix (model)", "", "![confusion matrix](confusion_matrix.png)", ""]
+    lines += [
+        "",
+        "## Confusion matrix (model)",
+        "",
+        "![confusion matrix](confusion_matrix.png)",
+        "",
+    ]
     paths[1].write_text("\n".join(lines))
     cm = model["confusion_matrix"]
     confusion_matrix_png(paths[2], cm["matrix"], cm["labels"], report["title"])

@@ -71,12 +71,17 @@ def reference_metrics(split: Split, labels: list[str], urgent: list[str]) -> dic
             y_test, majority.predict(np.zeros((len(y_test), 1))), labels, urgent
         ),
         "tfidf_linearsvc": classification_metrics(
-            y_test, svc.predict(vectorizer.transform([_text(e) for e in split.test])), labels, urgent
+            y_test,
+            svc.predict(vectorizer.transform([_text(e) for e in split.test])),
+            labels,
+            urgent,
         ),
     }
 
 
-def _samples(model: FittedPriorityModel, examples: list[Example], limits: Limits) -> list[dict[str, Any]]:
+def _samples(
+    model: FittedPriorityModel, examples: list[Example], limits: Limits
+) -> list[dict[str, Any]]:
     """A few test tickets, one per predicted label where possible, with the outputs the
     scikit-learn model gives them; serving must reproduce these to load the artifact."""
     usable = [
@@ -93,7 +98,9 @@ def _samples(model: FittedPriorityModel, examples: list[Example], limits: Limits
     chosen: list[int] = []
     for label in model.labels:
         chosen += [i for i in np.flatnonzero(predicted == label)[:1]]
-    chosen += [i for i in range(len(usable)) if i not in chosen][: max(0, SAMPLE_COUNT - len(chosen))]
+    chosen += [i for i in range(len(usable)) if i not in chosen][
+        : max(0, SAMPLE_COUNT - len(chosen))
+    ]
     samples = []
     for i in sorted(chosen)[:SAMPLE_COUNT]:
         e = usable[i]
@@ -195,8 +202,16 @@ def train_model(
         "features": model.params,
         "bands": model.bands,
         "metrics": {
-            "test": {k: metrics[k] for k in ("macro_f1", "accuracy", "urgent_recall",
-                                               "calibration_error", "auto_apply")},
+            "test": {
+                k: metrics[k]
+                for k in (
+                    "macro_f1",
+                    "accuracy",
+                    "urgent_recall",
+                    "calibration_error",
+                    "auto_apply",
+                )
+            },
             "validation": model.validation,
             "baselines": {
                 name: {k: m[k] for k in ("macro_f1", "accuracy", "urgent_recall")}
@@ -208,7 +223,8 @@ def train_model(
     report = {
         "title": f"{name} {version}: test window",
         "context": {
-            "data": f"{dataset.path.name} (sha256 {dataset.sha256[:12]}…), {len(dataset.examples)} rows",
+            "data": f"{dataset.path.name} (sha256 {dataset.sha256[:12]}…), "
+            f"{len(dataset.examples)} rows",
             "split": f"time-ordered: fit {len(split.fit)}, validation {len(split.validation)}, "
             f"test {len(split.test)}",
             "chosen": f"C={model.params['C']}, class_weight={model.params['class_weight']}, "
@@ -225,6 +241,7 @@ def train_model(
         _point_latest(models_dir, out_dir)
     say(
         f"test macro-F1 {metrics['macro_f1']:.3f} (TF-IDF + LinearSVC "
-        f"{baselines['tfidf_linearsvc']['macro_f1']:.3f}, majority {baselines['majority']['macro_f1']:.3f})"
+        f"{baselines['tfidf_linearsvc']['macro_f1']:.3f}, "
+        f"majority {baselines['majority']['macro_f1']:.3f})"
     )
     return TrainingResult(out_dir, model, split, report, metadata)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import logging
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -19,8 +18,15 @@ from core.settings import Settings
 if TYPE_CHECKING:
     from training.data import DataSpec
 
-_TICKET_KEYS = ("subject", "description", "requester", "channel", "custom_fields", "created_at",
-                "external_id")
+_TICKET_KEYS = (
+    "subject",
+    "description",
+    "requester",
+    "channel",
+    "custom_fields",
+    "created_at",
+    "external_id",
+)
 
 
 def _say(message: str) -> None:
@@ -41,21 +47,43 @@ def _pairs(values: Sequence[str], option: str) -> dict[str, str]:
 
 def _add_spec_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("columns of the export (override the preset)")
-    g.add_argument("--preset", help="column preset: hadoop (default for the vendored data), hadoop-5")
+    g.add_argument(
+        "--preset", help="column preset: hadoop (default for the vendored data), hadoop-5"
+    )
     g.add_argument("--subject-column")
     g.add_argument("--description-column")
-    g.add_argument("--field-column", action="append", default=None, metavar="NAME",
-                   help="a form field to learn from (repeatable)")
+    g.add_argument(
+        "--field-column",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="a form field to learn from (repeatable)",
+    )
     g.add_argument("--label-column")
-    g.add_argument("--label-map", action="append", default=None, metavar="RAW=LABEL[,...]",
-                   help="map raw labels, e.g. Blocker=urgent,Major=normal (repeatable)")
-    g.add_argument("--urgent-label", action="append", default=None, metavar="LABEL",
-                   help="a label that counts as urgent in reports (repeatable)")
+    g.add_argument(
+        "--label-map",
+        action="append",
+        default=None,
+        metavar="RAW=LABEL[,...]",
+        help="map raw labels, e.g. Blocker=urgent,Major=normal (repeatable)",
+    )
+    g.add_argument(
+        "--urgent-label",
+        action="append",
+        default=None,
+        metavar="LABEL",
+        help="a label that counts as urgent in reports (repeatable)",
+    )
     g.add_argument("--time-column")
     g.add_argument("--time-format", help="strptime format; default ISO 8601")
     g.add_argument("--resolved-column")
-    g.add_argument("--where", action="append", default=None, metavar="COLUMN=VALUE",
-                   help="keep only rows where COLUMN equals VALUE (repeatable)")
+    g.add_argument(
+        "--where",
+        action="append",
+        default=None,
+        metavar="COLUMN=VALUE",
+        help="keep only rows where COLUMN equals VALUE (repeatable)",
+    )
     g.add_argument("--id-column")
 
 
@@ -67,8 +95,15 @@ def _spec(args: argparse.Namespace, base: DataSpec) -> DataSpec:
         raise TicketEnrichError(f"unknown preset {args.preset!r}; known: {', '.join(PRESETS)}")
     spec = PRESETS[args.preset] if args.preset else base
     overrides: dict[str, Any] = {}
-    for name in ("subject_column", "description_column", "label_column", "time_column",
-                 "time_format", "resolved_column", "id_column"):
+    for name in (
+        "subject_column",
+        "description_column",
+        "label_column",
+        "time_column",
+        "time_format",
+        "resolved_column",
+        "id_column",
+    ):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
     if args.field_column is not None:
@@ -165,8 +200,9 @@ def _cmd_enrich(args: argparse.Namespace, settings: Settings) -> int:
     out: TextIO = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
     ok = failed = 0
     try:
-        for number, row in tqdm(_rows(path), desc="enriching", unit=" tickets", file=sys.stderr,
-                                disable=None):
+        for number, row in tqdm(
+            _rows(path), desc="enriching", unit=" tickets", file=sys.stderr, disable=None
+        ):
             ticket = _ticket_from_row(row, enricher)
             try:
                 if "__error__" in ticket:
@@ -207,18 +243,31 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from adapters.local.app import create_app
     from adapters.local.sqlite_store import SQLiteTicketStore
 
-    updates = {k: v for k, v in (("host", args.host), ("port", args.port),
-                                 ("database", args.database), ("model_dir", args.model))
-               if v is not None}
+    updates = {
+        k: v
+        for k, v in (
+            ("host", args.host),
+            ("port", args.port),
+            ("database", args.database),
+            ("model_dir", args.model),
+        )
+        if v is not None
+    }
     settings = settings.model_copy(update=updates)
     model_dir = ensure_model(settings)
     enricher = load_enricher(model_dir, limits=settings.limits)
     store = SQLiteTicketStore(settings.database)
-    _say(f"serving model {enricher.model_version} on http://{settings.host}:{settings.port} "
-         f"(tickets in {settings.database})")
+    _say(
+        f"serving model {enricher.model_version} on http://{settings.host}:{settings.port} "
+        f"(tickets in {settings.database})"
+    )
     try:
-        uvicorn.run(create_app(enricher, store, settings), host=settings.host, port=settings.port,
-                    log_level="info")
+        uvicorn.run(
+            create_app(enricher, store, settings),
+            host=settings.host,
+            port=settings.port,
+            log_level="info",
+        )
     finally:
         store.close()
     return 0
@@ -241,8 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", required=True)
     evaluate.add_argument("--data", required=True)
     evaluate.add_argument("--out", help="report directory; default: MODEL/evaluation")
-    evaluate.add_argument("--split", choices=("auto", "test", "all"), default="auto",
-                          help="auto: the test window when DATA is the training file, else all")
+    evaluate.add_argument(
+        "--split",
+        choices=("auto", "test", "all"),
+        default="auto",
+        help="auto: the test window when DATA is the training file, else all",
+    )
     _add_spec_options(evaluate)
 
     enrich = sub.add_parser("enrich", help="enrich a CSV/JSONL batch to JSONL")
@@ -261,9 +314,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ticket-enrich` console script."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    commands = {"train": _cmd_train, "evaluate": _cmd_evaluate, "enrich": _cmd_enrich,
-                "serve": _cmd_serve}
+    commands = {
+        "train": _cmd_train,
+        "evaluate": _cmd_evaluate,
+        "enrich": _cmd_enrich,
+        "serve": _cmd_serve,
+    }
     try:
         return commands[args.command](args, Settings())
     except TicketEnrichError as exc:

@@ -1,0 +1,25 @@
+# The two commands of the README. Both install into a virtual environment (.venv) first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run check
+
+# Install the local service and run it on its embedded SQLite store, training a first model
+# from the vendored closed tickets if there is none yet.
+run:
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[local,train]'
+	$(VENV)/bin/ticket-enrich serve
+
+# Install everything the checks need, then lint, type-check, check the import contracts and
+# run the whole test suite.
+check:
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest
