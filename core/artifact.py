@@ -2,7 +2,9 @@
 
 Layout: `model.json` (the weights, see `core.model`), `metadata.json` (name, version, data,
 metrics, library versions), `samples.jsonl` (tickets with the outputs they must give) and
-`checksums.json` (SHA-256 of the three). Nothing in it is executable; nothing is pickled.
+`checksums.json` (SHA-256 of those and of any further JSON file, such as `index.json`, the
+similar-ticket index, which is read only when that field is on). Nothing in it is executable;
+nothing is pickled.
 """
 
 from __future__ import annotations
@@ -33,6 +35,26 @@ class Artifact:
     model: dict[str, Any]
     metadata: dict[str, Any]
     samples: list[dict[str, Any]]
+    checksums: dict[str, str]
+
+    def read_json(self, name: str) -> Any:
+        """Read and verify one more JSON file of the artifact (e.g. the similar-ticket index),
+        on demand, so that a field switched off never pays for loading it."""
+        if name not in self.checksums:
+            raise ArtifactError(f"{self.path} has no {name}; retrain to include it")
+        try:
+            raw = (self.path / name).read_bytes()
+        except FileNotFoundError:
+            raise ArtifactError(f"{self.path} is missing {name}") from None
+        if self.checksums[name] != _sha256(raw):
+            raise ArtifactError(
+                f"{self.path / name} does not match its checksum: the artifact was modified or "
+                "truncated; retrain or copy it again"
+            )
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise ArtifactError(f"{self.path / name} is not valid JSON: {exc}") from None
 
 
 def _sha256(data: bytes) -> str:
@@ -67,7 +89,7 @@ def read_artifact(path: str | os.PathLike[str]) -> Artifact:
         samples = [json.loads(line) for line in raw[SAMPLES_FILE].splitlines() if line.strip()]
     except ValueError as exc:
         raise ArtifactError(f"{root} holds a file that is not valid JSON: {exc}") from None
-    return Artifact(root, model, metadata, samples)
+    return Artifact(root, model, metadata, samples, checksums)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -88,6 +110,7 @@ def write_artifact(
     model: Mapping[str, Any],
     metadata: Mapping[str, Any],
     samples: Sequence[Mapping[str, Any]],
+    extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write an artifact directory; the checksums file is written last, so a crash mid-way
     leaves a directory that loading refuses rather than a half-written model that loads."""
@@ -99,6 +122,8 @@ def write_artifact(
         METADATA_FILE: json.dumps(metadata, indent=2, sort_keys=True).encode() + b"\n",
         SAMPLES_FILE: b"".join(json.dumps(s, sort_keys=True).encode() + b"\n" for s in samples),
     }
+    for name, value in (extra or {}).items():
+        payloads[name] = json.dumps(value, separators=(",", ":")).encode()
     for name, data in payloads.items():
         _write_atomic(root / name, data)
     checksums = {name: _sha256(data) for name, data in payloads.items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,22 +13,53 @@ from core.artifact import Artifact, read_artifact
 from core.errors import ArtifactError
 from core.model import LinearTextModel
 from core.schema import Limits, Ticket, parse_ticket
+from core.similar import SimilarTickets
 from core.text import ticket_document
 
+INDEX_FILE = "index.json"
+
 _SELF_CHECK_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class EnrichOptions:
+    """Which enrichment fields are on. Priority always is; a field that is off costs nothing,
+    at cold start or per ticket."""
+
+    categories: bool = True
+    resolution_time: bool = True
+    similar: bool = True
+    sentiment: bool = True
+    language: bool = True
+    tags: bool = True
+    explanation: bool = True
+    redact: bool = True
 
 
 class Enricher:
     """Enriches tickets with one loaded model artifact; cheap to call, safe to share."""
 
-    def __init__(self, artifact: Artifact, limits: Limits | None = None) -> None:
+    def __init__(
+        self, artifact: Artifact, limits: Limits | None = None, options: EnrichOptions | None = None
+    ) -> None:
         self.artifact = artifact
         self.limits = limits or Limits()
+        self.options = options or EnrichOptions()
         self.metadata = artifact.metadata
         self.model_name = str(artifact.metadata.get("name", "unknown"))
         self.model_version = str(artifact.metadata.get("version", "unknown"))
         self._custom_field_names = tuple(artifact.metadata.get("custom_fields", ()))
         self._model = LinearTextModel(artifact.model)
+        targets = self._model.targets
+        self._targets = targets if self.options.categories else ["priority"]
+        self._resolution = (
+            self.options.resolution_time and "resolution_hours" in self._model.regressors
+        )
+        self._similar = (
+            SimilarTickets(artifact.read_json(INDEX_FILE))
+            if self.options.similar and INDEX_FILE in artifact.checksums
+            else None
+        )
 
     @property
     def custom_fields(self) -> tuple[str, ...]:
@@ -40,10 +72,31 @@ class Enricher:
 
     def predict(self, ticket: Ticket) -> dict[str, Any]:
         """The enrichment of a valid ticket, without the ticket itself."""
+        options = self.options
+        model = self._model
         doc = ticket_document(ticket.subject, ticket.description, ticket.custom_fields)
-        predictions = self._model.predict(doc)
-        enrichment: dict[str, Any] = {name: p.as_dict() for name, p in predictions.items()}
-        enrichment["needs_review"] = predictions["priority"].needs_review
+        features = model.features(doc)
+        predictions = model.predict(features, self._targets)
+        priority = predictions.pop("priority")
+        enrichment: dict[str, Any] = {"priority": priority.as_dict()}
+        if options.categories:
+            enrichment["categories"] = {name: p.as_dict() for name, p in predictions.items()}
+        if self._resolution:
+            q = model.regress(features, "resolution_hours")
+            enrichment["resolution_time"] = {
+                "hours": round(q["0.5"], 2),
+                "interval_50": [round(q["0.25"], 2), round(q["0.75"], 2)],
+                "interval_90": [round(q["0.05"], 2), round(q["0.95"], 2)],
+            }
+        if self._similar is not None:
+            similar, duplicate = self._similar.query(features[0])
+            enrichment["similar"] = similar
+            enrichment["possible_duplicate"] = duplicate
+        if options.explanation:
+            enrichment["explanation"] = model.explain(features, "priority", priority.label)
+        if options.tags:
+            enrichment["tags"] = model.keywords(features)
+        enrichment["needs_review"] = priority.needs_review
         enrichment["model"] = {"name": self.model_name, "version": self.model_version}
         enrichment["enriched_at"] = datetime.now(UTC).isoformat(timespec="milliseconds")
         return enrichment
@@ -61,27 +114,43 @@ class Enricher:
         }
 
     def self_check(self) -> None:
-        """Enrich the artifact's sample tickets and compare with what training recorded."""
+        """Predict the artifact's sample tickets and compare with what training recorded."""
+        model = self._model
         for number, sample in enumerate(self.artifact.samples, start=1):
-            got = self.predict(parse_ticket(sample["ticket"], self.limits))
+            ticket = parse_ticket(sample["ticket"], self.limits)
+            features = model.features(
+                ticket_document(ticket.subject, ticket.description, ticket.custom_fields)
+            )
             for target, expected in sample["expected"].items():
-                actual = got.get(target)
-                if actual is None or actual["label"] != expected["label"]:
-                    raise ArtifactError(
-                        f"self-check failed on sample {number}: {target} is "
-                        f"{actual and actual['label']!r}, training recorded {expected['label']!r}"
-                    )
-                for label, p in expected["probabilities"].items():
-                    if not math.isclose(
-                        actual["probabilities"][label], p, abs_tol=_SELF_CHECK_TOLERANCE
-                    ):
+                if target in model.regressors:
+                    got = model.regress(features, target)
+                    pairs = [(got.get(q), v, f"{target} at {q}") for q, v in expected.items()]
+                else:
+                    if target not in model.targets:
+                        raise ArtifactError(f"self-check failed: no target {target!r}")
+                    actual = model.predict(features, [target])[target]
+                    if actual.label != expected["label"]:
                         raise ArtifactError(
-                            f"self-check failed on sample {number}: P({target}={label}) differs"
+                            f"self-check failed on sample {number}: {target} is "
+                            f"{actual.label!r}, training recorded {expected['label']!r}"
                         )
+                    pairs = [
+                        (actual.probabilities.get(label), p, f"P({target}={label})")
+                        for label, p in expected["probabilities"].items()
+                    ]
+                for value, want, what in pairs:
+                    if value is None or not math.isclose(
+                        value, want, rel_tol=_SELF_CHECK_TOLERANCE, abs_tol=_SELF_CHECK_TOLERANCE
+                    ):
+                        raise ArtifactError(f"self-check failed on sample {number}: {what} differs")
 
 
 def load_enricher(
-    model_dir: str | os.PathLike[str], *, limits: Limits | None = None, self_check: bool = True
+    model_dir: str | os.PathLike[str],
+    *,
+    limits: Limits | None = None,
+    options: EnrichOptions | None = None,
+    self_check: bool = True,
 ) -> Enricher:
     """Load and verify a model artifact directory and return an `Enricher` for it.
 
@@ -89,7 +158,7 @@ def load_enricher(
     are enriched and compared with the outputs training recorded; either failure raises
     `core.errors.ArtifactError`.
     """
-    enricher = Enricher(read_artifact(model_dir), limits)
+    enricher = Enricher(read_artifact(model_dir), limits, options)
     if self_check:
         enricher.self_check()
     return enricher

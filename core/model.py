@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import ArtifactError
-from core.text import BlockAnalyzer
+from core.text import STOPWORDS, BlockAnalyzer
 
 MODEL_FORMAT = "ticket-enrich/linear-tfidf@1"
 BANDS = ("high", "medium", "low")
@@ -46,7 +46,7 @@ class Prediction:
 
 
 class _Block:
-    __slots__ = ("analyzer", "idf", "index", "sublinear_tf")
+    __slots__ = ("analyzer", "idf", "index", "name", "sublinear_tf", "terms")
 
     def __init__(self, spec: Mapping[str, Any]) -> None:
         self.analyzer = BlockAnalyzer.from_dict(spec["analyzer"])
@@ -54,6 +54,8 @@ class _Block:
         idf: list[float] = spec["idf"]
         if len(terms) != len(idf):
             raise ArtifactError(f"block {self.analyzer.name!r}: {len(terms)} terms, {len(idf)} IDF")
+        self.name = str(spec["name"])
+        self.terms = terms
         self.index = {term: i for i, term in enumerate(terms)}
         self.idf = idf
         self.sublinear_tf = bool(spec.get("sublinear_tf", True))
@@ -94,6 +96,23 @@ class _Target:
                 raise ArtifactError(f"target {name!r}: coefficient rows do not fit the vocabulary")
             self.weights.append(list(zip(*rows, strict=True)) if size else [])
 
+    def explain(
+        self, features: Sequence[list[tuple[int, float]]], label: str
+    ) -> list[tuple[int, int, float]]:
+        """(block, term, contribution) of every feature to ``label``'s logit beyond the
+        average class, largest first: what pushed the prediction towards this label."""
+        c = self.labels.index(label)
+        k = len(self.labels)
+        out = []
+        for b, (block_weights, block_features) in enumerate(
+            zip(self.weights, features, strict=True)
+        ):
+            for i, value in block_features:
+                w = block_weights[i]
+                out.append((b, i, value * (w[c] - sum(w) / k)))
+        out.sort(key=lambda item: -item[2])
+        return out
+
     def predict(self, features: Sequence[list[tuple[int, float]]]) -> Prediction:
         z = list(self.intercept)
         k = len(z)
@@ -123,6 +142,31 @@ class _Target:
         )
 
 
+class _Regressor:
+    __slots__ = ("intercept", "quantiles", "weights")
+
+    def __init__(self, name: str, spec: Mapping[str, Any], block_sizes: Sequence[int]) -> None:
+        if spec.get("transform") != "log1p":
+            raise ArtifactError(f"regressor {name!r}: unknown transform {spec.get('transform')!r}")
+        self.intercept = float(spec["intercept"])
+        self.quantiles = {str(q): float(r) for q, r in spec["residual_quantiles"].items()}
+        self.weights: list[list[float]] = []
+        for rows, size in zip(spec["coef"], block_sizes, strict=True):
+            if len(rows) != 1 or len(rows[0]) != size:
+                raise ArtifactError(f"regressor {name!r}: coefficients do not fit the vocabulary")
+            self.weights.append(rows[0])
+
+    def predict(self, features: Sequence[list[tuple[int, float]]]) -> dict[str, float]:
+        z = self.intercept
+        for block_weights, block_features in zip(self.weights, features, strict=True):
+            for i, value in block_features:
+                z += block_weights[i] * value
+        return {q: max(math.expm1(z + r), 0.0) for q, r in self.quantiles.items()}
+
+
+Features = list[list[tuple[int, float]]]
+
+
 class LinearTextModel:
     """TF-IDF feature blocks shared by one or more calibrated linear classifiers (targets)."""
 
@@ -138,6 +182,9 @@ class LinearTextModel:
             self._targets = {
                 name: _Target(name, target, sizes) for name, target in spec["targets"].items()
             }
+            self._regressors = {
+                name: _Regressor(name, r, sizes) for name, r in spec.get("regressors", {}).items()
+            }
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtifactError(f"model.json is malformed: {exc!r}") from None
         if "priority" not in self._targets:
@@ -152,7 +199,52 @@ class LinearTextModel:
         """The labels one target can predict, in the order of its probabilities."""
         return list(self._targets[target].labels)
 
-    def predict(self, doc: Mapping[str, Any]) -> dict[str, Prediction]:
-        """Every target's prediction for one ticket document (see `core.text.ticket_document`)."""
-        features = [block.features(doc) for block in self._blocks]
-        return {name: target.predict(features) for name, target in self._targets.items()}
+    @property
+    def regressors(self) -> list[str]:
+        """Names of the numeric predictions (e.g. `resolution_hours`)."""
+        return list(self._regressors)
+
+    def features(self, doc: Mapping[str, Any]) -> Features:
+        """The ticket document's TF-IDF features, block by block, computed once per ticket."""
+        return [block.features(doc) for block in self._blocks]
+
+    def predict(
+        self, features: Features, targets: Sequence[str] | None = None
+    ) -> dict[str, Prediction]:
+        """The prediction of each target (all by default) from a ticket's features."""
+        names = self._targets if targets is None else targets
+        return {name: self._targets[name].predict(features) for name in names}
+
+    def regress(self, features: Features, name: str) -> dict[str, float]:
+        """A numeric prediction at each of its quantiles."""
+        return self._regressors[name].predict(features)
+
+    def explain(
+        self, features: Features, target: str, label: str, top: int = 5
+    ) -> list[dict[str, Any]]:
+        """The terms that pushed ``target`` towards ``label`` the most, with their weights."""
+        out = []
+        for b, i, weight in self._targets[target].explain(features, label)[:top]:
+            if weight <= 0:
+                break
+            out.append({"term": self._blocks[b].terms[i], "weight": weight})
+        return out
+
+    def keywords(self, features: Features, top: int = 5) -> list[str]:
+        """The ticket's most distinctive terms of the first (text) block, for routing and
+        search: highest TF-IDF first, numbers and function words skipped, a word dropped when a
+        chosen phrase already contains it."""
+        block = self._blocks[0]
+        chosen: list[str] = []
+        for i, _ in sorted(features[0], key=lambda item: -item[1]):
+            term = block.terms[i]
+            words = term.split()
+            if any(ch.isdigit() for ch in term) or "_" in term or STOPWORDS.intersection(words):
+                continue
+            if len(words) == 1 and any(term in c.split() for c in chosen):
+                continue
+            chosen = [c for c in chosen if c not in words]
+            chosen.append(term)
+            if len(chosen) == top:
+                break
+        return chosen

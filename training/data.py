@@ -42,6 +42,10 @@ class DataSpec:
     resolved_column: str | None = None
     where: Mapping[str, str] = field(default_factory=dict)
     id_column: str | None = None
+    # Categorical targets besides priority: target name → column (category, queue, resolution…).
+    target_columns: Mapping[str, str] = field(default_factory=dict)
+    # Which column value marks a ticket closed as a duplicate of another, e.g. Resolution=Duplicate.
+    duplicate_where: Mapping[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """The spec as recorded in an artifact's metadata, so evaluation can read data alike."""
@@ -57,6 +61,8 @@ class DataSpec:
             "resolved_column": self.resolved_column,
             "where": dict(self.where),
             "id_column": self.id_column,
+            "target_columns": dict(self.target_columns),
+            "duplicate_where": dict(self.duplicate_where),
         }
 
     @classmethod
@@ -74,6 +80,8 @@ class DataSpec:
             resolved_column=data.get("resolved_column"),
             where=dict(data.get("where", {})),
             id_column=data.get("id_column"),
+            target_columns=dict(data.get("target_columns", {})),
+            duplicate_where=dict(data.get("duplicate_where", {})),
         )
 
 
@@ -91,6 +99,8 @@ _HADOOP = DataSpec(
     resolved_column="Resolved",
     where={"Status": "Resolved"},
     id_column="Issue id",
+    target_columns={"resolution": "Resolution"},
+    duplicate_where={"Resolution": "Duplicate"},
 )
 PRESETS: dict[str, DataSpec] = {
     # The vendored Apache Hadoop export with the three-level priority of the product.
@@ -115,6 +125,15 @@ class Example:
     created: datetime
     resolved: datetime | None
     source_id: str | None
+    targets: dict[str, str] = field(default_factory=dict)
+    is_duplicate: bool = False
+
+    @property
+    def resolution_hours(self) -> float | None:
+        """Hours from creation to resolution, when the ticket records both."""
+        if self.resolved is None:
+            return None
+        return (self.resolved - self.created).total_seconds() / 3600.0
 
 
 @dataclass(frozen=True)
@@ -125,6 +144,7 @@ class Dataset:
     spec: DataSpec
     path: Path
     sha256: str
+    skipped_targets: tuple[str, ...] = ()
 
     @property
     def labels(self) -> list[str]:
@@ -197,12 +217,15 @@ def load_dataset(path: str | Path, spec: DataSpec) -> Dataset:
 
     required = [spec.subject_column, spec.label_column, spec.time_column, *spec.field_columns]
     required += [c for c in (spec.description_column, spec.resolved_column) if c]
-    required += list(spec.where)
+    required += list(spec.where) + list(spec.duplicate_where)
     examples: list[Example] = []
     seen_any = False
+    targets = dict(spec.target_columns)
     for row, record in _records(path):
         if not seen_any:
             seen_any = True
+            # A target the export lacks is simply not trained.
+            targets = {name: col for name, col in targets.items() if col in record}
         missing = [c for c in dict.fromkeys(required) if c not in record]
         if missing:
             known = ", ".join(repr(k) for k in list(record)[:12])
@@ -242,6 +265,9 @@ def load_dataset(path: str | Path, spec: DataSpec) -> Dataset:
                 created=created,
                 resolved=resolved,
                 source_id=_text(record[spec.id_column]) if spec.id_column else None,
+                targets={name: _text(record[col]).strip() for name, col in targets.items()},
+                is_duplicate=bool(spec.duplicate_where)
+                and all(_text(record[c]).strip() == v for c, v in spec.duplicate_where.items()),
             )
         )
     if not seen_any:
@@ -258,7 +284,9 @@ def load_dataset(path: str | Path, spec: DataSpec) -> Dataset:
             column=spec.label_column,
         )
     examples.sort(key=lambda e: (e.created, e.row))
-    return Dataset(examples, spec, path, hashlib.sha256(raw).hexdigest())
+    skipped = tuple(sorted(set(spec.target_columns) - set(targets)))
+    spec = replace(spec, target_columns=targets)
+    return Dataset(examples, spec, path, hashlib.sha256(raw).hexdigest(), skipped)
 
 
 @dataclass(frozen=True)

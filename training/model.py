@@ -8,8 +8,9 @@ is never looked at here.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.frozen import FrozenEstimator
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import f1_score
 from sklearn.pipeline import FeatureUnion, Pipeline
 
@@ -41,6 +42,12 @@ class ModelConfig:
     medium_precision: float = 0.75
     min_band_support: int = 20
     max_iter: int = 3000
+    # Labels of a secondary target seen fewer times than this are merged into "Other".
+    min_label_count: int = 10
+    ridge_alphas: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0, 30.0)
+    # Terms kept per closed ticket in the similar-ticket index, and results returned.
+    index_terms: int = 40
+    similar_count: int = 5
 
 
 def build_features(field_names: Sequence[str], config: ModelConfig) -> FeatureUnion:
@@ -122,92 +129,228 @@ def band_thresholds(
     return thresholds
 
 
-@dataclass
-class FittedPriorityModel:
-    """The scikit-learn pipeline, its export for serving and what validation said about it."""
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+OTHER = "Other"
 
-    pipeline: Pipeline
-    labels: list[str]
+
+@dataclass
+class ChosenClassifier:
+    """One categorical target: its fitted classifier and what validation chose for it."""
+
+    classifier: TemperatureScaledClassifier
     params: dict[str, Any]
     bands: dict[str, float]
-    validation: dict[str, Any] = field(default_factory=dict)
+    validation_macro_f1: float
+
+    @property
+    def labels(self) -> list[str]:
+        """Class labels in probability-column order."""
+        return [str(label) for label in self.classifier.classes_]
 
     @property
     def temperature(self) -> float:
         """The temperature fitted on the validation window."""
-        return float(self.pipeline.named_steps["classifier"].temperature)
+        return float(self.classifier.temperature)
 
-    def predict_proba(self, docs: Sequence[dict[str, Any]]) -> np.ndarray:
-        """Calibrated probabilities, columns in `labels` order."""
-        return np.asarray(self.pipeline.predict_proba(list(docs)))
+
+@dataclass
+class ResolutionTimeModel:
+    """Ridge regression of log(1 + hours) with residual quantiles from the validation window,
+    which turn one prediction into a median and 50 % and 90 % intervals."""
+
+    regressor: Ridge
+    alpha: float
+    residual_quantiles: dict[str, float]
+    validation: dict[str, Any]
+
+    def predict_hours(self, x: Any) -> dict[str, np.ndarray]:
+        """Hours at each quantile for each row of the feature matrix."""
+        z = np.asarray(self.regressor.predict(x), dtype=np.float64)
+        return {q: np.maximum(np.expm1(z + r), 0.0) for q, r in self.residual_quantiles.items()}
+
+
+@dataclass
+class SimilarityIndex:
+    """The closed tickets of the training window as truncated TF-IDF vectors of the text block,
+    and the best-match score above which a new ticket is flagged a possible duplicate."""
+
+    docs: list[dict[str, Any]]
+    matrix: Any  # scipy.sparse CSR, rows = docs, weights rounded as exported
+    threshold: float
+    validation: dict[str, Any]
+
+    def scores(self, x_text: Any) -> np.ndarray:
+        """Similarity of each query row (text-block TF-IDF) to every indexed ticket."""
+        return np.asarray((x_text @ self.matrix.T).toarray())
+
+
+def _truncate(x_text: Any, k: int) -> Any:
+    """Keep each row's ``k`` largest weights, rounded as the artifact stores them."""
+    from scipy import sparse
+
+    rows, cols, vals = [], [], []
+    x = x_text.tocsr()
+    for r in range(x.shape[0]):
+        start, end = x.indptr[r], x.indptr[r + 1]
+        idx, data = x.indices[start:end], x.data[start:end]
+        keep = np.argsort(-data, kind="stable")[:k]
+        rows += [r] * len(keep)
+        cols += idx[keep].tolist()
+        vals += np.round(data[keep], 5).tolist()
+    return sparse.csr_matrix((vals, (rows, cols)), shape=x.shape)
+
+
+def duplicate_threshold(best: np.ndarray, is_dup: np.ndarray) -> tuple[float, dict[str, Any]]:
+    """The best-match score that maximises F1 for "closed as duplicate" on the validation
+    window, with the precision and recall it reaches there."""
+    if not is_dup.any():
+        return 1.01, {"positives": 0, "precision": None, "recall": None, "f1": None}
+    candidates = np.unique(best)
+    top: tuple[float, float, float, float] = (-1.0, 1.01, 0.0, 0.0)
+    for t in candidates:
+        flagged = best >= t
+        tp = float((flagged & is_dup).sum())
+        if tp == 0:
+            continue
+        precision, recall = tp / flagged.sum(), tp / is_dup.sum()
+        f1 = 2 * precision * recall / (precision + recall)
+        if f1 > top[0]:
+            top = (f1, float(t), precision, recall)
+    f1, t, precision, recall = top
+    return t, {
+        "positives": int(is_dup.sum()),
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1) if f1 >= 0 else None,
+    }
+
+
+@dataclass
+class FittedModel:
+    """Shared TF-IDF features, one calibrated classifier per target, the resolution-time model
+    and the similar-ticket index: everything the artifact exports."""
+
+    features: FeatureUnion
+    classifiers: dict[str, ChosenClassifier]
+    resolution: ResolutionTimeModel | None
+    index: SimilarityIndex | None
+    params: dict[str, Any]
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """The priority model as one scikit-learn pipeline (ticket documents in)."""
+        return Pipeline(
+            [("features", self.features), ("classifier", self.classifiers["priority"].classifier)]
+        )
+
+    @property
+    def labels(self) -> list[str]:
+        """Priority labels in probability-column order."""
+        return self.classifiers["priority"].labels
+
+    @property
+    def bands(self) -> dict[str, float]:
+        """Priority confidence-band thresholds."""
+        return self.classifiers["priority"].bands
+
+    @property
+    def temperature(self) -> float:
+        """Priority temperature."""
+        return self.classifiers["priority"].temperature
+
+    def predict_proba(self, docs: Sequence[dict[str, Any]], target: str = "priority") -> np.ndarray:
+        """Calibrated probabilities of one target, columns in its label order."""
+        x = self.features.transform(list(docs))
+        return np.asarray(self.classifiers[target].classifier.predict_proba(x))
+
+    def text_block(self, docs: Sequence[dict[str, Any]]) -> Any:
+        """The text block's TF-IDF rows (the similarity space)."""
+        return self.features.transformer_list[0][1].transform(list(docs))
+
+    def _block_slices(self) -> list[tuple[str, Any, int, int]]:
+        out, start = [], 0
+        for name, vectorizer in self.features.transformer_list:
+            size = len(vectorizer.idf_)
+            out.append((name, vectorizer, start, start + size))
+            start += size
+        return out
 
     def export(self) -> dict[str, Any]:
         """The model as `core.model.LinearTextModel` reads it: plain JSON numbers, no pickle."""
-        features: FeatureUnion = self.pipeline.named_steps["features"]
-        classifier: TemperatureScaledClassifier = self.pipeline.named_steps["classifier"]
-        lr: LogisticRegression = classifier.estimator_
-        coef = np.asarray(lr.coef_, dtype=np.float64)
-        intercept = np.asarray(lr.intercept_, dtype=np.float64)
-        if coef.shape[0] == 1:
-            coef = np.vstack([-coef[0], coef[0]])
-            intercept = np.array([-intercept[0], intercept[0]])
-        blocks, coef_blocks, start = [], [], 0
-        for name, vectorizer in features.transformer_list:
-            terms = vectorizer.get_feature_names_out()
-            size = len(terms)
-            blocks.append(
-                {
-                    "name": name,
-                    "analyzer": vectorizer.analyzer.to_dict(),
-                    "sublinear_tf": True,
-                    "terms": [str(t) for t in terms],
-                    "idf": [float(v) for v in vectorizer.idf_],
+        slices = self._block_slices()
+        blocks = [
+            {
+                "name": name,
+                "analyzer": vectorizer.analyzer.to_dict(),
+                "sublinear_tf": True,
+                "terms": [str(t) for t in vectorizer.get_feature_names_out()],
+                "idf": [float(v) for v in vectorizer.idf_],
+            }
+            for name, vectorizer, _, _ in slices
+        ]
+
+        def per_block(coef: np.ndarray) -> list[list[list[float]]]:
+            return [[[float(v) for v in row[a:b]] for row in coef] for _, _, a, b in slices]
+
+        targets = {}
+        for name, chosen in self.classifiers.items():
+            lr: LogisticRegression = chosen.classifier.estimator_
+            coef = np.asarray(lr.coef_, dtype=np.float64)
+            intercept = np.asarray(lr.intercept_, dtype=np.float64)
+            if coef.shape[0] == 1:
+                # scikit-learn's binary decision value x is scaled as the two logits (-x, x).
+                coef = np.vstack([-coef[0], coef[0]])
+                intercept = np.array([-intercept[0], intercept[0]])
+            targets[name] = {
+                "labels": chosen.labels,
+                "coef": per_block(coef),
+                "intercept": [float(v) for v in intercept],
+                "temperature": chosen.temperature,
+                "bands": chosen.bands,
+            }
+        spec: dict[str, Any] = {"format": MODEL_FORMAT, "blocks": blocks, "targets": targets}
+        if self.resolution is not None:
+            ridge = self.resolution.regressor
+            spec["regressors"] = {
+                "resolution_hours": {
+                    "transform": "log1p",
+                    "coef": per_block(np.asarray(ridge.coef_, dtype=np.float64).reshape(1, -1)),
+                    "intercept": float(ridge.intercept_),
+                    "residual_quantiles": self.resolution.residual_quantiles,
                 }
-            )
-            coef_blocks.append([[float(v) for v in row[start : start + size]] for row in coef])
-            start += size
+            }
+        return spec
+
+    def export_index(self) -> dict[str, Any] | None:
+        """The similar-ticket index as `core.similar` reads it."""
+        if self.index is None:
+            return None
+        m = self.index.matrix.tocsr()
+        vectors = [
+            [
+                m.indices[m.indptr[r] : m.indptr[r + 1]].tolist(),
+                m.data[m.indptr[r] : m.indptr[r + 1]].tolist(),
+            ]
+            for r in range(m.shape[0])
+        ]
         return {
-            "format": MODEL_FORMAT,
-            "blocks": blocks,
-            "targets": {
-                "priority": {
-                    "labels": self.labels,
-                    "coef": coef_blocks,
-                    "intercept": [float(v) for v in intercept],
-                    "temperature": self.temperature,
-                    "bands": self.bands,
-                }
-            },
+            "block": self.features.transformer_list[0][0],
+            "threshold": self.index.threshold,
+            "count": self.params["similar_count"],
+            "docs": self.index.docs,
+            "vectors": vectors,
         }
 
 
-def _pipeline(
-    field_names: Sequence[str], config: ModelConfig, c: float, weight: str | None, t: float
-) -> Pipeline:
-    lr = LogisticRegression(C=c, class_weight=weight, max_iter=config.max_iter)
-    return Pipeline(
-        [
-            ("features", build_features(field_names, config)),
-            ("classifier", TemperatureScaledClassifier(lr, temperature=t)),
-        ]
-    )
-
-
-def fit_priority_model(
-    fit: list[Example],
-    validation: list[Example],
-    field_names: Sequence[str],
-    config: ModelConfig | None = None,
-    progress: Progress | None = None,
-) -> FittedPriorityModel:
-    """Choose hyper-parameters on the validation window, fit the temperature and the confidence
-    bands there, then refit on fit + validation so the model knows the most recent tickets."""
-    config = config or ModelConfig()
-    say = progress or (lambda _msg: None)
-    fit_docs, val_docs = [e.doc for e in fit], [e.doc for e in validation]
-    y_fit, y_val = np.array([e.label for e in fit]), np.array([e.label for e in validation])
-    features = build_features(field_names, config).fit(fit_docs)
-    x_fit, x_val = features.transform(fit_docs), features.transform(val_docs)
+def _choose_classifier(
+    name: str,
+    x_fit: Any,
+    y_fit: np.ndarray,
+    x_val: Any,
+    y_val: np.ndarray,
+    config: ModelConfig,
+    say: Progress,
+) -> tuple[dict[str, Any], float, float, dict[str, float]]:
     best: tuple[float, float, str | None, LogisticRegression] | None = None
     grid = [(c, w) for w in config.class_weights for c in config.c_grid]
     for step, (c, weight) in enumerate(grid, start=1):
@@ -215,33 +358,150 @@ def fit_priority_model(
         lr.fit(x_fit, y_fit)
         score = float(f1_score(y_val, lr.predict(x_val), average="macro", zero_division=0))
         say(
-            f"grid {step}/{len(grid)}: C={c:g} class_weight={weight}: "
+            f"{name}: grid {step}/{len(grid)}: C={c:g} class_weight={weight}: "
             f"validation macro-F1 {score:.3f}"
         )
         if best is None or score > best[0]:
             best = (score, c, weight, lr)
     assert best is not None
     score, c, weight, lr = best
-    say(f"chosen C={c:g} class_weight={weight} (validation macro-F1 {score:.3f})")
-    calibrated = CalibratedClassifierCV(FrozenEstimator(lr), method="temperature").fit(x_val, y_val)
+    with warnings.catch_warnings():
+        # A frozen estimator is not cross-validated; the small-class warning does not apply.
+        warnings.filterwarnings("ignore", message="The least populated class")
+        calibrated = CalibratedClassifierCV(FrozenEstimator(lr), method="temperature")
+        calibrated.fit(x_val, y_val)
     temperature = 1.0 / float(calibrated.calibrated_classifiers_[0].calibrators[0].beta_)
     proba = calibrated.predict_proba(x_val)
     correct = calibrated.classes_[proba.argmax(axis=1)] == y_val
     bands = band_thresholds(proba.max(axis=1), correct, config)
-    say(f"temperature {temperature:.3f}; confidence bands {bands}; refitting on all training data")
-    pipeline = _pipeline(field_names, config, c, weight, temperature)
-    pipeline.fit(fit_docs + val_docs, np.concatenate([y_fit, y_val]))
-    return FittedPriorityModel(
-        pipeline=pipeline,
-        labels=[str(label) for label in pipeline.classes_],
-        params={
-            "C": c,
-            "class_weight": weight,
-            "ngram_max": config.ngram_max,
-            "description_max_chars": config.description_max_chars,
-            "min_df": config.min_df,
-            "temperature": temperature,
-        },
-        bands=bands,
-        validation={"macro_f1": score, "rows": len(validation)},
+    say(
+        f"{name}: chosen C={c:g} class_weight={weight} (validation macro-F1 {score:.3f}), "
+        f"temperature {temperature:.3f}, bands {bands}"
     )
+    return {"C": c, "class_weight": weight}, temperature, score, bands
+
+
+def merge_rare(labels: Sequence[str], min_count: int) -> list[str]:
+    """Labels seen fewer than ``min_count`` times become "Other", so that every class the
+    model predicts has enough examples to learn and to calibrate on."""
+    counts: dict[str, int] = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    return [label if counts[label] >= min_count else OTHER for label in labels]
+
+
+def fit_model(
+    fit: list[Example],
+    validation: list[Example],
+    field_names: Sequence[str],
+    targets: Sequence[str] = (),
+    config: ModelConfig | None = None,
+    progress: Progress | None = None,
+) -> FittedModel:
+    """Choose every hyper-parameter on the validation window (fitting on the window before it),
+    fit temperatures, bands, interval widths and the duplicate threshold there, then refit on
+    fit + validation so the model knows the most recent tickets."""
+    config = config or ModelConfig()
+    say = progress or (lambda _msg: None)
+    train = fit + validation
+    n_fit = len(fit)
+    fit_docs, val_docs = [e.doc for e in fit], [e.doc for e in validation]
+    features = build_features(field_names, config).fit(fit_docs)
+    x_fit, x_val = features.transform(fit_docs), features.transform(val_docs)
+    final = build_features(field_names, config).fit([e.doc for e in train])
+    x_all = final.transform([e.doc for e in train])
+
+    classifiers: dict[str, ChosenClassifier] = {}
+    for name in ("priority", *targets):
+        raw = [e.label if name == "priority" else e.targets[name] for e in train]
+        y = np.array(raw if name == "priority" else merge_rare(raw, config.min_label_count))
+        if len(set(y[:n_fit])) < 2 or len(set(y)) < 2:
+            say(f"{name}: fewer than two labels in the training window; not trained")
+            continue
+        params, temperature, score, bands = _choose_classifier(
+            name, x_fit, y[:n_fit], x_val, y[n_fit:], config, say
+        )
+        lr = LogisticRegression(
+            C=params["C"], class_weight=params["class_weight"], max_iter=config.max_iter
+        )
+        classifier = TemperatureScaledClassifier(lr, temperature=temperature).fit(x_all, y)
+        classifiers[name] = ChosenClassifier(classifier, params, bands, score)
+
+    resolution = _fit_resolution(fit, validation, x_fit, x_val, x_all, config, say)
+    index = _fit_index(fit, validation, features, final, x_all, train, config, say)
+    params = {
+        "ngram_max": config.ngram_max,
+        "description_max_chars": config.description_max_chars,
+        "min_df": config.min_df,
+        "similar_count": config.similar_count,
+        "index_terms": config.index_terms,
+        **{f"{name}_{k}": v for name, c in classifiers.items() for k, v in c.params.items()},
+        **{f"{name}_temperature": c.temperature for name, c in classifiers.items()},
+    }
+    return FittedModel(final, classifiers, resolution, index, params)
+
+
+def _fit_resolution(
+    fit: list[Example],
+    validation: list[Example],
+    x_fit: Any,
+    x_val: Any,
+    x_all: Any,
+    config: ModelConfig,
+    say: Progress,
+) -> ResolutionTimeModel | None:
+    hours = [e.resolution_hours for e in fit + validation]
+    if any(h is None or h < 0 for h in hours):
+        say("resolution time: some tickets lack a resolved time; not trained")
+        return None
+    y = np.log1p(np.array(hours, dtype=np.float64))
+    y_fit, y_val = y[: len(fit)], y[len(fit) :]
+    best: tuple[float, float] | None = None
+    for alpha in config.ridge_alphas:
+        error = float(
+            np.median(np.abs(Ridge(alpha=alpha).fit(x_fit, y_fit).predict(x_val) - y_val))
+        )
+        if best is None or error < best[0]:
+            best = (error, alpha)
+    assert best is not None
+    error, alpha = best
+    residuals = y_val - Ridge(alpha=alpha).fit(x_fit, y_fit).predict(x_val)
+    quantiles = {f"{q:g}": float(np.quantile(residuals, q)) for q in QUANTILES}
+    say(f"resolution time: ridge alpha={alpha:g} (validation median |log error| {error:.3f})")
+    regressor = Ridge(alpha=alpha).fit(x_all, y)
+    return ResolutionTimeModel(regressor, alpha, quantiles, {"median_abs_log_error": error})
+
+
+def _index_docs(examples: list[Example]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": e.source_id or str(e.row),
+            "subject": e.doc["subject"][:200],
+            "priority": e.label,
+            "resolution": e.targets.get("resolution"),
+            "created": e.created.date().isoformat(),
+        }
+        for e in examples
+    ]
+
+
+def _fit_index(
+    fit: list[Example],
+    validation: list[Example],
+    features: FeatureUnion,
+    final: FeatureUnion,
+    x_all: Any,
+    train: list[Example],
+    config: ModelConfig,
+    say: Progress,
+) -> SimilarityIndex:
+    text = features.transformer_list[0][1]
+    fit_index = _truncate(text.transform([e.doc for e in fit]), config.index_terms)
+    val_scores = np.asarray((text.transform([e.doc for e in validation]) @ fit_index.T).toarray())
+    best = val_scores.max(axis=1) if val_scores.size else np.zeros(len(validation))
+    threshold, stats = duplicate_threshold(best, np.array([e.is_duplicate for e in validation]))
+    say(f"similar tickets: duplicate threshold {threshold:.3f} on validation {stats}")
+    matrix = _truncate(
+        final.transformer_list[0][1].transform([e.doc for e in train]), config.index_terms
+    )
+    return SimilarityIndex(_index_docs(train), matrix, threshold, stats)

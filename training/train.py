@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
@@ -17,11 +18,12 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.svm import LinearSVC
 
 from core.artifact import write_artifact
+from core.enricher import INDEX_FILE
 from core.model import MODEL_FORMAT
 from core.schema import Limits
 from training.data import Dataset, Example, Split, time_split
 from training.metrics import classification_metrics
-from training.model import FittedPriorityModel, ModelConfig, Progress, fit_priority_model
+from training.model import OTHER, FittedModel, ModelConfig, Progress, fit_model
 from training.report import write_report
 
 MODEL_NAME = "ticket-priority"
@@ -30,10 +32,10 @@ SAMPLE_COUNT = 6
 
 @dataclass
 class TrainingResult:
-    """What training produced: the artifact, the fitted pipeline and the test-window report."""
+    """What training produced: the artifact, the fitted models and the test-window report."""
 
     artifact_dir: Path
-    model: FittedPriorityModel
+    model: FittedModel
     split: Split
     report: dict[str, Any]
     metadata: dict[str, Any]
@@ -57,12 +59,14 @@ def _text(e: Example) -> str:
     return f"{e.doc['subject']} {e.doc['description']}"
 
 
-def reference_metrics(split: Split, labels: list[str], urgent: list[str]) -> dict[str, Any]:
+def reference_metrics(
+    split: Split, label_of: Callable[[Example], str], labels: list[str], urgent: list[str]
+) -> dict[str, Any]:
     """The baselines every figure is quoted beside, trained on the same training window:
     the majority class, and a plain TF-IDF + LinearSVC with scikit-learn's defaults."""
     train = split.fit + split.validation
-    y_train = [e.label for e in train]
-    y_test = [e.label for e in split.test]
+    y_train = [label_of(e) for e in train]
+    y_test = [label_of(e) for e in split.test]
     majority = DummyClassifier(strategy="most_frequent").fit(np.zeros((len(train), 1)), y_train)
     vectorizer = TfidfVectorizer()
     svc = LinearSVC().fit(vectorizer.fit_transform([_text(e) for e in train]), y_train)
@@ -79,11 +83,89 @@ def reference_metrics(split: Split, labels: list[str], urgent: list[str]) -> dic
     }
 
 
-def _samples(
-    model: FittedPriorityModel, examples: list[Example], limits: Limits
-) -> list[dict[str, Any]]:
-    """A few test tickets, one per predicted label where possible, with the outputs the
-    scikit-learn model gives them; serving must reproduce these to load the artifact."""
+def _target_label(model: FittedModel, name: str) -> Callable[[Example], str]:
+    """How a closed ticket's label reads for one target (rare labels as the model merged them)."""
+    if name == "priority":
+        return lambda e: e.label
+    known = set(model.classifiers[name].labels)
+    return lambda e: e.targets[name] if e.targets[name] in known else OTHER
+
+
+def _classification_report(
+    model: FittedModel, name: str, split: Split, urgent: Sequence[str]
+) -> dict[str, Any]:
+    chosen = model.classifiers[name]
+    label_of = _target_label(model, name)
+    proba = model.predict_proba([e.doc for e in split.test], name)
+    predicted = [chosen.labels[i] for i in proba.argmax(axis=1)]
+    metrics = classification_metrics(
+        [label_of(e) for e in split.test],
+        predicted,
+        chosen.labels,
+        list(urgent),
+        proba.max(axis=1),
+        chosen.bands["high"],
+    )
+    return {
+        "model": metrics,
+        "baselines": reference_metrics(split, label_of, chosen.labels, list(urgent)),
+    }
+
+
+def _resolution_report(model: FittedModel, split: Split) -> dict[str, Any] | None:
+    if model.resolution is None:
+        return None
+    hours = np.array([e.resolution_hours for e in split.test], dtype=np.float64)
+    train_hours = [e.resolution_hours for e in split.fit + split.validation]
+    predicted = model.resolution.predict_hours(
+        model.features.transform([e.doc for e in split.test])
+    )
+    median = float(np.median(np.array(train_hours, dtype=np.float64)))
+
+    def errors(p50: np.ndarray) -> dict[str, float]:
+        return {
+            "median_abs_error_hours": float(np.median(np.abs(p50 - hours))),
+            "mean_abs_error_hours": float(np.mean(np.abs(p50 - hours))),
+            "median_abs_log_error": float(np.median(np.abs(np.log1p(p50) - np.log1p(hours)))),
+        }
+
+    return {
+        "rows": len(hours),
+        "model": {
+            **errors(predicted["0.5"]),
+            "interval_50_coverage": float(
+                np.mean((hours >= predicted["0.25"]) & (hours <= predicted["0.75"]))
+            ),
+            "interval_90_coverage": float(
+                np.mean((hours >= predicted["0.05"]) & (hours <= predicted["0.95"]))
+            ),
+        },
+        "baseline_training_median": {"hours": median, **errors(np.full_like(hours, median))},
+    }
+
+
+def _duplicate_report(model: FittedModel, split: Split) -> dict[str, Any] | None:
+    if model.index is None:
+        return None
+    is_dup = np.array([e.is_duplicate for e in split.test])
+    scores = model.index.scores(model.text_block([e.doc for e in split.test]))
+    flagged = scores.max(axis=1) >= model.index.threshold
+    tp = int((flagged & is_dup).sum())
+    return {
+        "threshold": model.index.threshold,
+        "validation": model.index.validation,
+        "test": {
+            "positives": int(is_dup.sum()),
+            "flagged": int(flagged.sum()),
+            "precision": tp / int(flagged.sum()) if flagged.any() else None,
+            "recall": tp / int(is_dup.sum()) if is_dup.any() else None,
+        },
+    }
+
+
+def _samples(model: FittedModel, examples: list[Example], limits: Limits) -> list[dict[str, Any]]:
+    """A few test tickets, one per predicted priority where possible, with the outputs the
+    scikit-learn models give them; serving must reproduce these to load the artifact."""
     usable = [
         e
         for e in examples
@@ -93,33 +175,36 @@ def _samples(
     ]
     if not usable:
         return []
-    proba = model.predict_proba([e.doc for e in usable])
-    predicted = np.asarray(model.labels)[proba.argmax(axis=1)]
+    docs = [e.doc for e in usable]
+    proba = {name: model.predict_proba(docs, name) for name in model.classifiers}
+    predicted = np.asarray(model.labels)[proba["priority"].argmax(axis=1)]
     chosen: list[int] = []
     for label in model.labels:
-        chosen += [i for i in np.flatnonzero(predicted == label)[:1]]
-    chosen += [i for i in range(len(usable)) if i not in chosen][
-        : max(0, SAMPLE_COUNT - len(chosen))
-    ]
+        chosen += [int(i) for i in np.flatnonzero(predicted == label)[:1]]
+    chosen += [i for i in range(len(usable)) if i not in chosen][: SAMPLE_COUNT - len(chosen)]
+    hours = (
+        model.resolution.predict_hours(model.features.transform(docs)) if model.resolution else {}
+    )
     samples = []
     for i in sorted(chosen)[:SAMPLE_COUNT]:
         e = usable[i]
+        expected: dict[str, Any] = {
+            name: {
+                "label": model.classifiers[name].labels[int(p[i].argmax())],
+                "probabilities": dict(
+                    zip(model.classifiers[name].labels, map(float, p[i]), strict=True)
+                ),
+            }
+            for name, p in proba.items()
+        }
+        if hours:
+            expected["resolution_hours"] = {q: float(v[i]) for q, v in hours.items()}
         ticket = {
             "subject": e.doc["subject"],
             "description": e.doc["description"],
             "custom_fields": {k: v for k, v in e.doc["custom_fields"].items() if v is not None},
         }
-        samples.append(
-            {
-                "ticket": ticket,
-                "expected": {
-                    "priority": {
-                        "label": str(predicted[i]),
-                        "probabilities": dict(zip(model.labels, map(float, proba[i]), strict=True)),
-                    }
-                },
-            }
-        )
+        samples.append({"ticket": ticket, "expected": expected})
     return samples
 
 
@@ -129,6 +214,11 @@ def _point_latest(models_dir: Path, artifact_dir: Path) -> None:
     tmp.unlink(missing_ok=True)
     tmp.symlink_to(artifact_dir.name)
     os.replace(tmp, link)
+
+
+def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    keys = ("macro_f1", "accuracy", "urgent_recall", "calibration_error", "auto_apply")
+    return {k: metrics[k] for k in keys}
 
 
 def train_model(
@@ -142,7 +232,7 @@ def train_model(
     name: str = MODEL_NAME,
     progress: Progress | None = None,
 ) -> TrainingResult:
-    """Fit the priority model on the oldest tickets, report on the newest, write the artifact.
+    """Fit the models on the oldest tickets, report on the newest, write the artifact.
 
     Without ``out_dir`` the artifact goes to ``models_dir/<version>`` and ``models_dir/latest``
     then points at it.
@@ -155,18 +245,22 @@ def train_model(
         f"{len(dataset.examples)} closed tickets: fit {len(split.fit)}, validation "
         f"{len(split.validation)}, test {len(split.test)} (time-ordered)"
     )
+    for skipped in dataset.skipped_targets:
+        say(f"target {skipped!r}: the export has no such column; not trained")
     spec = dataset.spec
-    model = fit_priority_model(split.fit, split.validation, spec.field_columns, config, say)
-    labels, urgent = model.labels, [u for u in spec.urgent_labels if u in model.labels]
+    model = fit_model(
+        split.fit, split.validation, spec.field_columns, list(spec.target_columns), config, say
+    )
+    labels = model.labels
+    urgent = [u for u in spec.urgent_labels if u in labels]
 
     say("evaluating on the test window beside the majority class and TF-IDF + LinearSVC")
-    y_test = [e.label for e in split.test]
-    proba = model.predict_proba([e.doc for e in split.test])
-    predicted = [labels[i] for i in proba.argmax(axis=1)]
-    metrics = classification_metrics(
-        y_test, predicted, labels, urgent, proba.max(axis=1), model.bands["high"]
-    )
-    baselines = reference_metrics(split, labels, urgent)
+    priority = _classification_report(model, "priority", split, urgent)
+    targets = {
+        t: _classification_report(model, t, split, []) for t in model.classifiers if t != "priority"
+    }
+    resolution = _resolution_report(model, split)
+    duplicates = _duplicate_report(model, split)
 
     created = datetime.now(UTC)
     version = _version(created, dataset.sha256)
@@ -182,6 +276,9 @@ def train_model(
         "labels": labels,
         "urgent_labels": urgent,
         "custom_fields": list(spec.field_columns),
+        "targets": {
+            t: {"labels": c.labels, "bands": c.bands} for t, c in model.classifiers.items()
+        },
         "training_data": {
             "file": dataset.path.name,
             "sha256": dataset.sha256,
@@ -190,6 +287,7 @@ def train_model(
             "first_created": min(times).isoformat(),
             "last_created": max(times).isoformat(),
             "spec": spec.as_dict(),
+            "skipped_targets": list(dataset.skipped_targets),
             "split": {
                 "method": "time-ordered",
                 "test_fraction": test_fraction,
@@ -202,21 +300,15 @@ def train_model(
         "features": model.params,
         "bands": model.bands,
         "metrics": {
-            "test": {
-                k: metrics[k]
-                for k in (
-                    "macro_f1",
-                    "accuracy",
-                    "urgent_recall",
-                    "calibration_error",
-                    "auto_apply",
-                )
-            },
-            "validation": model.validation,
+            "test": _summary(priority["model"]),
+            "validation": {"macro_f1": model.classifiers["priority"].validation_macro_f1},
             "baselines": {
-                name: {k: m[k] for k in ("macro_f1", "accuracy", "urgent_recall")}
-                for name, m in baselines.items()
+                b: {k: m[k] for k in ("macro_f1", "accuracy", "urgent_recall")}
+                for b, m in priority["baselines"].items()
             },
+            "targets": {t: _summary(r["model"]) for t, r in targets.items()},
+            "resolution_time": resolution,
+            "duplicates": duplicates,
         },
         "libraries": _library_versions(),
     }
@@ -227,21 +319,29 @@ def train_model(
             f"{len(dataset.examples)} rows",
             "split": f"time-ordered: fit {len(split.fit)}, validation {len(split.validation)}, "
             f"test {len(split.test)}",
-            "chosen": f"C={model.params['C']}, class_weight={model.params['class_weight']}, "
-            f"temperature {model.temperature:.3f}",
+            "chosen": ", ".join(f"{k}={v}" for k, v in model.params.items()),
             "bands": f"high ≥ {model.bands['high']:.3f}, medium ≥ {model.bands['medium']:.3f}",
         },
-        "model": metrics,
-        "baselines": baselines,
+        **priority,
+        "targets": targets,
+        "resolution_time": resolution,
+        "duplicates": duplicates,
     }
     say(f"writing the artifact to {out_dir}")
-    write_artifact(out_dir, model.export(), metadata, _samples(model, split.test, Limits()))
+    index = model.export_index()
+    write_artifact(
+        out_dir,
+        model.export(),
+        metadata,
+        _samples(model, split.test, Limits()),
+        {INDEX_FILE: index} if index is not None else None,
+    )
     write_report(out_dir / "report", report)
     if out_dir.parent.resolve() == models_dir.resolve():
         _point_latest(models_dir, out_dir)
     say(
-        f"test macro-F1 {metrics['macro_f1']:.3f} (TF-IDF + LinearSVC "
-        f"{baselines['tfidf_linearsvc']['macro_f1']:.3f}, "
-        f"majority {baselines['majority']['macro_f1']:.3f})"
+        f"test macro-F1 {priority['model']['macro_f1']:.3f} (TF-IDF + LinearSVC "
+        f"{priority['baselines']['tfidf_linearsvc']['macro_f1']:.3f}, "
+        f"majority {priority['baselines']['majority']['macro_f1']:.3f})"
     )
     return TrainingResult(out_dir, model, split, report, metadata)
