@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.enricher import EnrichOptions
 from core.schema import Limits
 
 
@@ -30,11 +31,34 @@ class Settings(BaseSettings):
     description_max_bytes: int = Field(64 * 1024, gt=0)
     ticket_max_bytes: int = Field(256 * 1024, gt=0)
     page_size_max: int = Field(200, gt=0)
+    # Each enrichment field can be switched off; priority is always on.
+    enrich_categories: bool = True
+    enrich_resolution_time: bool = True
+    enrich_similar: bool = True
+    enrich_sentiment: bool = True
+    enrich_language: bool = True
+    enrich_tags: bool = True
+    enrich_explanation: bool = True
+    redact_pii: bool = Field(True, description="Store and push redacted subject and description.")
 
     @property
     def limits(self) -> Limits:
         """The size limits every entry point enforces."""
         return Limits(self.subject_max_bytes, self.description_max_bytes, self.ticket_max_bytes)
+
+    @property
+    def enrich_options(self) -> EnrichOptions:
+        """Which enrichment fields are on."""
+        return EnrichOptions(
+            categories=self.enrich_categories,
+            resolution_time=self.enrich_resolution_time,
+            similar=self.enrich_similar,
+            sentiment=self.enrich_sentiment,
+            language=self.enrich_language,
+            tags=self.enrich_tags,
+            explanation=self.enrich_explanation,
+            redact=self.redact_pii,
+        )
 
     @property
     def serving_model_dir(self) -> Path:

@@ -142,7 +142,7 @@ def _cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from training.data import DataSpec, load_dataset
     from training.evaluate import evaluate_model
 
-    enricher = load_enricher(args.model, limits=settings.limits)
+    enricher = load_enricher(args.model, limits=settings.limits, options=settings.enrich_options)
     recorded = enricher.metadata.get("training_data", {}).get("spec")
     spec = _spec(args, DataSpec.from_dict(recorded) if recorded else DataSpec())
     dataset = load_dataset(args.data, spec)
@@ -195,7 +195,7 @@ def _ticket_from_row(row: dict[str, Any], enricher: Enricher) -> Any:
 def _cmd_enrich(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm
 
-    enricher = load_enricher(args.model, limits=settings.limits)
+    enricher = load_enricher(args.model, limits=settings.limits, options=settings.enrich_options)
     path = Path(args.file)
     out: TextIO = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
     ok = failed = 0
@@ -255,7 +255,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     }
     settings = settings.model_copy(update=updates)
     model_dir = ensure_model(settings)
-    enricher = load_enricher(model_dir, limits=settings.limits)
+    enricher = load_enricher(model_dir, limits=settings.limits, options=settings.enrich_options)
     store = SQLiteTicketStore(settings.database)
     _say(
         f"serving model {enricher.model_version} on http://{settings.host}:{settings.port} "
