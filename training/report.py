@@ -79,6 +79,46 @@ def write_report(out_dir: Path, report: dict[str, Any]) -> list[Path]:
         "![confusion matrix](confusion_matrix.png)",
         "",
     ]
+    for name, section in report.get("targets", {}).items():
+        columns = {"model": section["model"], **section["baselines"]}
+        lines += [f"## Target `{name}`", "", "| metric | " + " | ".join(columns) + " |"]
+        lines.append("|---" * (len(columns) + 1) + "|")
+        for metric in ("macro_f1", "accuracy", "calibration_error"):
+            lines.append(
+                f"| {metric} | " + " | ".join(_fmt(c.get(metric)) for c in columns.values()) + " |"
+            )
+        lines.append("")
+    resolution = report.get("resolution_time")
+    if resolution:
+        model_t, base = resolution["model"], resolution["baseline_training_median"]
+        lines += [
+            "## Resolution time (hours)",
+            "",
+            f"| metric | model | median of the training set ({base['hours']:.0f} h) |",
+            "|---|---|---|",
+        ]
+        for metric in ("median_abs_error_hours", "mean_abs_error_hours", "median_abs_log_error"):
+            lines.append(f"| {metric} | {_fmt(model_t[metric])} | {_fmt(base[metric])} |")
+        lines += [
+            f"| 50 % interval coverage | {_fmt(model_t['interval_50_coverage'])} | |",
+            f"| 90 % interval coverage | {_fmt(model_t['interval_90_coverage'])} | |",
+            "",
+        ]
+    duplicates = report.get("duplicates")
+    if duplicates:
+        v, t = duplicates["validation"], duplicates["test"]
+        lines += [
+            "## Possible duplicates",
+            "",
+            f"Best-match similarity ≥ {duplicates['threshold']:.3f} (chosen for F1 on the "
+            "validation window's tickets closed as Duplicate).",
+            "",
+            "| window | positives | precision | recall |",
+            "|---|---|---|---|",
+            f"| validation | {v['positives']} | {_fmt(v['precision'])} | {_fmt(v['recall'])} |",
+            f"| test | {t['positives']} | {_fmt(t['precision'])} | {_fmt(t['recall'])} |",
+            "",
+        ]
     paths[1].write_text("\n".join(lines))
     cm = model["confusion_matrix"]
     confusion_matrix_png(paths[2], cm["matrix"], cm["labels"], report["title"])
