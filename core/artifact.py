@@ -1,6 +1,7 @@
 """The model artifact: a directory of JSON files whose checksums loading verifies.
 
-Layout: `model.json` (the weights, see `core.model`), `metadata.json` (name, version, data,
+Layout: `model.json` (vocabularies and structure, see `core.model`), `weights.bin` (every
+float, as little-endian float64), `metadata.json` (name, version, data,
 metrics, library versions), `samples.jsonl` (tickets with the outputs they must give) and
 `checksums.json` (SHA-256 of those and of any further JSON file, such as `index.json`, the
 similar-ticket index, which is read only when that field is on). Nothing in it is executable;
@@ -21,10 +22,11 @@ from typing import Any
 from core.errors import ArtifactError
 
 MODEL_FILE = "model.json"
+WEIGHTS_FILE = "weights.bin"
 METADATA_FILE = "metadata.json"
 SAMPLES_FILE = "samples.jsonl"
 CHECKSUMS_FILE = "checksums.json"
-VERIFIED_FILES = (MODEL_FILE, METADATA_FILE, SAMPLES_FILE)
+VERIFIED_FILES = (MODEL_FILE, WEIGHTS_FILE, METADATA_FILE, SAMPLES_FILE)
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class Artifact:
 
     path: Path
     model: dict[str, Any]
+    weights: bytes
     metadata: dict[str, Any]
     samples: list[dict[str, Any]]
     checksums: dict[str, str]
@@ -89,7 +92,7 @@ def read_artifact(path: str | os.PathLike[str]) -> Artifact:
         samples = [json.loads(line) for line in raw[SAMPLES_FILE].splitlines() if line.strip()]
     except ValueError as exc:
         raise ArtifactError(f"{root} holds a file that is not valid JSON: {exc}") from None
-    return Artifact(root, model, metadata, samples, checksums)
+    return Artifact(root, model, raw[WEIGHTS_FILE], metadata, samples, checksums)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -108,6 +111,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
 def write_artifact(
     path: str | os.PathLike[str],
     model: Mapping[str, Any],
+    weights: bytes,
     metadata: Mapping[str, Any],
     samples: Sequence[Mapping[str, Any]],
     extra: Mapping[str, Any] | None = None,
@@ -119,6 +123,7 @@ def write_artifact(
     (root / CHECKSUMS_FILE).unlink(missing_ok=True)
     payloads = {
         MODEL_FILE: json.dumps(model, separators=(",", ":")).encode(),
+        WEIGHTS_FILE: weights,
         METADATA_FILE: json.dumps(metadata, indent=2, sort_keys=True).encode() + b"\n",
         SAMPLES_FILE: b"".join(json.dumps(s, sort_keys=True).encode() + b"\n" for s in samples),
     }

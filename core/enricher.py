@@ -49,7 +49,7 @@ class Enricher:
         self.model_name = str(artifact.metadata.get("name", "unknown"))
         self.model_version = str(artifact.metadata.get("version", "unknown"))
         self._custom_field_names = tuple(artifact.metadata.get("custom_fields", ()))
-        self._model = LinearTextModel(artifact.model)
+        self._model = LinearTextModel(artifact.model, artifact.weights)
         targets = self._model.targets
         self._targets = targets if self.options.categories else ["priority"]
         self._resolution = (

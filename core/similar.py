@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from core.errors import ArtifactError
+from core.model import BlockFeatures
 
 
 class SimilarTickets:
@@ -18,6 +19,7 @@ class SimilarTickets:
             self.block = str(spec["block"])
             self.threshold = float(spec["threshold"])
             self.count = int(spec["count"])
+            self.query_terms = int(spec["query_terms"])
             self.docs: list[dict[str, Any]] = list(spec["docs"])
             postings: dict[int, list[tuple[int, float]]] = {}
             for d, (terms, weights) in enumerate(spec["vectors"]):
@@ -29,12 +31,18 @@ class SimilarTickets:
             raise ArtifactError("index.json: vectors and tickets differ in number")
         self._postings = postings
 
-    def query(self, features: Sequence[tuple[int, float]]) -> tuple[list[dict[str, Any]], bool]:
+    def query(self, features: BlockFeatures) -> tuple[list[dict[str, Any]], bool]:
         """The most similar closed tickets, best first, and whether the best one is close
-        enough to flag the new ticket as a possible duplicate."""
+        enough to flag the new ticket as a possible duplicate. Like the indexed tickets, the
+        query keeps only its `query_terms` heaviest terms, which bounds the work per ticket."""
         scores: dict[int, float] = {}
         postings = self._postings
-        for i, v in features:
+        heaviest = heapq.nsmallest(
+            self.query_terms,
+            zip(features.values, features.indices, strict=True),
+            key=lambda pair: (-pair[0], pair[1]),
+        )
+        for v, i in heaviest:
             for d, w in postings.get(i, ()):
                 scores[d] = scores.get(d, 0.0) + v * w
         best = heapq.nlargest(self.count, scores.items(), key=lambda item: (item[1], -item[0]))

@@ -47,6 +47,8 @@ class ModelConfig:
     ridge_alphas: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0, 30.0)
     # Terms kept per closed ticket in the similar-ticket index, and results returned.
     index_terms: int = 40
+    # Terms of a new ticket that query the index: its heaviest, which bound the work per ticket.
+    query_terms: int = 15
     similar_count: int = 5
 
 
@@ -178,25 +180,30 @@ class SimilarityIndex:
     matrix: Any  # scipy.sparse CSR, rows = docs, weights rounded as exported
     threshold: float
     validation: dict[str, Any]
+    terms: int
 
     def scores(self, x_text: Any) -> np.ndarray:
-        """Similarity of each query row (text-block TF-IDF) to every indexed ticket."""
-        return np.asarray((x_text @ self.matrix.T).toarray())
+        """Similarity of each query row (text-block TF-IDF, truncated like the indexed rows) to
+        every indexed ticket."""
+        return np.asarray((truncate_rows(x_text, self.terms) @ self.matrix.T).toarray())
 
 
-def _truncate(x_text: Any, k: int) -> Any:
-    """Keep each row's ``k`` largest weights, rounded as the artifact stores them."""
+def truncate_rows(x_text: Any, k: int, decimals: int | None = None) -> Any:
+    """Keep each row's ``k`` largest weights (ties: lower term index first, as serving does),
+    optionally rounded as the artifact stores them."""
     from scipy import sparse
 
     rows, cols, vals = [], [], []
     x = x_text.tocsr()
+    x.sort_indices()
     for r in range(x.shape[0]):
         start, end = x.indptr[r], x.indptr[r + 1]
         idx, data = x.indices[start:end], x.data[start:end]
-        keep = np.argsort(-data, kind="stable")[:k]
+        keep = np.lexsort((idx, -data))[:k]
         rows += [r] * len(keep)
         cols += idx[keep].tolist()
-        vals += np.round(data[keep], 5).tolist()
+        kept = data[keep]
+        vals += (np.round(kept, decimals) if decimals is not None else kept).tolist()
     return sparse.csr_matrix((vals, (rows, cols)), shape=x.shape)
 
 
@@ -275,22 +282,34 @@ class FittedModel:
             start += size
         return out
 
-    def export(self) -> dict[str, Any]:
-        """The model as `core.model.LinearTextModel` reads it: plain JSON numbers, no pickle."""
+    def export(self) -> tuple[dict[str, Any], bytes]:
+        """The model as `core.model.LinearTextModel` reads it: the structure as JSON and every
+        float in one little-endian float64 array; nothing executable, no pickle."""
         slices = self._block_slices()
+        chunks: list[np.ndarray] = []
+        offset = 0
+
+        def put(values: np.ndarray) -> dict[str, int]:
+            nonlocal offset
+            flat = np.ascontiguousarray(values, dtype="<f8").ravel()
+            chunks.append(flat)
+            ref = {"offset": offset, "count": int(flat.size)}
+            offset += int(flat.size)
+            return ref
+
         blocks = [
             {
                 "name": name,
                 "analyzer": vectorizer.analyzer.to_dict(),
                 "sublinear_tf": True,
                 "terms": [str(t) for t in vectorizer.get_feature_names_out()],
-                "idf": [float(v) for v in vectorizer.idf_],
+                "idf": put(vectorizer.idf_),
             }
             for name, vectorizer, _, _ in slices
         ]
 
-        def per_block(coef: np.ndarray) -> list[list[list[float]]]:
-            return [[[float(v) for v in row[a:b]] for row in coef] for _, _, a, b in slices]
+        def per_block(coef: np.ndarray) -> list[list[dict[str, int]]]:
+            return [[put(row[a:b]) for row in coef] for _, _, a, b in slices]
 
         targets = {}
         for name, chosen in self.classifiers.items():
@@ -311,15 +330,16 @@ class FittedModel:
         spec: dict[str, Any] = {"format": MODEL_FORMAT, "blocks": blocks, "targets": targets}
         if self.resolution is not None:
             ridge = self.resolution.regressor
+            coef = np.asarray(ridge.coef_, dtype=np.float64)
             spec["regressors"] = {
                 "resolution_hours": {
                     "transform": "log1p",
-                    "coef": per_block(np.asarray(ridge.coef_, dtype=np.float64).reshape(1, -1)),
+                    "coef": [put(coef[a:b]) for _, _, a, b in slices],
                     "intercept": float(ridge.intercept_),
                     "residual_quantiles": self.resolution.residual_quantiles,
                 }
             }
-        return spec
+        return spec, np.concatenate(chunks).astype("<f8").tobytes()
 
     def export_index(self) -> dict[str, Any] | None:
         """The similar-ticket index as `core.similar` reads it."""
@@ -337,6 +357,7 @@ class FittedModel:
             "block": self.features.transformer_list[0][0],
             "threshold": self.index.threshold,
             "count": self.params["similar_count"],
+            "query_terms": self.index.terms,
             "docs": self.index.docs,
             "vectors": vectors,
         }
@@ -435,6 +456,7 @@ def fit_model(
         "min_df": config.min_df,
         "similar_count": config.similar_count,
         "index_terms": config.index_terms,
+        "query_terms": config.query_terms,
         **{f"{name}_{k}": v for name, c in classifiers.items() for k, v in c.params.items()},
         **{f"{name}_temperature": c.temperature for name, c in classifiers.items()},
     }
@@ -496,12 +518,13 @@ def _fit_index(
     say: Progress,
 ) -> SimilarityIndex:
     text = features.transformer_list[0][1]
-    fit_index = _truncate(text.transform([e.doc for e in fit]), config.index_terms)
-    val_scores = np.asarray((text.transform([e.doc for e in validation]) @ fit_index.T).toarray())
+    fit_index = truncate_rows(text.transform([e.doc for e in fit]), config.index_terms, 5)
+    queries = truncate_rows(text.transform([e.doc for e in validation]), config.query_terms)
+    val_scores = np.asarray((queries @ fit_index.T).toarray())
     best = val_scores.max(axis=1) if val_scores.size else np.zeros(len(validation))
     threshold, stats = duplicate_threshold(best, np.array([e.is_duplicate for e in validation]))
     say(f"similar tickets: duplicate threshold {threshold:.3f} on validation {stats}")
-    matrix = _truncate(
-        final.transformer_list[0][1].transform([e.doc for e in train]), config.index_terms
+    matrix = truncate_rows(
+        final.transformer_list[0][1].transform([e.doc for e in train]), config.index_terms, 5
     )
-    return SimilarityIndex(_index_docs(train), matrix, threshold, stats)
+    return SimilarityIndex(_index_docs(train), matrix, threshold, stats, config.query_terms)

@@ -329,9 +329,11 @@ def train_model(
     }
     say(f"writing the artifact to {out_dir}")
     index = model.export_index()
+    model_spec, weights = model.export()
     write_artifact(
         out_dir,
-        model.export(),
+        model_spec,
+        weights,
         metadata,
         _samples(model, split.test, Limits()),
         {INDEX_FILE: index} if index is not None else None,

@@ -72,7 +72,7 @@ def test_a_closed_ticket_finds_itself_first_and_is_a_possible_duplicate(
     similar = result["similar"]
     assert 1 <= len(similar) <= 5
     assert similar[0]["id"] == example.source_id
-    assert similar[0]["score"] > 0.8
+    assert similar[0]["score"] >= enricher.metadata["metrics"]["duplicates"]["threshold"]
     assert [s["score"] for s in similar] == sorted((s["score"] for s in similar), reverse=True)
     assert {"id", "subject", "priority", "resolution", "created", "score"} <= set(similar[0])
     assert result["possible_duplicate"] is True

@@ -37,7 +37,9 @@ def test_a_truncated_model_is_refused(artifact: Path) -> None:
         load_enricher(artifact)
 
 
-@pytest.mark.parametrize("name", ["checksums.json", "metadata.json", "samples.jsonl"])
+@pytest.mark.parametrize(
+    "name", ["checksums.json", "metadata.json", "samples.jsonl", "weights.bin", "model.json"]
+)
 def test_a_missing_file_is_refused(artifact: Path, name: str) -> None:
     (artifact / name).unlink()
     with pytest.raises(ArtifactError):
@@ -54,7 +56,7 @@ def test_weights_that_disagree_with_the_recorded_samples_are_refused(artifact: P
     target = loaded.model["targets"]["priority"]
     target["intercept"] = [b + 20.0 * i for i, b in enumerate(target["intercept"])]
     # Re-written with fresh checksums: only the self-check can notice.
-    write_artifact(artifact, loaded.model, loaded.metadata, loaded.samples)
+    write_artifact(artifact, loaded.model, loaded.weights, loaded.metadata, loaded.samples)
     with pytest.raises(ArtifactError, match="self-check failed"):
         load_enricher(artifact)
     load_enricher(artifact, self_check=False)
@@ -63,7 +65,7 @@ def test_weights_that_disagree_with_the_recorded_samples_are_refused(artifact: P
 def test_an_unknown_format_is_refused(artifact: Path) -> None:
     loaded = read_artifact(artifact)
     loaded.model["format"] = "something-else@9"
-    write_artifact(artifact, loaded.model, loaded.metadata, loaded.samples)
+    write_artifact(artifact, loaded.model, loaded.weights, loaded.metadata, loaded.samples)
     with pytest.raises(ArtifactError, match="retrain"):
         load_enricher(artifact)
 
@@ -75,3 +77,10 @@ def test_the_artifact_holds_no_pickle(artifact: Path) -> None:
                 path.read_text().splitlines()[0] if path.suffix == ".jsonl" else path.read_text()
             )
     assert not list(artifact.rglob("*.pkl")) and not list(artifact.rglob("*.joblib"))
+
+
+def test_a_truncated_weights_file_is_refused(artifact: Path) -> None:
+    weights = artifact / "weights.bin"
+    weights.write_bytes(weights.read_bytes()[:-8])
+    with pytest.raises(ArtifactError, match="weights.bin does not match its checksum"):
+        load_enricher(artifact)
