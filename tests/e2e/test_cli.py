@@ -17,7 +17,11 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKET_ENRICH_")}
     return subprocess.run(
         [sys.executable, "-m", "adapters.local.cli", *args],
-        cwd=cwd, capture_output=True, text=True, env=env, timeout=300,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
 
 
@@ -37,9 +41,14 @@ def test_train_with_no_options_uses_the_vendored_data(tmp_path: Path) -> None:
     assert set(metrics["baselines"]) == {"majority", "tfidf_linearsvc"}
     assert "test macro-F1" in result.stderr and "grid 1/" in result.stderr
 
-    evaluated = run("evaluate", "--model", str(latest), "--data",
-                    str(Path(__file__).parents[2] / "training" / "data" / "hadoop_bugs.csv"),
-                    cwd=tmp_path)
+    evaluated = run(
+        "evaluate",
+        "--model",
+        str(latest),
+        "--data",
+        str(Path(__file__).parents[2] / "training" / "data" / "hadoop_bugs.csv"),
+        cwd=tmp_path,
+    )
     assert evaluated.returncode == 0, evaluated.stderr
     assert "347: the test window" in evaluated.stdout
     evaluation = json.loads((latest / "evaluation" / "metrics.json").read_text())
@@ -48,25 +57,53 @@ def test_train_with_no_options_uses_the_vendored_data(tmp_path: Path) -> None:
 
 def test_train_evaluate_enrich_on_a_custom_export(tmp_path: Path) -> None:
     data = write_tickets(tmp_path / "closed.jsonl")
-    trained = run("train", "--data", str(data), "--out", str(tmp_path / "m"),
-                  "--field-column", "product", cwd=tmp_path)
+    trained = run(
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "m"),
+        "--field-column",
+        "product",
+        cwd=tmp_path,
+    )
     assert trained.returncode == 0, trained.stderr
     model = tmp_path / "m"
     assert json.loads((model / "metadata.json").read_text())["custom_fields"] == ["product"]
 
-    evaluated = run("evaluate", "--model", str(model), "--data", str(data), "--split", "all",
-                    "--out", str(tmp_path / "eval"), cwd=tmp_path)
+    evaluated = run(
+        "evaluate",
+        "--model",
+        str(model),
+        "--data",
+        str(data),
+        "--split",
+        "all",
+        "--out",
+        str(tmp_path / "eval"),
+        cwd=tmp_path,
+    )
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["model"]["rows"] == 120
 
     batch = tmp_path / "new.jsonl"
     batch.write_text(
-        json.dumps({"subject": "outage in production", "custom_fields": {"product": "hdfs"}}) + "\n"
-        + json.dumps({"subject": 5}) + "\n"
-        + json.dumps({"description": "slow upgrade", "external_id": "X-1"}) + "\n"
+        json.dumps({"subject": "outage in production", "custom_fields": {"product": "hdfs"}})
+        + "\n"
+        + json.dumps({"subject": 5})
+        + "\n"
+        + json.dumps({"description": "slow upgrade", "external_id": "X-1"})
+        + "\n"
     )
-    enriched = run("enrich", "--model", str(model), str(batch), "--out",
-                   str(tmp_path / "out.jsonl"), cwd=tmp_path)
+    enriched = run(
+        "enrich",
+        "--model",
+        str(model),
+        str(batch),
+        "--out",
+        str(tmp_path / "out.jsonl"),
+        cwd=tmp_path,
+    )
     assert enriched.returncode == 1  # one row was rejected
     lines = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [x["row"] for x in lines] == [1, 3]
