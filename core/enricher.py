@@ -11,8 +11,11 @@ from typing import Any
 
 from core.artifact import Artifact, read_artifact
 from core.errors import ArtifactError
+from core.language import detect_language
 from core.model import LinearTextModel
+from core.redaction import redact
 from core.schema import Limits, Ticket, parse_ticket
+from core.sentiment import sentiment
 from core.similar import SimilarTickets
 from core.text import ticket_document
 
@@ -92,6 +95,12 @@ class Enricher:
             similar, duplicate = self._similar.query(features[0])
             enrichment["similar"] = similar
             enrichment["possible_duplicate"] = duplicate
+        if options.sentiment or options.language:
+            text = f"{ticket.subject}\n{ticket.description}"
+            if options.sentiment:
+                enrichment["sentiment"] = sentiment(text)
+            if options.language:
+                enrichment["language"] = detect_language(text)
         if options.explanation:
             enrichment["explanation"] = model.explain(features, "priority", priority.label)
         if options.tags:
@@ -105,13 +114,21 @@ class Enricher:
         """Validate and enrich one ticket: ``{"ticket": {...}, "enrichment": {...}}``.
 
         Raises `core.errors.InvalidTicket` (or its subclass `TicketTooLarge`) naming each bad
-        field; the ticket comes back normalised, as the schema reads it.
+        field; the ticket comes back normalised, as the schema reads it. With redaction on (the
+        default), its subject and description come back with personal data and secrets
+        replaced, and ``enrichment.redactions`` lists each kind and position, never the value;
+        the predictions themselves are made on the text as written.
         """
         valid = self.parse(ticket)
-        return {
-            "ticket": valid.model_dump(mode="json", exclude_none=True),
-            "enrichment": self.predict(valid),
-        }
+        out = valid.model_dump(mode="json", exclude_none=True)
+        enrichment = self.predict(valid)
+        if self.options.redact:
+            redactions: list[dict[str, Any]] = []
+            for field in ("subject", "description"):
+                out[field], found = redact(out[field])
+                redactions += [{"field": field, **r.as_dict()} for r in found]
+            enrichment["redactions"] = redactions
+        return {"ticket": out, "enrichment": enrichment}
 
     def self_check(self) -> None:
         """Predict the artifact's sample tickets and compare with what training recorded."""
