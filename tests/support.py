@@ -27,6 +27,7 @@ def write_tickets(path: Path, rows: int = 120, seed: int = 7) -> Path:
                 "description": " ".join(words) + " please help",
                 "priority": label,
                 "product": rng.choice(["hdfs", "yarn"]) if label == "normal" else "hdfs",
+                "team": rng.choice(["storage", "compute"]),
                 "created_at": f"2024-01-{1 + i % 28:02d}T{i % 24:02d}:00:00Z",
             }
             handle.write(json.dumps(record) + "\n")

@@ -85,6 +85,20 @@ def _add_spec_options(parser: argparse.ArgumentParser) -> None:
         help="keep only rows where COLUMN equals VALUE (repeatable)",
     )
     g.add_argument("--id-column")
+    g.add_argument(
+        "--target",
+        action="append",
+        default=None,
+        metavar="NAME=COLUMN",
+        help="another label column to predict, e.g. category=Queue (repeatable)",
+    )
+    g.add_argument(
+        "--duplicate-where",
+        action="append",
+        default=None,
+        metavar="COLUMN=VALUE",
+        help="what marks a ticket closed as a duplicate, e.g. Resolution=Duplicate",
+    )
 
 
 def _spec(args: argparse.Namespace, base: DataSpec) -> DataSpec:
@@ -114,6 +128,10 @@ def _spec(args: argparse.Namespace, base: DataSpec) -> DataSpec:
         overrides["urgent_labels"] = tuple(args.urgent_label)
     if args.where is not None:
         overrides["where"] = _pairs(args.where, "--where")
+    if args.target is not None:
+        overrides["target_columns"] = _pairs(args.target, "--target")
+    if args.duplicate_where is not None:
+        overrides["duplicate_where"] = _pairs(args.duplicate_where, "--duplicate-where")
     return replace(spec, **overrides)
 
 

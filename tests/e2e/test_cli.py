@@ -65,11 +65,19 @@ def test_train_evaluate_enrich_on_a_custom_export(tmp_path: Path) -> None:
         str(tmp_path / "m"),
         "--field-column",
         "product",
+        "--target",
+        "team=team",
+        "--target",
+        "queue=no_such_column",
         cwd=tmp_path,
     )
     assert trained.returncode == 0, trained.stderr
     model = tmp_path / "m"
-    assert json.loads((model / "metadata.json").read_text())["custom_fields"] == ["product"]
+    metadata = json.loads((model / "metadata.json").read_text())
+    assert metadata["custom_fields"] == ["product"]
+    assert set(metadata["targets"]) == {"priority", "team"}
+    assert metadata["training_data"]["skipped_targets"] == ["queue"]
+    assert "'queue': the export has no such column" in trained.stderr
 
     evaluated = run(
         "evaluate",
@@ -108,6 +116,7 @@ def test_train_evaluate_enrich_on_a_custom_export(tmp_path: Path) -> None:
     lines = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [x["row"] for x in lines] == [1, 3]
     assert lines[0]["enrichment"]["priority"]["label"] in ("normal", "urgent")
+    assert lines[0]["enrichment"]["categories"]["team"]["label"] in ("storage", "compute")
     assert lines[1]["ticket"]["external_id"] == "X-1"
     assert '"row": 2' in enriched.stderr and '"field": "subject"' in enriched.stderr
 
