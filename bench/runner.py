@@ -1,0 +1,218 @@
+"""Run the selected benchmarks, write `results.json` and `results.md`, print the summary."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.accuracy import bench_accuracy, render_accuracy
+from bench.coldstart import bench_coldstart, render_coldstart
+from bench.context import Context, RunSettings, log, machine_facts
+from bench.latency import bench_latency, render_latency
+from bench.markdown import fmt, size, table
+from bench.size import bench_size, render_size
+from bench.training_cost import bench_training, render_training
+
+Benchmark = Callable[[Context], dict[str, Any]]
+Renderer = Callable[[dict[str, Any]], list[str]]
+
+BENCHMARKS: dict[str, tuple[Benchmark, Renderer]] = {
+    "accuracy": (bench_accuracy, render_accuracy),
+    "coldstart": (bench_coldstart, render_coldstart),
+    "latency": (bench_latency, render_latency),
+    "training": (bench_training, render_training),
+    "size": (bench_size, render_size),
+}
+
+DEFAULT_OUTPUT = Path(__file__).resolve().parent
+
+
+def _ratio_row(label: str, ours: float, theirs: float, digits: int = 3) -> list[str]:
+    return [label, fmt(ours, digits), fmt(theirs, digits), fmt(ours / theirs, 2)]
+
+
+def _summary(results: dict[str, Any]) -> list[str]:
+    """The side-by-side headline: the service beside the scikit-learn pipeline."""
+    rows: list[list[str]] = []
+    if "coldstart" in results:
+        c = results["coldstart"]
+        sk = c["sklearn_joblib"]
+        rows += [
+            _ratio_row(
+                "cold start to first answer, median ms (default fields)",
+                c["service"]["wall"]["median_ms"],
+                sk["wall"]["median_ms"],
+                1,
+            ),
+            _ratio_row(
+                "cold start to first answer, median ms (priority only)",
+                c["service_priority_only"]["wall"]["median_ms"],
+                sk["wall"]["median_ms"],
+                1,
+            ),
+            _ratio_row(
+                "cold start peak RSS, MiB (default fields)",
+                c["service"]["peak_rss_mib"],
+                sk["peak_rss_mib"],
+                1,
+            ),
+        ]
+    if "latency" in results:
+        s = results["latency"]["systems"]
+        ours, only, theirs = (
+            s["service_enrich"],
+            s["service_enrich_priority_only"],
+            s["sklearn_one_at_a_time"],
+        )
+        rows += [
+            _ratio_row(
+                "one ticket warm, p50 ms (default fields)", ours["p50_ms"], theirs["p50_ms"]
+            ),
+            _ratio_row(
+                "one ticket warm, p99 ms (default fields)", ours["p99_ms"], theirs["p99_ms"]
+            ),
+            _ratio_row("one ticket warm, p50 ms (priority only)", only["p50_ms"], theirs["p50_ms"]),
+            _ratio_row(
+                "tickets/s one at a time (default fields)",
+                ours["tickets_per_s"],
+                theirs["tickets_per_s"],
+                0,
+            ),
+        ]
+    if "size" in results:
+        z = results["size"]
+        rows += [
+            [
+                "model files (artifact vs joblib pickle)",
+                size(z["artifact"]["loaded_files_bytes"]),
+                size(z["joblib_pickle_bytes"]),
+                fmt(z["artifact"]["loaded_files_bytes"] / z["joblib_pickle_bytes"], 2),
+            ],
+            [
+                "installed runtime (service dependencies vs scikit-learn + NumPy + SciPy)",
+                size(z["installed"]["serving_dependencies"]["total_bytes"]),
+                size(z["installed"]["sklearn_numpy_scipy"]["total_bytes"]),
+                fmt(
+                    z["installed"]["serving_dependencies"]["total_bytes"]
+                    / z["installed"]["sklearn_numpy_scipy"]["total_bytes"],
+                    3,
+                ),
+            ],
+        ]
+    if "accuracy" in results:
+        for preset, data in results["accuracy"]["label_sets"].items():
+            systems = data["systems"]
+            rows.append(
+                [
+                    f"priority macro-F1 `{preset}` (model vs TF-IDF + LinearSVC reference)",
+                    fmt(systems["model"]["macro_f1"]),
+                    fmt(systems["tfidf_linearsvc"]["macro_f1"]),
+                    "≥ reference" if data["model_macro_f1_ge_reference"] else "< reference",
+                ]
+            )
+    if "training" in results:
+        t = results["training"]
+        rows.append(
+            [
+                f"training `{t['preset']}`, fresh process (wall s / peak RSS MiB)",
+                f"{t['wall_median_s']:.1f} s / {t['peak_rss_mib']:.0f} MiB",
+                "—",
+                "—",
+            ]
+        )
+    if not rows:
+        return []
+    return [
+        "## Summary",
+        "",
+        *table(["measure", "service (artifact)", "scikit-learn (joblib)", "ratio"], rows),
+        "",
+        "Ratio is service / scikit-learn. Same split, same trained model: the service reads it "
+        "from its artifact, scikit-learn from the priority pipeline saved with `joblib.dump`, "
+        "which predicts priority only; the service's default fields add every other enrichment "
+        "(listed under Cold start), so the priority-only rows are the like-for-like ones.",
+    ]
+
+
+def _machine_line(machine: dict[str, Any]) -> str:
+    git = machine["git"]
+    load = fmt(machine["load_average_1_5_15"][0], 2) if machine["load_average_1_5_15"] else "?"
+    commit = f"{git['commit'][:10]}{' (dirty)' if git['dirty'] else ''}" if git["commit"] else "?"
+    return (
+        f"{machine['date']}, Python {machine['python']}, {machine['platform']}, "
+        f"{machine['cpu_count']} CPUs, load average {load} at the start, commit {commit}"
+    )
+
+
+def render(results: dict[str, Any], machine: dict[str, Any]) -> str:
+    """The whole Markdown report."""
+    lines = [
+        "# ticket-enrich benchmarks",
+        "",
+        "Run with `python -m bench` from the repository root.",
+        f"Measured {_machine_line(machine)}.",
+        "",
+    ]
+    lines += _summary(results)
+    for name, (_, renderer) in BENCHMARKS.items():
+        if name in results:
+            lines += ["", *renderer(results[name])]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``python -m bench [--only NAME ...] [--output-dir DIR]``."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=list(BENCHMARKS),
+        metavar="NAME",
+        help=f"run only these benchmarks ({', '.join(BENCHMARKS)})",
+    )
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=DEFAULT_OUTPUT,
+        help="where results.json and results.md go (default: the bench package)",
+    )
+    parser.add_argument("--coldstart-repeats", type=int, default=RunSettings.coldstart_repeats)
+    parser.add_argument("--latency-passes", type=int, default=RunSettings.latency_passes)
+    parser.add_argument("--training-repeats", type=int, default=RunSettings.training_repeats)
+    args = parser.parse_args(argv)
+    settings = RunSettings(args.coldstart_repeats, args.latency_passes, args.training_repeats)
+    selected: list[str] = args.only or list(BENCHMARKS)
+    machine = machine_facts()
+    results: dict[str, Any] = {}
+    durations: dict[str, float] = {}
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="ticket-enrich-bench-") as workdir:
+        ctx = Context(Path(workdir), settings)
+        for name in selected:
+            log(f"--- {name}")
+            began = time.perf_counter()
+            results[name] = BENCHMARKS[name][0](ctx)
+            durations[name] = time.perf_counter() - began
+    durations["total"] = time.perf_counter() - start
+    log(f"done in {durations['total']:.0f} s")
+
+    markdown = render(results, machine)
+    output: Path = args.output_dir
+    output.mkdir(parents=True, exist_ok=True)
+    document = {
+        "machine": machine,
+        "selected": selected,
+        "settings": dataclasses.asdict(settings),
+        "bench_seconds": durations,
+        "results": results,
+    }
+    (output / "results.json").write_text(json.dumps(document, indent=2) + "\n")
+    (output / "results.md").write_text(markdown)
+    print(markdown, end="")
+    return 0
