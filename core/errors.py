@@ -62,3 +62,21 @@ class TrainingDataError(TicketEnrichError):
 
 class StoreError(TicketEnrichError):
     """The ticket store failed in a way the caller cannot fix by changing its input."""
+
+
+class HelpdeskError(TicketEnrichError):
+    """Delivering an enriched ticket to a helpdesk failed."""
+
+
+class HelpdeskUnavailable(HelpdeskError):
+    """The helpdesk is down, slow or rate-limiting: retry later (after ``retry_after`` seconds
+    when it said so), never drop the ticket."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class HelpdeskRejected(HelpdeskError):
+    """The helpdesk refused the ticket for good (a 4xx other than 408, 409 or 429): retrying
+    cannot help, so the delivery goes to the dead-letter state."""

@@ -60,3 +60,29 @@ class TicketStore(Protocol):
     def list(self, query: TicketQuery) -> TicketPage:
         """Tickets matching the query, newest first."""
         ...
+
+
+@dataclass(frozen=True)
+class HelpdeskRef:
+    """Where a delivered ticket lives in the helpdesk."""
+
+    system: str
+    id: str
+    url: str | None = None
+
+
+class HelpdeskClient(Protocol):
+    """Creates enriched tickets in one helpdesk.
+
+    ``create_ticket`` must be safe to call again with the same ``idempotency_key`` (a retry after
+    a timeout whose request did reach the helpdesk): it returns the ticket created the first time
+    rather than a second one. It raises `core.errors.HelpdeskUnavailable` for what a retry can
+    fix (timeouts, connection errors, 5xx, 408, 429) and `core.errors.HelpdeskRejected` for
+    what it cannot (other 4xx).
+    """
+
+    name: str
+
+    def create_ticket(self, ticket: StoredTicket, idempotency_key: str) -> HelpdeskRef:
+        """Create the helpdesk ticket for this enriched ticket, once."""
+        ...
