@@ -10,6 +10,7 @@ import time goes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 from collections import defaultdict
@@ -17,6 +18,7 @@ from typing import Any
 
 from bench.context import PEAK_RSS, Context, child_json, log, run_child, summarize
 from bench.markdown import fmt, table
+from core.enricher import EnrichOptions
 
 EMPTY = "pass"
 
@@ -198,6 +200,9 @@ def bench_coldstart(ctx: Context) -> dict[str, Any]:
     }
     results["same_label"] = all(
         results[name]["label"] == results["sklearn_joblib"]["label"] for name in SERVICES
+    )
+    results["default_is_every_field"] = all(
+        f.default is True for f in dataclasses.fields(EnrichOptions)
     )
     results["ticket_chars"] = len(ticket["subject"]) + len(ticket["description"])
     results["repeats"] = repeats

@@ -128,6 +128,7 @@ def bench_latency(ctx: Context) -> dict[str, Any]:
         "passes": passes,
         "systems": systems,
         "priority_only_output_keys": sorted(priority_only.enrich(tickets[0])["enrichment"]),
+        "default_is_every_field": all(f.default is True for f in dataclasses.fields(EnrichOptions)),
         "fields_alone": field_costs,
         "agreement": {
             "same_label_share": float((ours.argmax(axis=1) == theirs.argmax(axis=1)).mean()),

@@ -1,6 +1,7 @@
 """PII redaction on the labelled corpus: precision and recall per kind, and time per ticket.
 
-``python -m bench.pii`` prints the result as JSON. The corpus is `tests/corpus/pii.jsonl`; every
+``python -m bench.pii`` prints the result as JSON; ``python -m bench --only pii`` writes it into
+the benchmark results with its Markdown section. The corpus is `tests/corpus/pii.jsonl`; every
 line lists the exact values that must be redacted, and lines listing none must stay untouched.
 """
 
@@ -14,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.context import Context, log
+from bench.markdown import fmt, table
 from core.redaction import KINDS, Redaction, redact
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -190,6 +193,116 @@ def run(corpus: Path = CORPUS, passes: int = PASSES) -> dict[str, object]:
         "timing": _timing([e["text"] for e in entries], passes),
         "real_tickets": _real_tickets(REAL_TICKETS, REAL_TICKET_PASSES),
     }
+
+
+def bench_pii(ctx: Context) -> dict[str, Any]:
+    """`run` as a benchmark of the runner (needs no trained model)."""
+    del ctx
+    log(f"pii: labelled corpus, {PASSES} timing passes; real tickets, {REAL_TICKET_PASSES} passes")
+    result: dict[str, Any] = run()
+    overall = result["quality"]["overall"]
+    log(
+        f"pii: precision {fmt(overall['precision'])}, recall {fmt(overall['recall'])}, "
+        f"Luhn-invalid false positives {result['luhn_invalid_numbers']['false_positives']}"
+    )
+    return result
+
+
+def _timing_row(label: str, timing: dict[str, Any]) -> list[str]:
+    t, chars = timing["per_ticket"], timing["chars_per_ticket"]
+    return [
+        label,
+        f"{chars['mean']:.0f} / {chars['max']}",
+        fmt(t["p50_us"], 1),
+        fmt(t["p90_us"], 1),
+        fmt(t["p99_us"], 1),
+        fmt(t["mean_us"], 1),
+        fmt(t["max_us"], 0),
+        f"{t['calls']} ({t['passes']} passes)",
+        fmt(timing["large_ticket_64kib"]["median_ms"], 1),
+    ]
+
+
+def render_pii(result: dict[str, Any]) -> list[str]:
+    """Markdown for `bench_pii`."""
+    quality = result["quality"]
+    columns = ("expected", "found", "redactions", "correct", "wrong_kind", "false_positives")
+    rows = [
+        [f"`{kind}`", *(fmt(c[name]) for name in columns), fmt(c["precision"]), fmt(c["recall"])]
+        for kind, c in quality["per_kind"].items()
+    ]
+    overall = quality["overall"]
+    rows.append(
+        [
+            "**overall**",
+            *(fmt(overall[name]) for name in columns),
+            f"**{fmt(overall['precision'])}**",
+            f"**{fmt(overall['recall'])}**",
+        ]
+    )
+    corpus, luhn = result["corpus"], result["luhn_invalid_numbers"]
+    timing_rows = [_timing_row(f"labelled corpus (`{corpus['path']}`)", result["timing"])]
+    real = result["real_tickets"]
+    if real is not None:
+        timing_rows.append(_timing_row(f"real tickets (`{real['path']}`)", real["timing"]))
+    fps = quality["false_positive_spans"]
+    lines = [
+        f"## PII redaction (`{corpus['path']}`: {corpus['lines']} lines, "
+        f"{corpus['positive_lines']} with PII, {corpus['negative_lines']} without)",
+        "",
+        *table(
+            [
+                "kind",
+                "expected",
+                "found",
+                "redactions",
+                "correct",
+                "wrong kind",
+                "false positives",
+                "precision",
+                "recall",
+            ],
+            rows,
+        ),
+        "",
+        f"- Luhn-invalid card-like numbers ({luhn['lines']} corpus lines, target 0 redactions): "
+        f"**{luhn['false_positives']}** false positives "
+        f"(**{'met' if luhn['false_positives'] == 0 else 'missed'}**).",
+        "- Found = expected values covered by a redaction of their kind; precision = redactions "
+        "covering an expected value of their own kind / all redactions. False positives cover no "
+        "expected value"
+        + (
+            ": " + ", ".join(f"`{fp['id']}` {fp['kind']}" for fp in fps[:10]) + "."
+            if fps
+            else " (none)."
+        ),
+        "",
+        "Time of `redact(text)` per ticket, warm, in this process (µs):",
+        "",
+        *table(
+            [
+                "tickets",
+                "chars mean / max",
+                "p50 µs",
+                "p90 µs",
+                "p99 µs",
+                "mean µs",
+                "max µs",
+                "calls",
+                "one 64 KiB ticket, median ms",
+            ],
+            timing_rows,
+        ),
+    ]
+    if real is not None:
+        found = ", ".join(f"{k} {v}" for k, v in real["findings_per_kind"].items() if v) or "none"
+        lines += [
+            "",
+            f"- Real tickets are unlabelled: {real['tickets_with_findings']} of {real['tickets']} "
+            f"had something redacted ({found}); not scored, shown for what redaction does to text "
+            f"nobody wrote for this benchmark.",
+        ]
+    return lines
 
 
 if __name__ == "__main__":
