@@ -71,6 +71,9 @@ class Enricher:
             if self.options.similar and INDEX_FILE in artifact.checksums
             else None
         )
+        self._similar_block = (
+            self._model.block_position(self._similar.block) if self._similar is not None else 0
+        )
 
     @property
     def custom_fields(self) -> tuple[str, ...]:
@@ -100,7 +103,7 @@ class Enricher:
                 "interval_90": [round(q["0.05"], 2), round(q["0.95"], 2)],
             }
         if self._similar is not None:
-            similar, duplicate = self._similar.query(features[0])
+            similar, duplicate = self._similar.query(features[self._similar_block])
             enrichment["similar"] = similar
             enrichment["possible_duplicate"] = duplicate
         if options.sentiment or options.language:

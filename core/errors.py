@@ -80,3 +80,20 @@ class HelpdeskUnavailable(HelpdeskError):
 class HelpdeskRejected(HelpdeskError):
     """The helpdesk refused the ticket for good (a 4xx other than 408, 409 or 429): retrying
     cannot help, so the delivery goes to the dead-letter state."""
+
+
+class DeliveryNotFound(TicketEnrichError):
+    """No delivery was enqueued for the requested ticket id."""
+
+    def __init__(self, ticket_id: str) -> None:
+        self.ticket_id = ticket_id
+        super().__init__(f"no delivery for ticket {ticket_id!r}")
+
+
+class DeliveryNotDead(TicketEnrichError):
+    """Only a dead delivery can be requeued; this one is still pending, retrying or delivered."""
+
+    def __init__(self, ticket_id: str, status: str) -> None:
+        self.ticket_id = ticket_id
+        self.status = status
+        super().__init__(f"delivery of ticket {ticket_id!r} is {status}, not dead")

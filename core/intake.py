@@ -9,7 +9,7 @@ from typing import Any
 
 from core.enricher import Enricher
 from core.errors import TicketNotFound
-from core.ports import StoredTicket, TicketStore
+from core.ports import Outbox, StoredTicket, TicketStore
 from core.schema import Ticket
 
 # Ticket ids derived from the caller's external id make every retry of the same ticket land on
@@ -25,12 +25,18 @@ def ticket_id_for(ticket: Ticket) -> str:
 
 
 def submit_ticket(
-    raw: Mapping[str, Any] | Ticket, enricher: Enricher, store: TicketStore
+    raw: Mapping[str, Any] | Ticket,
+    enricher: Enricher,
+    store: TicketStore,
+    *,
+    outbox: Outbox | None = None,
 ) -> tuple[StoredTicket, bool]:
     """Validate, enrich and store a ticket; return the stored ticket and whether it is new.
 
     A ticket whose external id was seen before is neither enriched nor stored again: the first
-    stored version is returned, so an at-least-once trigger has one effect.
+    stored version is returned, so an at-least-once trigger has one effect. With an ``outbox``
+    (the same database as ``store``, when delivery to a helpdesk is on) a new ticket and its
+    pending delivery are written in one transaction, and a duplicate enqueues nothing.
     """
     ticket = enricher.parse(raw)
     ticket_id = ticket_id_for(ticket)
@@ -40,11 +46,14 @@ def submit_ticket(
         except TicketNotFound:
             pass
     enriched = enricher.enrich(ticket)
+    now = datetime.now(UTC)
     record = StoredTicket(
         id=ticket_id,
         external_id=ticket.external_id,
-        received_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+        received_at=now.isoformat(timespec="milliseconds"),
         ticket=enriched["ticket"],
         enrichment=enriched["enrichment"],
     )
+    if outbox is not None:
+        return outbox.add_with_delivery(record, now)
     return store.add(record)

@@ -252,6 +252,13 @@ class LinearTextModel:
         """Names of the numeric predictions (e.g. `resolution_hours`)."""
         return list(self._regressors)
 
+    def block_position(self, name: str) -> int:
+        """Where the block of this name sits in a ticket's `Features`."""
+        for position, block in enumerate(self._blocks):
+            if block.name == name:
+                return position
+        raise ArtifactError(f"the model has no feature block {name!r}")
+
     def labels(self, target: str) -> list[str]:
         """The labels one target can predict, in the order of its probabilities."""
         return list(self._targets[target].labels)

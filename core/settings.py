@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.delivery import RetryPolicy
 from core.enricher import EnrichOptions
 from core.schema import Limits
 
@@ -40,6 +41,19 @@ class Settings(BaseSettings):
     enrich_tags: bool = True
     enrich_explanation: bool = True
     redact_pii: bool = Field(True, description="Store and push redacted subject and description.")
+    # Delivery to a helpdesk stays off until one is configured; the secret has no default.
+    deliver: bool = Field(False, description="Enqueue every new ticket for the helpdesk.")
+    helpdesk_webhook_url: str | None = Field(None, description="Where the webhook POSTs tickets.")
+    helpdesk_webhook_secret: SecretStr | None = Field(
+        None, description="The HMAC-SHA256 key that signs each webhook request."
+    )
+    helpdesk_timeout_s: float = Field(10.0, gt=0)
+    delivery_retry_base_s: float = Field(1.0, ge=0)
+    delivery_retry_cap_s: float = Field(300.0, ge=0)
+    delivery_max_attempts: int = Field(12, ge=1)
+    delivery_lease_s: float = Field(60.0, gt=0, description="Longer than helpdesk_timeout_s.")
+    delivery_poll_interval_s: float = Field(1.0, gt=0)
+    delivery_batch_size: int = Field(20, ge=1)
 
     @property
     def limits(self) -> Limits:
@@ -58,6 +72,16 @@ class Settings(BaseSettings):
             tags=self.enrich_tags,
             explanation=self.enrich_explanation,
             redact=self.redact_pii,
+        )
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """How failed deliveries are retried."""
+        return RetryPolicy(
+            base_s=self.delivery_retry_base_s,
+            cap_s=self.delivery_retry_cap_s,
+            max_attempts=self.delivery_max_attempts,
+            lease_s=self.delivery_lease_s,
         )
 
     @property

@@ -5,9 +5,11 @@
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,8 +18,11 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from core.delivery import requeue_dead, run_delivery_worker
 from core.enricher import Enricher
 from core.errors import (
+    DeliveryNotDead,
+    DeliveryNotFound,
     FieldProblem,
     InvalidTicket,
     StoreError,
@@ -26,7 +31,7 @@ from core.errors import (
     TicketTooLarge,
 )
 from core.intake import submit_ticket
-from core.ports import StoredTicket, TicketQuery, TicketStore
+from core.ports import HelpdeskClient, Outbox, StoredTicket, TicketQuery, TicketStore
 from core.schema import Ticket, parse_ticket_json
 from core.settings import Settings
 
@@ -39,6 +44,7 @@ _RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__
 }
 _DEFAULT_PAGE_SIZE = 50
 _STORE_RETRY_AFTER_SECONDS = "5"
+_WORKER_STOP_SECONDS = 30.0
 
 
 class JsonFormatter(logging.Formatter):
@@ -153,14 +159,55 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_app(enricher: Enricher, store: TicketStore, settings: Settings) -> FastAPI:
-    """Build the local service around an enricher and a store; nothing happens at import."""
+def create_app(
+    enricher: Enricher,
+    store: TicketStore,
+    settings: Settings,
+    *,
+    outbox: Outbox | None = None,
+    helpdesk: HelpdeskClient | None = None,
+) -> FastAPI:
+    """Build the local service around an enricher and a store; nothing happens at import.
+
+    With an ``outbox`` (the store's own, so a ticket and its delivery commit together) every new
+    ticket is enqueued for the helpdesk and the `/outbox` endpoints exist; with a ``helpdesk``
+    too, a worker thread delivers while the app runs (its lifespan starts and stops it).
+    """
+    if helpdesk is not None and outbox is None:
+        raise ValueError("a helpdesk client needs an outbox to deliver from")
     _install_json_logging()
     limits = settings.limits
     page_size_max = settings.page_size_max
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if helpdesk is None or outbox is None:
+            yield
+            return
+        stop = threading.Event()
+        worker = threading.Thread(
+            target=run_delivery_worker,
+            args=(outbox, helpdesk, stop),
+            kwargs={
+                "poll_interval_s": settings.delivery_poll_interval_s,
+                "policy": settings.retry_policy,
+                "limit": settings.delivery_batch_size,
+            },
+            name="delivery-worker",
+            daemon=True,
+        )
+        worker.start()
+        _log.info("delivery worker started", extra={"helpdesk": helpdesk.name})
+        try:
+            yield
+        finally:
+            stop.set()
+            await run_in_threadpool(worker.join, _WORKER_STOP_SECONDS)
+
     app = FastAPI(
         title="ticket-enrich",
         description="Enriches support tickets with a priority, its confidence and a review flag.",
+        lifespan=lifespan,
     )
     request_body, ticket_schemas = _ticket_request_body()
 
@@ -180,7 +227,7 @@ def create_app(enricher: Enricher, store: TicketStore, settings: Settings) -> Fa
 
     def take_in(body: bytes) -> tuple[StoredTicket, bool]:
         ticket = parse_ticket_json(body, limits)
-        return submit_ticket(ticket, enricher, store)
+        return submit_ticket(ticket, enricher, store, outbox=outbox)
 
     @app.post(
         "/tickets",
@@ -240,8 +287,41 @@ def create_app(enricher: Enricher, store: TicketStore, settings: Settings) -> Fa
         responses={404: {"model": ErrorBody, "description": "No ticket has this id."}},
     )
     def get_ticket(ticket_id: str) -> dict[str, Any]:
-        """The stored ticket with its enrichment."""
-        return store.get(ticket_id).as_dict()
+        """The stored ticket with its enrichment, and its delivery when delivery is on."""
+        found = store.get(ticket_id).as_dict()
+        if outbox is not None:
+            delivery = outbox.delivery(ticket_id)
+            found["delivery"] = None if delivery is None else delivery.as_dict()
+        return found
+
+    if outbox is not None:
+        delivering = outbox
+
+        @app.get("/outbox", summary="Deliveries to the helpdesk, in the order they were enqueued")
+        def list_outbox(
+            status: Annotated[
+                Literal["pending", "retrying", "delivered", "dead"] | None,
+                Query(description="Only deliveries in this state."),
+            ] = None,
+            limit: Annotated[int, Query(ge=1, le=page_size_max)] = min(
+                _DEFAULT_PAGE_SIZE, page_size_max
+            ),
+        ) -> dict[str, Any]:
+            """Deliveries with their attempts, next attempt, last error and helpdesk ref."""
+            items = delivering.deliveries(status, limit)
+            return {"items": [item.as_dict() for item in items]}
+
+        @app.post(
+            "/outbox/{ticket_id}/retry",
+            summary="Requeue a dead delivery",
+            responses={
+                404: {"model": ErrorBody, "description": "No delivery for this ticket."},
+                409: {"model": ErrorBody, "description": "The delivery is not dead."},
+            },
+        )
+        def retry_delivery(ticket_id: str) -> dict[str, Any]:
+            """Send a dead delivery again, from its first attempt."""
+            return requeue_dead(delivering, ticket_id).as_dict()
 
     @app.get("/model", summary="The model being served")
     def model() -> dict[str, Any]:
@@ -284,6 +364,14 @@ def create_app(enricher: Enricher, store: TicketStore, settings: Settings) -> Fa
     @app.exception_handler(TicketNotFound)
     async def not_found(request: Request, exc: TicketNotFound) -> JSONResponse:
         return _error(404, "ticket_not_found", str(exc))
+
+    @app.exception_handler(DeliveryNotFound)
+    async def no_delivery(request: Request, exc: DeliveryNotFound) -> JSONResponse:
+        return _error(404, "delivery_not_found", str(exc))
+
+    @app.exception_handler(DeliveryNotDead)
+    async def not_dead(request: Request, exc: DeliveryNotDead) -> JSONResponse:
+        return _error(409, "delivery_not_dead", str(exc))
 
     @app.exception_handler(StoreError)
     async def store_error(request: Request, exc: StoreError) -> JSONResponse:

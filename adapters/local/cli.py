@@ -1,11 +1,13 @@
-"""`ticket-enrich`: train, evaluate, enrich a batch, and serve the local service."""
+"""`ticket-enrich`: train, evaluate, enrich a batch, serve the local service, and deliver."""
 
 from __future__ import annotations
 
 import argparse
 import csv
 import json
+import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -13,9 +15,12 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from core.enricher import Enricher, load_enricher
 from core.errors import InvalidTicket, TicketEnrichError
+from core.ports import DELIVERY_STATUSES
 from core.settings import Settings
 
 if TYPE_CHECKING:
+    from adapters.helpdesk.webhook import WebhookClient
+    from adapters.local.sqlite_store import SQLiteTicketStore
     from training.data import DataSpec
 
 _TICKET_KEYS = (
@@ -274,20 +279,100 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.model_copy(update=updates)
     model_dir = ensure_model(settings)
     enricher = load_enricher(model_dir, limits=settings.limits, options=settings.enrich_options)
+    helpdesk = _webhook_client(settings) if settings.deliver else None
     store = SQLiteTicketStore(settings.database)
     _say(
         f"serving model {enricher.model_version} on http://{settings.host}:{settings.port} "
-        f"(tickets in {settings.database})"
+        f"(tickets in {settings.database}; delivery {'on' if helpdesk else 'off'})"
     )
     try:
         uvicorn.run(
-            create_app(enricher, store, settings),
+            create_app(
+                enricher,
+                store,
+                settings,
+                outbox=store if helpdesk is not None else None,
+                helpdesk=helpdesk,
+            ),
             host=settings.host,
             port=settings.port,
             log_level="info",
         )
     finally:
         store.close()
+        if helpdesk is not None:
+            helpdesk.close()
+    return 0
+
+
+def _webhook_client(settings: Settings) -> WebhookClient:
+    from adapters.helpdesk.webhook import WebhookClient
+
+    url, secret = settings.helpdesk_webhook_url, settings.helpdesk_webhook_secret
+    if not url or secret is None:
+        raise TicketEnrichError(
+            "delivery needs TICKET_ENRICH_HELPDESK_WEBHOOK_URL and "
+            "TICKET_ENRICH_HELPDESK_WEBHOOK_SECRET"
+        )
+    return WebhookClient(url, secret.get_secret_value(), settings.helpdesk_timeout_s)
+
+
+def _open_store(args: argparse.Namespace, settings: Settings) -> SQLiteTicketStore:
+    from adapters.local.sqlite_store import SQLiteTicketStore
+
+    return SQLiteTicketStore(args.database or settings.database)
+
+
+def _cmd_deliver(args: argparse.Namespace, settings: Settings) -> int:
+    from core.delivery import deliver_due, run_delivery_worker
+
+    client = _webhook_client(settings)
+    with _open_store(args, settings) as store:
+        if args.once:
+            report = deliver_due(
+                store, client, policy=settings.retry_policy, limit=settings.delivery_batch_size
+            )
+            summary = {"delivered": report.delivered, "retrying": report.retrying}
+            sys.stdout.write(json.dumps({**summary, "dead": report.dead}) + "\n")
+            client.close()
+            return 0
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        _say(f"delivering from {store.path} to {client.url}; stop with Ctrl-C or SIGTERM")
+        try:
+            run_delivery_worker(
+                store,
+                client,
+                stop,
+                poll_interval_s=settings.delivery_poll_interval_s,
+                policy=settings.retry_policy,
+                limit=settings.delivery_batch_size,
+            )
+        finally:
+            client.close()
+    return 0
+
+
+def _cmd_outbox(args: argparse.Namespace, settings: Settings) -> int:
+    from core.delivery import requeue_dead
+
+    with _open_store(args, settings) as store:
+        if args.action == "list":
+            for delivery in store.deliveries(args.status, args.limit):
+                sys.stdout.write(json.dumps(delivery.as_dict()) + "\n")
+        elif args.action == "retry":
+            if args.all_dead == (args.ticket_id is not None):
+                raise TicketEnrichError("outbox retry takes a ticket id or --all-dead, not both")
+            ids = (
+                [d.ticket_id for d in store.deliveries("dead", limit=1_000_000)]
+                if args.all_dead
+                else [args.ticket_id]
+            )
+            for ticket_id in ids:
+                requeue_dead(store, ticket_id)
+            _say(f"{len(ids)} requeued")
+        else:
+            _say(f"{store.purge(args.status)} {args.status} deliveries purged")
     return 0
 
 
@@ -326,6 +411,23 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--database", type=Path)
     serve.add_argument("--model", type=Path, help="artifact to serve; default: MODELS_DIR/latest")
+
+    deliver = sub.add_parser("deliver", help="deliver enqueued tickets to the helpdesk webhook")
+    deliver.add_argument("--database", type=Path)
+    deliver.add_argument("--once", action="store_true", help="one pass over what is due, then exit")
+
+    outbox = sub.add_parser("outbox", help="inspect and requeue deliveries to the helpdesk")
+    outbox_sub = outbox.add_subparsers(dest="action", required=True)
+    listing = outbox_sub.add_parser("list", help="deliveries as JSON lines")
+    listing.add_argument("--status", choices=DELIVERY_STATUSES)
+    listing.add_argument("--limit", type=int, default=1000)
+    retry = outbox_sub.add_parser("retry", help="requeue dead deliveries")
+    retry.add_argument("ticket_id", nargs="?")
+    retry.add_argument("--all-dead", action="store_true")
+    purge = outbox_sub.add_parser("purge", help="forget finished deliveries (tickets stay)")
+    purge.add_argument("--status", choices=("delivered", "dead"), required=True)
+    for command in (listing, retry, purge):
+        command.add_argument("--database", type=Path)
     return parser
 
 
@@ -337,6 +439,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "evaluate": _cmd_evaluate,
         "enrich": _cmd_enrich,
         "serve": _cmd_serve,
+        "deliver": _cmd_deliver,
+        "outbox": _cmd_outbox,
     }
     try:
         return commands[args.command](args, Settings())

@@ -6,14 +6,24 @@ import json
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from core.errors import StoreError, TicketNotFound
-from core.ports import StoredTicket, TicketPage, TicketQuery
+from core.ports import (
+    DELIVERY_STATUSES,
+    Delivery,
+    HelpdeskRef,
+    StoredTicket,
+    TicketPage,
+    TicketQuery,
+)
 
 # Bumped whenever the table layout changes, so an old file is refused instead of misread.
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tickets (
@@ -28,9 +38,26 @@ CREATE TABLE IF NOT EXISTS tickets (
 CREATE INDEX IF NOT EXISTS tickets_by_received ON tickets (received_at DESC);
 CREATE INDEX IF NOT EXISTS tickets_by_priority ON tickets (priority, received_at DESC);
 CREATE INDEX IF NOT EXISTS tickets_by_review ON tickets (needs_review, received_at DESC);
+-- Version 2: the delivery outbox, one row per ticket, times in seconds since the epoch.
+CREATE TABLE IF NOT EXISTS outbox (
+    ticket_id       TEXT PRIMARY KEY REFERENCES tickets (id),
+    status          TEXT NOT NULL,
+    attempts        INTEGER NOT NULL,
+    next_attempt_at REAL NOT NULL,
+    lease_until     REAL,
+    last_error      TEXT,
+    helpdesk_system TEXT,
+    helpdesk_id     TEXT,
+    helpdesk_url    TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at);
 """
 
 _COLUMNS = "id, external_id, received_at, ticket, enrichment"
+_DELIVERY_COLUMNS = (
+    "ticket_id, status, attempts, next_attempt_at, last_error,"
+    " helpdesk_system, helpdesk_id, helpdesk_url"
+)
 
 
 def _strict_json(value: Any) -> str:
@@ -51,8 +78,22 @@ def _row_to_ticket(row: tuple[Any, ...]) -> StoredTicket:
     )
 
 
+def _row_to_delivery(row: tuple[Any, ...]) -> Delivery:
+    ticket_id, status, attempts, next_at, last_error, system, helpdesk_id, url = row
+    ref = None if helpdesk_id is None else HelpdeskRef(system=system, id=helpdesk_id, url=url)
+    return Delivery(
+        ticket_id=ticket_id,
+        status=status,
+        attempts=attempts,
+        next_attempt_at=datetime.fromtimestamp(next_at, UTC),
+        last_error=last_error,
+        ref=ref,
+    )
+
+
 class SQLiteTicketStore:
-    """A `core.ports.TicketStore` in one SQLite file that survives restarts.
+    """A `core.ports.TicketStore` and `core.ports.Outbox` in one SQLite file that survives
+    restarts; tickets and their deliveries share it so both are written in one transaction.
 
     One connection is shared behind a lock: FastAPI runs handlers on a thread pool, and the
     local service's load does not justify a connection per thread. WAL mode lets other
@@ -99,12 +140,20 @@ class SQLiteTicketStore:
         Raises ValueError, storing nothing, for content that is not strict JSON (NaN, infinity,
         lone surrogates): once stored, it would break every listing that includes it.
         """
+        return self._add(ticket, None)
+
+    def add_with_delivery(self, ticket: StoredTicket, now: datetime) -> tuple[StoredTicket, bool]:
+        """Like `add`, and in the same transaction enqueue a delivery due at ``now`` when the
+        ticket is new; a duplicate enqueues nothing."""
+        return self._add(ticket, now)
+
+    def _add(self, ticket: StoredTicket, deliver_at: datetime | None) -> tuple[StoredTicket, bool]:
         ticket_json = _strict_json(ticket.ticket)
         enrichment_json = _strict_json(ticket.enrichment)
         priority = ticket.enrichment.get("priority", {}).get("label")
         needs_review = bool(ticket.enrichment.get("needs_review", False))
         try:
-            with self._lock:
+            with self._lock, self._transaction():
                 cursor = self._conn.execute(
                     "INSERT INTO tickets (id, external_id, received_at, priority, needs_review,"
                     " ticket, enrichment) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -120,6 +169,12 @@ class SQLiteTicketStore:
                     ),
                 )
                 created = cursor.rowcount == 1
+                if created and deliver_at is not None:
+                    self._conn.execute(
+                        "INSERT INTO outbox (ticket_id, status, attempts, next_attempt_at)"
+                        " VALUES (?, 'pending', 0, ?) ON CONFLICT (ticket_id) DO NOTHING",
+                        (ticket.id, deliver_at.timestamp()),
+                    )
                 # Read back rather than echo the argument: on a conflict the first version wins,
                 # and either way the caller sees exactly what a later `get` returns.
                 row = self._conn.execute(
@@ -130,6 +185,108 @@ class SQLiteTicketStore:
         if row is None:
             raise StoreError(f"ticket {ticket.id} vanished right after it was stored")
         return _row_to_ticket(row), created
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        # IMMEDIATE takes the write lock up front, so two processes claiming deliveries
+        # serialise instead of both reading the same due rows.
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def claim_due(
+        self, now: datetime, lease_until: datetime, limit: int
+    ) -> list[tuple[Delivery, StoredTicket]]:
+        """Lease up to ``limit`` pending or retrying deliveries due at ``now``, oldest first."""
+        at = now.timestamp()
+        try:
+            with self._lock, self._transaction():
+                rows = self._conn.execute(
+                    f"SELECT {_DELIVERY_COLUMNS} FROM outbox"
+                    " WHERE status IN ('pending', 'retrying') AND next_attempt_at <= ?"
+                    " AND (lease_until IS NULL OR lease_until <= ?)"
+                    " ORDER BY next_attempt_at, rowid LIMIT ?",
+                    (at, at, limit),
+                ).fetchall()
+                claimed = []
+                for row in rows:
+                    self._conn.execute(
+                        "UPDATE outbox SET lease_until = ? WHERE ticket_id = ?",
+                        (lease_until.timestamp(), row[0]),
+                    )
+                    ticket = self._conn.execute(
+                        f"SELECT {_COLUMNS} FROM tickets WHERE id = ?", (row[0],)
+                    ).fetchone()
+                    claimed.append((_row_to_delivery(row), _row_to_ticket(ticket)))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot claim deliveries: {exc}") from exc
+        return claimed
+
+    def save(self, delivery: Delivery) -> None:
+        """Record the outcome of an attempt and release the delivery's lease."""
+        if delivery.status not in DELIVERY_STATUSES:
+            raise ValueError(f"unknown delivery status {delivery.status!r}")
+        ref = delivery.ref
+        try:
+            with self._lock:
+                self._conn.execute(
+                    "UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?,"
+                    " last_error = ?, helpdesk_system = ?, helpdesk_id = ?, helpdesk_url = ?,"
+                    " lease_until = NULL WHERE ticket_id = ?",
+                    (
+                        delivery.status,
+                        delivery.attempts,
+                        delivery.next_attempt_at.timestamp(),
+                        delivery.last_error,
+                        None if ref is None else ref.system,
+                        None if ref is None else ref.id,
+                        None if ref is None else ref.url,
+                        delivery.ticket_id,
+                    ),
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot save delivery of {delivery.ticket_id}: {exc}") from exc
+
+    def delivery(self, ticket_id: str) -> Delivery | None:
+        """The delivery of this ticket, if one was enqueued."""
+        try:
+            with self._lock:
+                row = self._conn.execute(
+                    f"SELECT {_DELIVERY_COLUMNS} FROM outbox WHERE ticket_id = ?", (ticket_id,)
+                ).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read delivery of {ticket_id}: {exc}") from exc
+        return None if row is None else _row_to_delivery(row)
+
+    def deliveries(self, status: str | None = None, limit: int = 100) -> list[Delivery]:
+        """Deliveries, optionally of one status, in the order they were enqueued."""
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        where, params = ("", []) if status is None else (" WHERE status = ?", [status])
+        try:
+            with self._lock:
+                rows = self._conn.execute(
+                    f"SELECT {_DELIVERY_COLUMNS} FROM outbox{where} ORDER BY rowid LIMIT ?",
+                    [*params, limit],
+                ).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot list deliveries: {exc}") from exc
+        return [_row_to_delivery(row) for row in rows]
+
+    def purge(self, status: str) -> int:
+        """Forget every delivery of this status (the tickets stay); return how many."""
+        if status not in ("delivered", "dead"):
+            raise ValueError(f"only delivered or dead deliveries can be purged, not {status!r}")
+        try:
+            with self._lock:
+                cursor = self._conn.execute("DELETE FROM outbox WHERE status = ?", (status,))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot purge deliveries: {exc}") from exc
+        return cursor.rowcount
 
     def get(self, ticket_id: str) -> StoredTicket:
         """The ticket with this id, or `core.errors.TicketNotFound`."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from core.errors import TicketNotFound
-from core.ports import StoredTicket, TicketPage, TicketQuery
+from core.ports import Delivery, HelpdeskRef, StoredTicket, TicketPage, TicketQuery
 
 
 class FakeTicketStore:
@@ -32,3 +34,74 @@ class FakeTicketStore:
             and (query.needs_review is None or t.enrichment["needs_review"] == query.needs_review)
         ]
         return TicketPage(items[query.offset : query.offset + query.limit], len(items))
+
+
+class FakeOutbox:
+    """An in-memory `Outbox` over a `FakeTicketStore`; claims honour leases like a real one."""
+
+    def __init__(self, store: FakeTicketStore | None = None) -> None:
+        self.store = store or FakeTicketStore()
+        self.rows: dict[str, Delivery] = {}
+        self.leases: dict[str, datetime] = {}
+
+    def add_with_delivery(self, ticket: StoredTicket, now: datetime) -> tuple[StoredTicket, bool]:
+        stored, created = self.store.add(ticket)
+        if created:
+            self.rows[ticket.id] = Delivery(ticket.id, "pending", 0, now)
+        return stored, created
+
+    def claim_due(
+        self, now: datetime, lease_until: datetime, limit: int
+    ) -> list[tuple[Delivery, StoredTicket]]:
+        due = [
+            d
+            for d in sorted(self.rows.values(), key=lambda d: d.next_attempt_at)
+            if d.status in ("pending", "retrying")
+            and d.next_attempt_at <= now
+            and self.leases.get(d.ticket_id, now) <= now
+        ][:limit]
+        for d in due:
+            self.leases[d.ticket_id] = lease_until
+        return [(d, self.store.get(d.ticket_id)) for d in due]
+
+    def save(self, delivery: Delivery) -> None:
+        self.rows[delivery.ticket_id] = delivery
+        self.leases.pop(delivery.ticket_id, None)
+
+    def delivery(self, ticket_id: str) -> Delivery | None:
+        return self.rows.get(ticket_id)
+
+    def deliveries(self, status: str | None = None, limit: int = 100) -> list[Delivery]:
+        return [d for d in self.rows.values() if status is None or d.status == status][:limit]
+
+    def purge(self, status: str) -> int:
+        gone = [k for k, d in self.rows.items() if d.status == status]
+        for k in gone:
+            del self.rows[k]
+        return len(gone)
+
+
+class FakeHelpdeskClient:
+    """A `HelpdeskClient` that dedupes on the idempotency key and fails as scripted.
+
+    ``script`` holds one entry per call, consumed in order: an exception to raise, or None to
+    succeed; once it is empty every call succeeds.
+    """
+
+    name = "fake"
+
+    def __init__(self, script: list[Exception | None] | None = None) -> None:
+        self.script = list(script or [])
+        self.calls: list[str] = []
+        self.created: dict[str, HelpdeskRef] = {}
+
+    def create_ticket(self, ticket: StoredTicket, idempotency_key: str) -> HelpdeskRef:
+        self.calls.append(idempotency_key)
+        if self.script:
+            failure = self.script.pop(0)
+            if failure is not None:
+                raise failure
+        if idempotency_key not in self.created:
+            number = len(self.created) + 1
+            self.created[idempotency_key] = HelpdeskRef("fake", str(number), f"fake://{number}")
+        return self.created[idempotency_key]

@@ -6,7 +6,7 @@ from core import load_enricher
 from core.errors import InvalidTicket
 from core.intake import submit_ticket
 from core.ports import TicketQuery
-from tests.unit.fakes import FakeTicketStore
+from tests.unit.fakes import FakeOutbox, FakeTicketStore
 
 
 @pytest.fixture(scope="module")
@@ -46,3 +46,20 @@ def test_an_invalid_ticket_stores_nothing(enricher) -> None:  # type: ignore[no-
     with pytest.raises(InvalidTicket):
         submit_ticket({"subject": ""}, enricher, store)
     assert store.tickets == {}
+
+
+def test_with_an_outbox_a_new_ticket_is_enqueued_once(enricher) -> None:  # type: ignore[no-untyped-def]
+    outbox = FakeOutbox()
+    store = outbox.store
+    first, _ = submit_ticket(
+        {"subject": "a", "external_id": "ZD-9"}, enricher, store, outbox=outbox
+    )
+    submit_ticket({"subject": "a", "external_id": "ZD-9"}, enricher, store, outbox=outbox)
+    assert list(outbox.rows) == [first.id]
+    assert outbox.rows[first.id].status == "pending"
+
+
+def test_without_an_outbox_nothing_is_enqueued(enricher) -> None:  # type: ignore[no-untyped-def]
+    outbox = FakeOutbox()
+    submit_ticket({"subject": "a"}, enricher, outbox.store)
+    assert outbox.rows == {}
