@@ -1,0 +1,128 @@
+"""Freshdesk: creates tickets through the REST API v2 (``POST /api/v2/tickets``).
+
+Plain httpx rather than a client library (python-freshdesk): two endpoints are used, and the
+connector must control the timeout and map every status onto the product's errors itself.
+
+Idempotency: Freshdesk has no idempotency header, so the ticket carries a tag derived from the
+key (``te-<hash>``) and ``create_ticket`` first searches for a ticket with that tag. Freshdesk's
+search is eventually consistent: a retry within moments of a creation whose response was lost
+may not see it yet, so the outbox should not retry immediately (its backoff does not).
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import httpx
+
+from adapters.helpdesk.mapping import FieldMapping, requester_of, subject_of
+from adapters.helpdesk.transport import DEFAULT_TIMEOUT_SECONDS, build_client, json_body, send
+from core.errors import HelpdeskUnavailable
+from core.ports import HelpdeskRef, StoredTicket
+
+SYSTEM = "freshdesk"
+_STATUS_OPEN = 2
+
+
+class FreshdeskClient:
+    """A `HelpdeskClient` for one Freshdesk account (``https://<domain>.freshdesk.com``)."""
+
+    name = SYSTEM
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        mapping: FieldMapping | None = None,
+        default_requester_email: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.mapping = mapping or FieldMapping.for_system(SYSTEM)
+        self.default_requester_email = default_requester_email
+        # Freshdesk's basic auth: the API key as user name, any password ("X" by convention).
+        self._http = build_client(
+            self.base_url,
+            auth=(api_key, "X"),
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def payload(self, ticket: StoredTicket, idempotency_key: str) -> dict[str, Any]:
+        """The JSON body that creates this ticket."""
+        name, email = requester_of(ticket)
+        body: dict[str, Any] = {
+            "subject": subject_of(ticket),
+            # Freshdesk renders the description as HTML.
+            "description": html.escape(self.mapping.description(ticket)).replace("\n", "<br>"),
+            "status": _STATUS_OPEN,
+            "tags": self.mapping.tags(ticket.enrichment, idempotency_key),
+        }
+        email = email or self.default_requester_email
+        if email is not None:
+            body["email"] = email
+        if name is not None:
+            body["name"] = name
+        priority = self.mapping.priority_for(ticket.enrichment)
+        if priority is not None:
+            body["priority"] = priority
+        fields = self.mapping.custom_fields(ticket.enrichment)
+        if fields:
+            body["custom_fields"] = fields
+        return body
+
+    def find_ticket(self, idempotency_key: str) -> HelpdeskRef | None:
+        """The ticket an earlier call with this key created, if the search sees one."""
+        tag = self.mapping.idempotency_tag(idempotency_key)
+        response = send(
+            self._http,
+            SYSTEM,
+            "GET",
+            "/api/v2/search/tickets",
+            params={"query": f"\"tag:'{tag}'\""},
+            error_message=_error_message,
+        )
+        body = json_body(response, SYSTEM)
+        results = body.get("results") if isinstance(body, dict) else None
+        return self._ref(results[0]) if results else None
+
+    def create_ticket(self, ticket: StoredTicket, idempotency_key: str) -> HelpdeskRef:
+        """Return the ticket this key created before, else create it."""
+        found = self.find_ticket(idempotency_key)
+        if found is not None:
+            return found
+        response = send(
+            self._http,
+            SYSTEM,
+            "POST",
+            "/api/v2/tickets",
+            json=self.payload(ticket, idempotency_key),
+            error_message=_error_message,
+        )
+        return self._ref(json_body(response, SYSTEM))
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def _ref(self, body: Any) -> HelpdeskRef:
+        try:
+            ticket_id = str(body["id"])
+        except (KeyError, TypeError) as exc:
+            raise HelpdeskUnavailable(f"{SYSTEM}: response without a ticket id") from exc
+        return HelpdeskRef(SYSTEM, ticket_id, f"{self.base_url}/a/tickets/{ticket_id}")
+
+
+def _error_message(body: Any) -> str | None:
+    """Freshdesk's errors: ``{"description", "errors": [{"field", "message", "code"}]}``."""
+    if not isinstance(body, dict):
+        return None
+    parts = [str(body.get("description") or body.get("message") or "")]
+    for problem in body.get("errors") or []:
+        if isinstance(problem, dict):
+            parts.append(f"{problem.get('field', '?')}: {problem.get('message', '')}")
+    text = "; ".join(p for p in parts if p)
+    return text or None

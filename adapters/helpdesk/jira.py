@@ -1,0 +1,134 @@
+"""Jira (and Jira Service Management projects): creates issues through the REST API v2.
+
+Plain httpx rather than the ``jira`` package: its session retries 429 and 5xx itself, sleeping
+in the caller, which would hide ``Retry-After`` from the outbox that owns retries, and it wraps
+every status in one ``JIRAError``. Two endpoints are used; mapping them directly is shorter.
+
+Idempotency: Jira has no idempotency header, so the issue carries a label derived from the key
+(``te-<hash>``) and ``create_ticket`` first searches with JQL for an issue with that label.
+Jira's search index is eventually consistent: a retry within moments of a creation whose
+response was lost may not see it yet, so the outbox should not retry immediately.
+
+``search_path`` is ``/rest/api/2/search/jql`` on Jira Cloud (the older ``/rest/api/2/search``
+is withdrawn there) and ``/rest/api/2/search`` on Jira Data Center; both answer
+``{"issues": [{"id", "key"}, ...]}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from adapters.helpdesk.mapping import FieldMapping, subject_of
+from adapters.helpdesk.transport import DEFAULT_TIMEOUT_SECONDS, build_client, json_body, send
+from core.errors import HelpdeskUnavailable
+from core.ports import HelpdeskRef, StoredTicket
+
+SYSTEM = "jira"
+CLOUD_SEARCH_PATH = "/rest/api/2/search/jql"
+DATA_CENTER_SEARCH_PATH = "/rest/api/2/search"
+
+
+class JiraClient:
+    """A `HelpdeskClient` that creates issues in one Jira project."""
+
+    name = SYSTEM
+
+    def __init__(
+        self,
+        base_url: str,
+        email: str,
+        api_token: str,
+        project_key: str,
+        *,
+        issue_type: str = "Task",
+        mapping: FieldMapping | None = None,
+        search_path: str = CLOUD_SEARCH_PATH,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.project_key = project_key
+        self.issue_type = issue_type
+        self.mapping = mapping or FieldMapping.for_system(SYSTEM)
+        self.search_path = search_path
+        self._http = build_client(
+            self.base_url,
+            auth=(email, api_token),
+            headers={"Content-Type": "application/json"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def payload(self, ticket: StoredTicket, idempotency_key: str) -> dict[str, Any]:
+        """The JSON body that creates this issue."""
+        fields: dict[str, Any] = {
+            "project": {"key": self.project_key},
+            "issuetype": {"name": self.issue_type},
+            "summary": subject_of(ticket, max_chars=255),
+            "description": self.mapping.description(ticket),
+            "labels": self.mapping.tags(ticket.enrichment, idempotency_key),
+        }
+        priority = self.mapping.priority_for(ticket.enrichment)
+        if priority is not None:
+            fields["priority"] = {"name": str(priority)}
+        fields.update(self.mapping.custom_fields(ticket.enrichment))
+        return {"fields": fields}
+
+    def find_issue(self, idempotency_key: str) -> HelpdeskRef | None:
+        """The issue an earlier call with this key created, if the search sees one."""
+        label = self.mapping.idempotency_tag(idempotency_key)
+        response = send(
+            self._http,
+            SYSTEM,
+            "GET",
+            self.search_path,
+            params={
+                "jql": f'project = "{self.project_key}" AND labels = "{label}"',
+                "fields": "key",
+                "maxResults": 1,
+            },
+            error_message=_error_message,
+        )
+        body = json_body(response, SYSTEM)
+        issues = body.get("issues") if isinstance(body, dict) else None
+        return self._ref(issues[0]) if issues else None
+
+    def create_ticket(self, ticket: StoredTicket, idempotency_key: str) -> HelpdeskRef:
+        """Return the issue this key created before, else create it."""
+        found = self.find_issue(idempotency_key)
+        if found is not None:
+            return found
+        response = send(
+            self._http,
+            SYSTEM,
+            "POST",
+            "/rest/api/2/issue",
+            json=self.payload(ticket, idempotency_key),
+            error_message=_error_message,
+        )
+        return self._ref(json_body(response, SYSTEM))
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def _ref(self, body: Any) -> HelpdeskRef:
+        try:
+            key = str(body["key"])
+        except (KeyError, TypeError) as exc:
+            raise HelpdeskUnavailable(f"{SYSTEM}: response without an issue key") from exc
+        return HelpdeskRef(SYSTEM, key, f"{self.base_url}/browse/{key}")
+
+
+def _error_message(body: Any) -> str | None:
+    """Jira's errors: ``{"errorMessages": [...], "errors": {field: message}}``."""
+    if not isinstance(body, dict):
+        return None
+    parts = [str(m) for m in body.get("errorMessages") or []]
+    errors = body.get("errors")
+    if isinstance(errors, dict):
+        parts.extend(f"{field_name}: {message}" for field_name, message in errors.items())
+    text = "; ".join(p for p in parts if p)
+    return text or None

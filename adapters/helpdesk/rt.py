@@ -1,0 +1,134 @@
+"""Request Tracker 5: creates tickets through RT's REST 2 API (``POST /REST/2.0/ticket``).
+
+Plain httpx rather than the ``rt`` package: two endpoints are used, and the connector must
+control the timeout and map every status (with ``Retry-After``) onto the product's errors,
+which the package's own exception classes would only stand between.
+
+Idempotency: RT has no idempotency header, so the ticket carries a token derived from the key
+(``te-<hash>``), in the custom field ``key_field`` when one is configured (it must exist and
+apply to the queue) or else at the end of the subject, and ``create_ticket`` first searches
+with TicketSQL for a ticket carrying it. RT searches its database directly, so a retry sees a
+ticket created by an earlier attempt at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from adapters.helpdesk.mapping import FieldMapping, requester_of, subject_of
+from adapters.helpdesk.transport import DEFAULT_TIMEOUT_SECONDS, build_client, json_body, send
+from core.errors import HelpdeskUnavailable
+from core.ports import HelpdeskRef, StoredTicket
+
+SYSTEM = "rt"
+
+
+class RTClient:
+    """A `HelpdeskClient` that creates tickets in one RT queue."""
+
+    name = SYSTEM
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        queue: str = "General",
+        key_field: str | None = None,
+        mapping: FieldMapping | None = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.queue = queue
+        self.key_field = key_field
+        self.mapping = mapping or FieldMapping.for_system(SYSTEM)
+        self._http = build_client(
+            self.base_url,
+            headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def payload(self, ticket: StoredTicket, idempotency_key: str) -> dict[str, Any]:
+        """The JSON body that creates this ticket."""
+        token = self.mapping.idempotency_tag(idempotency_key)
+        subject = subject_of(ticket, max_chars=200)
+        custom_fields = self.mapping.custom_fields(ticket.enrichment)
+        if self.key_field is None:
+            subject = f"{subject} [{token}]"
+        else:
+            custom_fields[self.key_field] = token
+        body: dict[str, Any] = {
+            "Queue": self.queue,
+            "Subject": subject,
+            "Content": self.mapping.description(ticket),
+            "ContentType": "text/plain",
+        }
+        priority = self.mapping.priority_for(ticket.enrichment)
+        if priority is not None:
+            body["Priority"] = priority
+        _, email = requester_of(ticket)
+        if email is not None:
+            body["Requestor"] = email
+        if custom_fields:
+            body["CustomFields"] = custom_fields
+        return body
+
+    def find_ticket(self, idempotency_key: str) -> HelpdeskRef | None:
+        """The ticket an earlier call with this key created, if there is one."""
+        token = self.mapping.idempotency_tag(idempotency_key)
+        where = (
+            f"Subject LIKE '{token}'"
+            if self.key_field is None
+            else (f"CF.{{{self.key_field}}} = '{token}'")
+        )
+        response = send(
+            self._http,
+            SYSTEM,
+            "GET",
+            "/REST/2.0/tickets",
+            params={"query": f"Queue = '{_quoted(self.queue)}' AND {where}", "per_page": 1},
+            error_message=_error_message,
+        )
+        body = json_body(response, SYSTEM)
+        items = body.get("items") if isinstance(body, dict) else None
+        return self._ref(items[0]) if items else None
+
+    def create_ticket(self, ticket: StoredTicket, idempotency_key: str) -> HelpdeskRef:
+        """Return the ticket this key created before, else create it."""
+        found = self.find_ticket(idempotency_key)
+        if found is not None:
+            return found
+        response = send(
+            self._http,
+            SYSTEM,
+            "POST",
+            "/REST/2.0/ticket",
+            json=self.payload(ticket, idempotency_key),
+            error_message=_error_message,
+        )
+        return self._ref(json_body(response, SYSTEM))
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def _ref(self, body: Any) -> HelpdeskRef:
+        try:
+            ticket_id = str(body["id"])
+        except (KeyError, TypeError) as exc:
+            raise HelpdeskUnavailable(f"{SYSTEM}: response without a ticket id") from exc
+        return HelpdeskRef(SYSTEM, ticket_id, f"{self.base_url}/Ticket/Display.html?id={ticket_id}")
+
+
+def _quoted(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _error_message(body: Any) -> str | None:
+    """RT's errors: ``{"message": "..."}``."""
+    message = body.get("message") if isinstance(body, dict) else None
+    return str(message) if message else None
