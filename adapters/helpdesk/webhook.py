@@ -13,20 +13,16 @@ import hmac
 import json
 import math
 import time
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from typing import Any
 
 import httpx
 
-from core.errors import HelpdeskRejected, HelpdeskUnavailable
+from adapters.helpdesk.transport import DEFAULT_TIMEOUT_SECONDS, build_client, send
 from core.ports import HelpdeskRef, StoredTicket
 
 SYSTEM = "webhook"
 TIMESTAMP_HEADER = "X-Ticket-Enrich-Timestamp"
 SIGNATURE_HEADER = "X-Ticket-Enrich-Signature"
-# 409 is what an idempotent receiver answers while the first request with a key is in flight.
-_RETRYABLE = frozenset({408, 409, 425, 429})
-_MESSAGE_LIMIT = 300
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -59,31 +55,13 @@ def verify_signature(
     return hmac.compare_digest(sign(secret, timestamp, body), header)
 
 
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), never < 0."""
-    if value is None or not value.strip():
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
-    try:
-        when = parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-
-
 class WebhookClient:
     """A `core.ports.HelpdeskClient` that POSTs signed JSON to one URL.
 
     2xx → the receiver's ticket (``id`` and optional ``url`` from a JSON reply, else the
-    idempotency key); 408, 409, 429, 5xx, timeouts and connection errors → HelpdeskUnavailable;
-    any other status → HelpdeskRejected.
+    idempotency key); the rest is mapped by `adapters.helpdesk.transport.send`: 408, 409, 425,
+    429, 5xx, timeouts and connection errors → HelpdeskUnavailable (with Retry-After), any
+    other status → HelpdeskRejected.
     """
 
     name = SYSTEM
@@ -92,7 +70,7 @@ class WebhookClient:
         self,
         url: str,
         secret: str,
-        timeout: float = 10.0,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
         *,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -100,14 +78,7 @@ class WebhookClient:
             raise ValueError("the webhook secret must not be empty")
         self.url = url
         self._secret = secret
-        # No keep-alive pool: a worker sends seldom, and a pooled connection the receiver has
-        # closed meanwhile would turn the next delivery into a spurious failure.
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(timeout),
-            transport=transport,
-            follow_redirects=False,
-            limits=httpx.Limits(max_keepalive_connections=0),
-        )
+        self._client = build_client(url, timeout=timeout, transport=transport)
 
     def create_ticket(self, ticket: StoredTicket, idempotency_key: str) -> HelpdeskRef:
         """POST the ticket once under ``idempotency_key``; map the reply onto the product."""
@@ -119,23 +90,25 @@ class WebhookClient:
             TIMESTAMP_HEADER: timestamp,
             SIGNATURE_HEADER: sign(self._secret, timestamp, body),
         }
-        try:
-            response = self._client.post(self.url, content=body, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise HelpdeskUnavailable(f"{SYSTEM}: timed out ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
-            raise HelpdeskUnavailable(f"{SYSTEM}: {type(exc).__name__}: {exc}") from exc
-        if response.is_success:
-            return _ref(response, idempotency_key)
-        message = f"{SYSTEM}: HTTP {response.status_code}: {response.text.strip()[:_MESSAGE_LIMIT]}"
-        if response.status_code in _RETRYABLE or response.status_code >= 500:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            raise HelpdeskUnavailable(message, retry_after=retry_after)
-        raise HelpdeskRejected(message)
+        response = send(
+            self._client,
+            SYSTEM,
+            "POST",
+            self.url,
+            error_message=_error_message,
+            content=body,
+            headers=headers,
+        )
+        return _ref(response, idempotency_key)
 
     def close(self) -> None:
         """Close the HTTP client."""
         self._client.close()
+
+
+def _error_message(reply: Any) -> str | None:
+    found = reply.get("error") if isinstance(reply, dict) else None
+    return found if isinstance(found, str) else None
 
 
 def _ref(response: httpx.Response, idempotency_key: str) -> HelpdeskRef:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -13,7 +12,6 @@ from adapters.helpdesk.webhook import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     WebhookClient,
-    parse_retry_after,
     sign,
     verify_signature,
 )
@@ -97,20 +95,3 @@ def test_verify_signature_refuses_tampering_wrong_keys_and_stale_timestamps() ->
     assert not verify_signature("key", str(int(now) + 1), body, header, 300, now=now)
     assert not verify_signature("key", timestamp, body, header, 300, now=now + 301)
     assert not verify_signature("key", "not-a-time", body, header, 300, now=now)
-
-
-@pytest.mark.parametrize(
-    ("header", "expected"),
-    [
-        ("120", 120.0),
-        ("-5", 0.0),
-        ("Thu, 01 Jan 2026 12:01:30 GMT", 90.0),
-        ("Thu, 01 Jan 2026 11:00:00 GMT", 0.0),
-        ("soon", None),
-        (None, None),
-        ("", None),
-    ],
-)
-def test_retry_after_is_seconds_or_an_http_date(header: str | None, expected: float | None) -> None:
-    now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-    assert parse_retry_after(header, now=now) == expected
