@@ -12,9 +12,11 @@ run:
 	$(PY) -m pip install --quiet -e '.[local,train]'
 	$(VENV)/bin/ticket-enrich serve
 
-# Install everything the checks need, then lint, type-check, check the import contracts and
+# Install everything the checks need (Request Tracker 5 from Debian's packages for the RT
+# connector's tests, which needs root), then lint, type-check, check the import contracts and
 # run the whole test suite.
 check:
+	sh tests/integration/rt_server.sh install
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'

@@ -88,6 +88,10 @@ class HelpdeskClient(Protocol):
         """Create the helpdesk ticket for this enriched ticket, once."""
         ...
 
+    def close(self) -> None:
+        """Release the client's connections."""
+        ...
+
 
 DELIVERY_STATUSES = ("pending", "retrying", "delivered", "dead")
 

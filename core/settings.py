@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,6 +47,22 @@ class Settings(BaseSettings):
     helpdesk_webhook_url: str | None = Field(None, description="Where the webhook POSTs tickets.")
     helpdesk_webhook_secret: SecretStr | None = Field(
         None, description="The HMAC-SHA256 key that signs each webhook request."
+    )
+    helpdesk: Literal["webhook", "zendesk", "freshdesk", "jira", "rt"] = Field(
+        "webhook", description="Which helpdesk receives enriched tickets."
+    )
+    helpdesk_url: str | None = Field(
+        None, description="The helpdesk's base URL (Zendesk, Freshdesk, Jira, RT)."
+    )
+    helpdesk_user: str | None = Field(None, description="Agent e-mail for Zendesk and Jira.")
+    helpdesk_token: SecretStr | None = Field(
+        None, description="API token (Zendesk, Jira, RT) or API key (Freshdesk)."
+    )
+    helpdesk_project: str | None = Field(None, description="Jira project key.")
+    helpdesk_queue: str = Field("General", description="Request Tracker queue.")
+    helpdesk_mapping: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Overrides of the enrichment → helpdesk field mapping, as JSON.",
     )
     helpdesk_timeout_s: float = Field(10.0, gt=0)
     delivery_retry_base_s: float = Field(1.0, ge=0)

@@ -19,8 +19,8 @@ from core.ports import DELIVERY_STATUSES
 from core.settings import Settings
 
 if TYPE_CHECKING:
-    from adapters.helpdesk.webhook import WebhookClient
     from adapters.local.sqlite_store import SQLiteTicketStore
+    from core.ports import HelpdeskClient
     from training.data import DataSpec
 
 _TICKET_KEYS = (
@@ -279,7 +279,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.model_copy(update=updates)
     model_dir = ensure_model(settings)
     enricher = load_enricher(model_dir, limits=settings.limits, options=settings.enrich_options)
-    helpdesk = _webhook_client(settings) if settings.deliver else None
+    helpdesk = _helpdesk(settings) if settings.deliver else None
     store = SQLiteTicketStore(settings.database)
     _say(
         f"serving model {enricher.model_version} on http://{settings.host}:{settings.port} "
@@ -305,16 +305,10 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _webhook_client(settings: Settings) -> WebhookClient:
-    from adapters.helpdesk.webhook import WebhookClient
+def _helpdesk(settings: Settings) -> HelpdeskClient:
+    from adapters.helpdesk.factory import helpdesk_from_settings
 
-    url, secret = settings.helpdesk_webhook_url, settings.helpdesk_webhook_secret
-    if not url or secret is None:
-        raise TicketEnrichError(
-            "delivery needs TICKET_ENRICH_HELPDESK_WEBHOOK_URL and "
-            "TICKET_ENRICH_HELPDESK_WEBHOOK_SECRET"
-        )
-    return WebhookClient(url, secret.get_secret_value(), settings.helpdesk_timeout_s)
+    return helpdesk_from_settings(settings)
 
 
 def _open_store(args: argparse.Namespace, settings: Settings) -> SQLiteTicketStore:
@@ -326,7 +320,7 @@ def _open_store(args: argparse.Namespace, settings: Settings) -> SQLiteTicketSto
 def _cmd_deliver(args: argparse.Namespace, settings: Settings) -> int:
     from core.delivery import deliver_due, run_delivery_worker
 
-    client = _webhook_client(settings)
+    client = _helpdesk(settings)
     with _open_store(args, settings) as store:
         if args.once:
             report = deliver_due(
@@ -338,7 +332,7 @@ def _cmd_deliver(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        _say(f"delivering from {store.path} to {client.url}; stop with Ctrl-C or SIGTERM")
+        _say(f"delivering from {store.path} to {client.name}; stop with Ctrl-C or SIGTERM")
         try:
             run_delivery_worker(
                 store,

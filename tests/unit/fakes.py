@@ -95,6 +95,9 @@ class FakeHelpdeskClient:
         self.calls: list[str] = []
         self.created: dict[str, HelpdeskRef] = {}
 
+    def close(self) -> None:
+        self.closed = True
+
     def create_ticket(self, ticket: StoredTicket, idempotency_key: str) -> HelpdeskRef:
         self.calls.append(idempotency_key)
         if self.script:
