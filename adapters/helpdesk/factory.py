@@ -8,15 +8,12 @@ from core.settings import Settings
 
 
 def _required(settings: Settings, *names: str) -> list[str]:
-    values = []
-    for name in names:
-        value = getattr(settings, name)
-        if value is None or value == "":
-            raise TicketEnrichError(
-                f"delivery to {settings.helpdesk} needs TICKET_ENRICH_{name.upper()}"
-            )
-        values.append(value.get_secret_value() if hasattr(value, "get_secret_value") else value)
-    return values
+    values = [getattr(settings, name) for name in names]
+    missing = [name for name, value in zip(names, values, strict=True) if value in (None, "")]
+    if missing:
+        needed = " and ".join(f"TICKET_ENRICH_{name.upper()}" for name in missing)
+        raise TicketEnrichError(f"delivery to {settings.helpdesk} needs {needed}")
+    return [v.get_secret_value() if hasattr(v, "get_secret_value") else v for v in values]
 
 
 def helpdesk_from_settings(settings: Settings) -> HelpdeskClient:
