@@ -14,6 +14,7 @@ from typing import Any
 from bench.accuracy import bench_accuracy, render_accuracy
 from bench.coldstart import bench_coldstart, render_coldstart
 from bench.context import Context, RunSettings, log, machine_facts
+from bench.delivery import bench_delivery, render_delivery
 from bench.latency import bench_latency, render_latency
 from bench.markdown import fmt, size, table
 from bench.nlp import bench_nlp, render_nlp
@@ -32,6 +33,7 @@ BENCHMARKS: dict[str, tuple[Benchmark, Renderer]] = {
     "size": (bench_size, render_size),
     "pii": (bench_pii, render_pii),
     "nlp": (bench_nlp, render_nlp),
+    "delivery": (bench_delivery, render_delivery),
 }
 
 # The targets the summary checks, as the work items state them.
@@ -147,6 +149,8 @@ def _summary(results: dict[str, Any]) -> list[str]:
                 "—",
             ]
         )
+    if "delivery" in results:
+        rows += _delivery_rows(results["delivery"])
     targets = _target_rows(results)
     if not rows and not targets:
         return []
@@ -177,6 +181,29 @@ def _summary(results: dict[str, Any]) -> list[str]:
                 "Every field on is the default fields.",
             ]
     return lines
+
+
+def _delivery_rows(d: dict[str, Any]) -> list[list[str]]:
+    """Summary rows for delivery to a loopback webhook receiver."""
+    t, b = d["throughput"], d["backlog"]
+    per = t["per_delivery"]
+    check = b["check"]
+    return [
+        [
+            f"webhook delivery on loopback, {t['tickets']} tickets: deliveries/s "
+            f"(per delivery p50 / p99 ms)",
+            f"{t['deliveries_per_s']:.0f}/s ({fmt(per['p50_ms'], 2)} / {fmt(per['p99_ms'], 2)})",
+            "—",
+            "—",
+        ],
+        [
+            f"backlog of {b['tickets']} after a receiver outage: s to drain "
+            f"(retry base {d['policy']['base_s']} s; distinct keys / duplicates created)",
+            f"{b['recovery_s']:.2f} s ({check['distinct_keys']} / {check['duplicates_created']})",
+            "—",
+            "—",
+        ],
+    ]
 
 
 def _beyond_priority_rows(beyond: dict[str, Any] | None) -> list[list[str]]:
