@@ -17,7 +17,12 @@ from typing import Any
 import httpx
 
 from adapters.helpdesk.mapping import FieldMapping, requester_of, subject_of
-from adapters.helpdesk.transport import DEFAULT_TIMEOUT_SECONDS, build_client, json_body, send
+from adapters.helpdesk.transport import (
+    DEFAULT_TIMEOUT_SECONDS,
+    build_client,
+    first_hit,
+    post_json,
+)
 from core.errors import HelpdeskUnavailable
 from core.ports import HelpdeskRef, StoredTicket
 
@@ -77,32 +82,29 @@ class FreshdeskClient:
     def find_ticket(self, idempotency_key: str) -> HelpdeskRef | None:
         """The ticket an earlier call with this key created, if the search sees one."""
         tag = self.mapping.idempotency_tag(idempotency_key)
-        response = send(
+        hit = first_hit(
             self._http,
             SYSTEM,
-            "GET",
             "/api/v2/search/tickets",
             params={"query": f"\"tag:'{tag}'\""},
+            items="results",
             error_message=_error_message,
         )
-        body = json_body(response, SYSTEM)
-        results = body.get("results") if isinstance(body, dict) else None
-        return self._ref(results[0]) if results else None
+        return self._ref(hit) if hit is not None else None
 
     def create_ticket(self, ticket: StoredTicket, idempotency_key: str) -> HelpdeskRef:
         """Return the ticket this key created before, else create it."""
         found = self.find_ticket(idempotency_key)
         if found is not None:
             return found
-        response = send(
+        body = post_json(
             self._http,
             SYSTEM,
-            "POST",
             "/api/v2/tickets",
-            json=self.payload(ticket, idempotency_key),
+            self.payload(ticket, idempotency_key),
             error_message=_error_message,
         )
-        return self._ref(json_body(response, SYSTEM))
+        return self._ref(body)
 
     def close(self) -> None:
         """Close the connection pool."""

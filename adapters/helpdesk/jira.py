@@ -21,7 +21,12 @@ from typing import Any
 import httpx
 
 from adapters.helpdesk.mapping import FieldMapping, subject_of
-from adapters.helpdesk.transport import DEFAULT_TIMEOUT_SECONDS, build_client, json_body, send
+from adapters.helpdesk.transport import (
+    DEFAULT_TIMEOUT_SECONDS,
+    build_client,
+    first_hit,
+    post_json,
+)
 from core.errors import HelpdeskUnavailable
 from core.ports import HelpdeskRef, StoredTicket
 
@@ -79,36 +84,33 @@ class JiraClient:
     def find_issue(self, idempotency_key: str) -> HelpdeskRef | None:
         """The issue an earlier call with this key created, if the search sees one."""
         label = self.mapping.idempotency_tag(idempotency_key)
-        response = send(
+        hit = first_hit(
             self._http,
             SYSTEM,
-            "GET",
             self.search_path,
             params={
                 "jql": f'project = "{self.project_key}" AND labels = "{label}"',
                 "fields": "key",
                 "maxResults": 1,
             },
+            items="issues",
             error_message=_error_message,
         )
-        body = json_body(response, SYSTEM)
-        issues = body.get("issues") if isinstance(body, dict) else None
-        return self._ref(issues[0]) if issues else None
+        return self._ref(hit) if hit is not None else None
 
     def create_ticket(self, ticket: StoredTicket, idempotency_key: str) -> HelpdeskRef:
         """Return the issue this key created before, else create it."""
         found = self.find_issue(idempotency_key)
         if found is not None:
             return found
-        response = send(
+        body = post_json(
             self._http,
             SYSTEM,
-            "POST",
             "/rest/api/2/issue",
-            json=self.payload(ticket, idempotency_key),
+            self.payload(ticket, idempotency_key),
             error_message=_error_message,
         )
-        return self._ref(json_body(response, SYSTEM))
+        return self._ref(body)
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -18,7 +18,12 @@ from typing import Any
 import httpx
 
 from adapters.helpdesk.mapping import FieldMapping, requester_of, subject_of
-from adapters.helpdesk.transport import DEFAULT_TIMEOUT_SECONDS, build_client, json_body, send
+from adapters.helpdesk.transport import (
+    DEFAULT_TIMEOUT_SECONDS,
+    build_client,
+    first_hit,
+    post_json,
+)
 from core.errors import HelpdeskUnavailable
 from core.ports import HelpdeskRef, StoredTicket
 
@@ -85,32 +90,29 @@ class RTClient:
             if self.key_field is None
             else (f"CF.{{{self.key_field}}} = '{token}'")
         )
-        response = send(
+        hit = first_hit(
             self._http,
             SYSTEM,
-            "GET",
             "/REST/2.0/tickets",
             params={"query": f"Queue = '{_quoted(self.queue)}' AND {where}", "per_page": 1},
+            items="items",
             error_message=_error_message,
         )
-        body = json_body(response, SYSTEM)
-        items = body.get("items") if isinstance(body, dict) else None
-        return self._ref(items[0]) if items else None
+        return self._ref(hit) if hit is not None else None
 
     def create_ticket(self, ticket: StoredTicket, idempotency_key: str) -> HelpdeskRef:
         """Return the ticket this key created before, else create it."""
         found = self.find_ticket(idempotency_key)
         if found is not None:
             return found
-        response = send(
+        body = post_json(
             self._http,
             SYSTEM,
-            "POST",
             "/REST/2.0/ticket",
-            json=self.payload(ticket, idempotency_key),
+            self.payload(ticket, idempotency_key),
             error_message=_error_message,
         )
-        return self._ref(json_body(response, SYSTEM))
+        return self._ref(body)
 
     def close(self) -> None:
         """Close the connection pool."""

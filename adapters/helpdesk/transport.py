@@ -105,3 +105,28 @@ def _message(response: httpx.Response, error_message: ErrorMessage) -> str:
         found = None
     text = found or response.text.strip() or response.reason_phrase
     return text[:_MESSAGE_LIMIT]
+
+
+def first_hit(
+    client: httpx.Client,
+    system: str,
+    path: str,
+    *,
+    params: dict[str, Any],
+    items: str,
+    error_message: ErrorMessage,
+) -> Any | None:
+    """The first result of a search endpoint (its list under ``items``), or None: how the
+    connectors without an idempotency header find what an earlier attempt created."""
+    response = send(client, system, "GET", path, params=params, error_message=error_message)
+    body = json_body(response, system)
+    hits = body.get(items) if isinstance(body, dict) else None
+    return hits[0] if hits else None
+
+
+def post_json(
+    client: httpx.Client, system: str, path: str, payload: Any, *, error_message: ErrorMessage
+) -> Any:
+    """POST a JSON payload and return the JSON the helpdesk answered with."""
+    response = send(client, system, "POST", path, json=payload, error_message=error_message)
+    return json_body(response, system)
