@@ -13,13 +13,15 @@ run:
 	$(VENV)/bin/ticket-enrich serve
 
 # Install everything the checks need (Request Tracker 5 from Debian's packages for the RT
-# connector's tests, which needs root), then lint, type-check, check the import contracts and
-# run the whole test suite.
+# connector's tests, which needs root; then each tests/setup.d/*.sh for the local servers and
+# tools the cloud and browser tests start), then lint, type-check, check the import contracts
+# and run the whole test suite.
 check:
 	sh tests/integration/rt_server.sh install
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	for script in tests/setup.d/*.sh; do [ -e "$$script" ] || continue; VENV=$(VENV) sh "$$script" || exit 1; done
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy

@@ -1,9 +1,11 @@
-"""`ticket-enrich`: train, evaluate, enrich a batch, serve the local service, and deliver."""
+"""`ticket-enrich`: train, evaluate, enrich a batch, serve the local service, deliver, deploy."""
 
 from __future__ import annotations
 
 import argparse
 import csv
+import importlib
+import importlib.util
 import json
 import signal
 import sys
@@ -422,7 +424,36 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--status", choices=("delivered", "dead"), required=True)
     for command in (listing, retry, purge):
         command.add_argument("--database", type=Path)
+
+    deploy = sub.add_parser("deploy", help="build and deploy to a cloud (or --dry-run)")
+    targets = deploy.add_subparsers(dest="cloud", required=True)
+    for cloud in _deploy_targets():
+        module = importlib.import_module(f"deploy.{cloud}.command")
+        target = targets.add_parser(cloud, help=module.HELP)
+        target.add_argument(
+            "--dry-run", action="store_true", help="build and print what would be created"
+        )
+        module.add_arguments(target)
     return parser
+
+
+_CLOUDS = ("aws", "gcp", "azure")
+
+
+def _deploy_targets() -> list[str]:
+    """The clouds whose `deploy.<cloud>.command` module is installed."""
+    return [
+        c
+        for c in _CLOUDS
+        if importlib.util.find_spec(f"deploy.{c}") is not None
+        and importlib.util.find_spec(f"deploy.{c}.command") is not None
+    ]
+
+
+def _cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
+    module = importlib.import_module(f"deploy.{args.cloud}.command")
+    result: int = module.run(args, settings)
+    return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -435,6 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "serve": _cmd_serve,
         "deliver": _cmd_deliver,
         "outbox": _cmd_outbox,
+        "deploy": _cmd_deploy,
     }
     try:
         return commands[args.command](args, Settings())
