@@ -3,9 +3,9 @@
 Layout: `model.json` (vocabularies and structure, see `core.model`), `weights.bin` (every
 float, as little-endian float64), `metadata.json` (name, version, data,
 metrics, library versions), `samples.jsonl` (tickets with the outputs they must give) and
-`checksums.json` (SHA-256 of those and of any further JSON file, such as `index.json`, the
-similar-ticket index, which is read only when that field is on). Nothing in it is executable;
-nothing is pickled.
+`checksums.json` (SHA-256 of those and of any further file, such as `index.json` and
+`index.bin`, the similar-ticket index, which is read only when that field is on). Nothing in it
+is executable; nothing is pickled.
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ class Artifact:
     samples: list[dict[str, Any]]
     checksums: dict[str, str]
 
-    def read_json(self, name: str) -> Any:
-        """Read and verify one more JSON file of the artifact (e.g. the similar-ticket index),
-        on demand, so that a field switched off never pays for loading it."""
+    def read_bytes(self, name: str) -> bytes:
+        """Read and verify one more file of the artifact (e.g. the similar-ticket index), on
+        demand, so that a field switched off never pays for loading it."""
         if name not in self.checksums:
             raise ArtifactError(f"{self.path} has no {name}; retrain to include it")
         try:
@@ -54,6 +54,11 @@ class Artifact:
                 f"{self.path / name} does not match its checksum: the artifact was modified or "
                 "truncated; retrain or copy it again"
             )
+        return raw
+
+    def read_json(self, name: str) -> Any:
+        """Like `read_bytes`, for a JSON file."""
+        raw = self.read_bytes(name)
         try:
             return json.loads(raw)
         except ValueError as exc:
@@ -117,7 +122,8 @@ def write_artifact(
     extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write an artifact directory; the checksums file is written last, so a crash mid-way
-    leaves a directory that loading refuses rather than a half-written model that loads."""
+    leaves a directory that loading refuses rather than a half-written model that loads.
+    ``extra`` names further files: bytes are written as they are, anything else as JSON."""
     root = Path(path)
     root.mkdir(parents=True, exist_ok=True)
     (root / CHECKSUMS_FILE).unlink(missing_ok=True)
@@ -128,7 +134,9 @@ def write_artifact(
         SAMPLES_FILE: b"".join(json.dumps(s, sort_keys=True).encode() + b"\n" for s in samples),
     }
     for name, value in (extra or {}).items():
-        payloads[name] = json.dumps(value, separators=(",", ":")).encode()
+        payloads[name] = (
+            value if isinstance(value, bytes) else json.dumps(value, separators=(",", ":")).encode()
+        )
     for name, data in payloads.items():
         _write_atomic(root / name, data)
     checksums = {name: _sha256(data) for name, data in payloads.items()}

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from core.redaction import Redaction
 
 INDEX_FILE = "index.json"
+INDEX_POSTINGS_FILE = "index.bin"
 
 _SELF_CHECK_TOLERANCE = 1e-9
 
@@ -67,7 +68,7 @@ class Enricher:
 
             self._redact = redact
         self._similar = (
-            SimilarTickets(artifact.read_json(INDEX_FILE))
+            SimilarTickets(artifact.read_json(INDEX_FILE), artifact.read_bytes(INDEX_POSTINGS_FILE))
             if self.options.similar and INDEX_FILE in artifact.checksums
             else None
         )

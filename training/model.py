@@ -23,6 +23,7 @@ from sklearn.metrics import f1_score
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from core.model import MODEL_FORMAT
+from core.similar import INDEX_FORMAT
 from core.text import BlockAnalyzer
 from training.data import Example
 
@@ -341,26 +342,29 @@ class FittedModel:
             }
         return spec, np.concatenate(chunks).astype("<f8").tobytes()
 
-    def export_index(self) -> dict[str, Any] | None:
-        """The similar-ticket index as `core.similar` reads it."""
+    def export_index(self) -> tuple[dict[str, Any], bytes] | None:
+        """The similar-ticket index as `core.similar` reads it: a JSON header with the indexed
+        tickets, and the postings (term → tickets and weights) as one binary block."""
         if self.index is None:
             return None
-        m = self.index.matrix.tocsr()
-        vectors = [
-            [
-                m.indices[m.indptr[r] : m.indptr[r + 1]].tolist(),
-                m.data[m.indptr[r] : m.indptr[r + 1]].tolist(),
-            ]
-            for r in range(m.shape[0])
-        ]
-        return {
+        m = self.index.matrix.tocsc()
+        m.sort_indices()
+        postings = (
+            m.indptr.astype("<u4").tobytes()
+            + m.indices.astype("<u4").tobytes()
+            + m.data.astype("<f8").tobytes()
+        )
+        header = {
+            "format": INDEX_FORMAT,
             "block": self.features.transformer_list[0][0],
             "threshold": self.index.threshold,
             "count": self.params["similar_count"],
             "query_terms": self.index.terms,
+            "terms": int(m.shape[1]),
+            "postings": int(m.nnz),
             "docs": self.index.docs,
-            "vectors": vectors,
         }
+        return header, postings
 
 
 def _choose_classifier(

@@ -18,7 +18,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.svm import LinearSVC
 
 from core.artifact import write_artifact
-from core.enricher import INDEX_FILE
+from core.enricher import INDEX_FILE, INDEX_POSTINGS_FILE
 from core.model import MODEL_FORMAT
 from core.schema import Limits
 from training.data import Dataset, Example, Split, time_split
@@ -336,7 +336,7 @@ def train_model(
         weights,
         metadata,
         _samples(model, split.test, Limits()),
-        {INDEX_FILE: index} if index is not None else None,
+        {INDEX_FILE: index[0], INDEX_POSTINGS_FILE: index[1]} if index is not None else None,
     )
     write_report(out_dir / "report", report)
     if out_dir.parent.resolve() == models_dir.resolve():

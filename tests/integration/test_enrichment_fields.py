@@ -140,3 +140,13 @@ def test_the_index_is_read_only_when_similar_tickets_are_on(
     load_enricher(copy, options=EnrichOptions(similar=False))
     with pytest.raises(ArtifactError, match="index.json"):
         load_enricher(copy)
+
+
+def test_a_truncated_postings_file_is_refused(model_dir: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "artifact"
+    shutil.copytree(model_dir, copy)
+    postings = copy / "index.bin"
+    postings.write_bytes(postings.read_bytes()[:-8])
+    load_enricher(copy, options=EnrichOptions(similar=False))
+    with pytest.raises(ArtifactError, match=r"index\.bin does not match its checksum"):
+        load_enricher(copy)
