@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,13 @@ class TicketQuery:
     needs_review: bool | None = None
     limit: int = 50
     offset: int = 0
+    # Added for the agent dashboard; a store that does not know a filter ignores it.
+    band: str | None = None
+    language: str | None = None
+    delivery_status: str | None = None
+    # When given, list by predicted priority in this order (most pressing first), then oldest
+    # first, as a work queue reads; otherwise newest first.
+    priority_order: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -158,4 +165,120 @@ class Outbox(Protocol):
 
     def purge(self, status: str) -> int:
         """Forget every delivery of this status; return how many."""
+        ...
+
+
+@dataclass(frozen=True)
+class Correction:
+    """An agent's label for one target of one ticket: a label for the next training run.
+
+    ``predicted`` is what the model said when the agent looked; an agent who keeps the model's
+    label confirms it, which counts as agreement.
+    """
+
+    ticket_id: str
+    target: str
+    label: str
+    predicted: str | None
+    agent: str
+    model_version: str | None
+    corrected_at: str
+
+    @property
+    def agrees(self) -> bool:
+        """Whether the agent kept the model's label."""
+        return self.label == self.predicted
+
+    def as_dict(self) -> dict[str, Any]:
+        """The correction as the JSON the APIs return."""
+        return {
+            "ticket_id": self.ticket_id,
+            "target": self.target,
+            "label": self.label,
+            "predicted": self.predicted,
+            "agrees": self.agrees,
+            "agent": self.agent,
+            "model_version": self.model_version,
+            "corrected_at": self.corrected_at,
+        }
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How often agents kept the model's label, over the last ``window`` corrected tickets."""
+
+    target: str
+    window: int
+    tickets: int
+    agreed: int
+
+    @property
+    def rate(self) -> float | None:
+        """The share of those tickets where the agent kept the model's label."""
+        return None if self.tickets == 0 else self.agreed / self.tickets
+
+    def as_dict(self) -> dict[str, Any]:
+        """The agreement as the JSON the APIs return."""
+        return {
+            "target": self.target,
+            "window": self.window,
+            "tickets": self.tickets,
+            "agreed": self.agreed,
+            "rate": self.rate,
+        }
+
+
+@runtime_checkable
+class FeedbackStore(Protocol):
+    """Keeps agents' corrections; the latest one per ticket and target is its label."""
+
+    def add_correction(self, correction: Correction) -> Correction:
+        """Record a correction (a later one for the same ticket and target supersedes it)."""
+        ...
+
+    def corrections(self, ticket_id: str | None = None, limit: int = 100) -> list[Correction]:
+        """The latest correction per ticket and target, newest first; of one ticket if given."""
+        ...
+
+    def agreement(self, target: str, window: int) -> Agreement:
+        """Agreement between agents and the model over the last ``window`` corrected tickets."""
+        ...
+
+
+@dataclass(frozen=True)
+class TicketChange:
+    """One change to a stored ticket, in the order the store saw it.
+
+    ``kind`` is ``created``, ``enriched`` (its enrichment was replaced), ``delivery`` (its
+    delivery changed state) or ``feedback`` (an agent corrected it).
+    """
+
+    seq: int
+    ticket_id: str
+    kind: str
+
+
+@runtime_checkable
+class TicketChanges(Protocol):
+    """A feed of changes to stored tickets, for live views; ``seq`` only grows."""
+
+    def changes_since(self, seq: int, limit: int = 100) -> list[TicketChange]:
+        """Changes after ``seq``, oldest first."""
+        ...
+
+    def last_change(self) -> int:
+        """The ``seq`` of the latest change, 0 when there is none."""
+        ...
+
+
+@runtime_checkable
+class StatusLinks(Protocol):
+    """Keeps the digest of each ticket's customer status token (never the token itself)."""
+
+    def save_status_digest(self, ticket_id: str, digest: str) -> None:
+        """Remember the digest of the token that lets the ticket's customer follow it."""
+        ...
+
+    def status_digest(self, ticket_id: str) -> str | None:
+        """The digest saved for this ticket, if any."""
         ...

@@ -71,6 +71,36 @@ class Settings(BaseSettings):
     delivery_lease_s: float = Field(60.0, gt=0, description="Longer than helpdesk_timeout_s.")
     delivery_poll_interval_s: float = Field(1.0, gt=0)
     delivery_batch_size: int = Field(20, ge=1)
+    # The pages (adapters/local): agents sign in with a name and a password whose scrypt hash
+    # is configured here; machine clients of the JSON API send `X-API-Key`. Neither has a default.
+    agents: dict[str, str] = Field(
+        default_factory=dict,
+        description="Agents who may sign in, as JSON: name → password hash "
+        "(`python -m adapters.local.auth hash-password`).",
+    )
+    api_key: SecretStr | None = Field(
+        None, description="The key machine clients send in X-API-Key to use the JSON API."
+    )
+    session_secret: SecretStr | None = Field(
+        None,
+        description="Signs agents' session cookies; when unset a random one is drawn at start, "
+        "so sessions end when the service restarts.",
+    )
+    session_max_age_s: int = Field(8 * 3600, gt=0, description="How long a sign-in lasts.")
+    cookie_secure: bool = Field(
+        False, description="Mark cookies Secure; turn on when the service is behind HTTPS."
+    )
+    agreement_window: int = Field(
+        50, ge=1, description="The last N corrected tickets the agreement figure covers."
+    )
+    similar_url_template: str | None = Field(
+        None,
+        description="Link to a similar closed ticket, with {id} for its id, e.g. "
+        "https://issues.apache.org/jira/secure/ViewIssue.jspa?id={id}",
+    )
+    events_poll_interval_s: float = Field(
+        0.5, gt=0, description="How often the live queue looks for changes in the store."
+    )
 
     @property
     def limits(self) -> Limits:

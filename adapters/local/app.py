@@ -5,19 +5,24 @@
 
 import json
 import logging
+import secrets
 import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from adapters.local.auth import Gate, Principal
+from adapters.local.body import read_body
+from adapters.local.pages import NotAllowed, PagesStore, add_pages, now_iso
 from core.delivery import requeue_dead, run_delivery_worker
 from core.enricher import Enricher
 from core.errors import (
@@ -31,7 +36,17 @@ from core.errors import (
     TicketTooLarge,
 )
 from core.intake import submit_ticket
-from core.ports import HelpdeskClient, Outbox, StoredTicket, TicketQuery, TicketStore
+from core.ports import (
+    Correction,
+    FeedbackStore,
+    HelpdeskClient,
+    Outbox,
+    StatusLinks,
+    StoredTicket,
+    TicketChanges,
+    TicketQuery,
+    TicketStore,
+)
 from core.schema import Ticket, parse_ticket_json
 from core.settings import Settings
 
@@ -121,24 +136,6 @@ def _problem_dicts(exc: InvalidTicket) -> list[dict[str, str]]:
     return [problem.as_dict() for problem in exc.problems]
 
 
-def _too_large(limit: int) -> TicketTooLarge:
-    return TicketTooLarge([FieldProblem("ticket", f"is over the {limit}-byte limit")])
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    # Read in chunks rather than `await request.body()`: a chunked upload has no Content-Length,
-    # and an oversized one must be refused without first being buffered whole.
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise _too_large(limit)
-    return bytes(body)
-
-
 def _ticket_request_body() -> tuple[dict[str, Any], dict[str, Any]]:
     """The OpenAPI requestBody for a raw-read ticket, and the component schemas it refers to."""
     schema = Ticket.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -149,6 +146,49 @@ def _ticket_request_body() -> tuple[dict[str, Any], dict[str, Any]]:
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Ticket"}}},
     }
     return request_body, components
+
+
+class FeedbackBody(BaseModel):
+    """An agent's label for one trained target of a ticket."""
+
+    model_config = {"extra": "forbid"}
+
+    label: str
+    target: str = "priority"
+    agent: str | None = None
+
+
+class CsrfGuard:
+    """Refuses state-changing requests that may be forged by another site (see
+    `adapters.local.auth.Gate.csrf_refusal`), before any endpoint runs."""
+
+    def __init__(self, app: ASGIApp, gate: Gate) -> None:
+        self.app = app
+        self.gate = gate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            request = Request(scope)
+            origin = f"{request.url.scheme}://{request.headers.get('host', '')}"
+            refusal = self.gate.csrf_refusal(
+                request.method, origin, request.headers, request.cookies
+            )
+            if refusal is not None:
+                _log.info("request refused", extra={"code": "csrf", "reason": refusal})
+                await _error(403, "csrf_refused", refusal)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def build_gate(settings: Settings) -> Gate:
+    """The sign-in and CSRF checks the settings describe."""
+    secret = (
+        settings.session_secret.get_secret_value().encode("utf-8")
+        if settings.session_secret is not None
+        else secrets.token_bytes(32)
+    )
+    api_key = settings.api_key.get_secret_value() if settings.api_key is not None else None
+    return Gate(settings.agents, api_key, secret, settings.session_max_age_s)
 
 
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -172,6 +212,11 @@ def create_app(
     With an ``outbox`` (the store's own, so a ticket and its delivery commit together) every new
     ticket is enqueued for the helpdesk and the `/outbox` endpoints exist; with a ``helpdesk``
     too, a worker thread delivers while the app runs (its lifespan starts and stops it).
+
+    Reading tickets, the outbox and corrections takes a signed-in agent or the API key
+    (``X-API-Key``); state-changing requests from browsers must pass the CSRF check. When the
+    store also keeps corrections, a change feed and status links (`PagesStore`, as SQLite
+    does), the customer page, the agent dashboard and ``POST /tickets/{id}/feedback`` exist.
     """
     if helpdesk is not None and outbox is None:
         raise ValueError("a helpdesk client needs an outbox to deliver from")
@@ -209,6 +254,23 @@ def create_app(
         description="Enriches support tickets with a priority, its confidence and a review flag.",
         lifespan=lifespan,
     )
+    gate = build_gate(settings)
+    app.add_middleware(CsrfGuard, gate=gate)
+    if not settings.agents and settings.api_key is None:
+        _log.warning(
+            "no agents and no API key configured: only the customer page is usable; "
+            "set TICKET_ENRICH_AGENTS or TICKET_ENRICH_API_KEY (see docs/pages.md)"
+        )
+
+    def principal(request: Request) -> Principal:
+        found = gate.principal(request.headers, request.cookies)
+        if found is None:
+            raise NotAllowed(
+                401, "unauthorized", "sign in as an agent or send the API key in X-API-Key"
+            )
+        return found
+
+    Reader = Annotated[Principal, Depends(principal)]
     request_body, ticket_schemas = _ticket_request_body()
 
     # FastAPI cannot see the Ticket model (the body is read raw), so its schemas are added to
@@ -239,9 +301,9 @@ def create_app(
             **_ERROR_RESPONSES,
         },
     )
-    async def create_ticket(request: Request) -> JSONResponse:
+    async def create_ticket(request: Request, who: Reader) -> JSONResponse:
         """Enrich a ticket; a retry with a known `external_id` returns the stored one (200)."""
-        body = await _read_body(request, limits.ticket_bytes)
+        body = await read_body(request, limits.ticket_bytes)
         # Parsing, the model and SQLite all block; keep them off the event loop.
         stored, created = await run_in_threadpool(take_in, body)
         enrichment = stored.enrichment
@@ -265,6 +327,7 @@ def create_app(
 
     @app.get("/tickets", summary="List stored tickets, newest first", responses=_ERROR_RESPONSES)
     def list_tickets(
+        who: Reader,
         priority: Annotated[str | None, Query(description="Only this priority label.")] = None,
         needs_review: Annotated[bool | None, Query(description="Only flagged tickets.")] = None,
         limit: Annotated[int, Query(ge=1, le=page_size_max)] = min(
@@ -286,7 +349,7 @@ def create_app(
         summary="One stored ticket",
         responses={404: {"model": ErrorBody, "description": "No ticket has this id."}},
     )
-    def get_ticket(ticket_id: str) -> dict[str, Any]:
+    def get_ticket(who: Reader, ticket_id: str) -> dict[str, Any]:
         """The stored ticket with its enrichment, and its delivery when delivery is on."""
         found = store.get(ticket_id).as_dict()
         if outbox is not None:
@@ -299,6 +362,7 @@ def create_app(
 
         @app.get("/outbox", summary="Deliveries to the helpdesk, in the order they were enqueued")
         def list_outbox(
+            who: Reader,
             status: Annotated[
                 Literal["pending", "retrying", "delivered", "dead"] | None,
                 Query(description="Only deliveries in this state."),
@@ -319,9 +383,87 @@ def create_app(
                 409: {"model": ErrorBody, "description": "The delivery is not dead."},
             },
         )
-        def retry_delivery(ticket_id: str) -> dict[str, Any]:
+        def retry_delivery(who: Reader, ticket_id: str) -> dict[str, Any]:
             """Send a dead delivery again, from its first attempt."""
             return requeue_dead(delivering, ticket_id).as_dict()
+
+    if isinstance(store, FeedbackStore):
+        corrections = store
+        target_labels = {
+            name: [str(label) for label in spec.get("labels", [])]
+            for name, spec in (enricher.metadata.get("targets") or {}).items()
+        }
+
+        @app.post(
+            "/tickets/{ticket_id}/feedback",
+            status_code=201,
+            summary="Correct (or confirm) a ticket's predicted priority or category",
+            responses={
+                404: {"model": ErrorBody, "description": "No ticket has this id."},
+                422: {"model": ErrorBody, "description": "Unknown target or label."},
+            },
+        )
+        def feedback(who: Reader, ticket_id: str, body: FeedbackBody) -> dict[str, Any]:
+            """Store the agent's label as a label for the next training run; answer with it and
+            the agreement between agents and the model over the last corrected tickets."""
+            labels = target_labels.get(body.target)
+            if labels is None:
+                raise InvalidTicket(
+                    [FieldProblem("target", f"is not a trained target: {sorted(target_labels)}")]
+                )
+            if body.label not in labels:
+                raise InvalidTicket([FieldProblem("label", f"is not one of {labels}")])
+            if who.kind == "agent" and body.agent not in (None, who.name):
+                raise InvalidTicket([FieldProblem("agent", "must be the signed-in agent")])
+            stored = store.get(ticket_id)
+            enrichment = stored.enrichment
+            predicted = (
+                enrichment.get("priority")
+                if body.target == "priority"
+                else enrichment.get("categories", {}).get(body.target)
+            ) or {}
+            saved = corrections.add_correction(
+                Correction(
+                    ticket_id=ticket_id,
+                    target=body.target,
+                    label=body.label,
+                    predicted=predicted.get("label"),
+                    agent=who.name if who.kind == "agent" else (body.agent or who.name),
+                    model_version=enrichment.get("model", {}).get("version"),
+                    corrected_at=now_iso(),
+                )
+            )
+            _log.info(
+                "ticket corrected",
+                extra={"ticket_id": ticket_id, "target": body.target, "agrees": saved.agrees},
+            )
+            agreement = corrections.agreement(body.target, settings.agreement_window)
+            return {**saved.as_dict(), "agreement": agreement.as_dict()}
+
+        @app.get("/tickets/{ticket_id}/feedback", summary="A ticket's corrections")
+        def ticket_feedback(who: Reader, ticket_id: str) -> dict[str, Any]:
+            """The latest correction of each target of this ticket."""
+            store.get(ticket_id)
+            return {"items": [c.as_dict() for c in corrections.corrections(ticket_id)]}
+
+        @app.get("/feedback", summary="Corrections: labels for the next training run")
+        def list_feedback(
+            who: Reader,
+            limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+        ) -> dict[str, Any]:
+            """The latest correction per ticket and target, newest first, and the agreement of
+            each target over the last corrected tickets."""
+            return {
+                "items": [c.as_dict() for c in corrections.corrections(limit=limit)],
+                "agreement": {
+                    name: corrections.agreement(name, settings.agreement_window).as_dict()
+                    for name in target_labels
+                },
+            }
+
+    if isinstance(store, TicketChanges) and isinstance(store, StatusLinks):
+        pages_store: PagesStore = store  # type: ignore[assignment]
+        add_pages(app, enricher, pages_store, settings, gate, outbox=outbox, principal=principal)
 
     @app.get("/model", summary="The model being served")
     def model() -> dict[str, Any]:
@@ -360,6 +502,10 @@ def create_app(
             status, code = 422, "invalid_ticket"
         _log.info("ticket rejected", extra={"code": code, "problems": _problem_dicts(exc)})
         return _error(status, code, str(exc), exc.problems)
+
+    @app.exception_handler(NotAllowed)
+    async def not_allowed(request: Request, exc: NotAllowed) -> JSONResponse:
+        return _error(exc.status, exc.code, str(exc))
 
     @app.exception_handler(TicketNotFound)
     async def not_found(request: Request, exc: TicketNotFound) -> JSONResponse:

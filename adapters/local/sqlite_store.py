@@ -15,15 +15,18 @@ from typing import Any
 from core.errors import StoreError, TicketNotFound
 from core.ports import (
     DELIVERY_STATUSES,
+    Agreement,
+    Correction,
     Delivery,
     HelpdeskRef,
     StoredTicket,
+    TicketChange,
     TicketPage,
     TicketQuery,
 )
 
 # Bumped whenever the table layout changes, so an old file is refused instead of misread.
-_SCHEMA_VERSION = 2
+_SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tickets (
@@ -51,13 +54,58 @@ CREATE TABLE IF NOT EXISTS outbox (
     helpdesk_url    TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at);
+-- Version 3: agents' corrections (labels for the next training run), the digests of customers'
+-- status tokens, and a change feed that triggers fill, so that every writer (another process,
+-- the sqlite3 shell) shows up in the live queue.
+CREATE TABLE IF NOT EXISTS feedback (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    ticket_id     TEXT NOT NULL REFERENCES tickets (id),
+    target        TEXT NOT NULL,
+    label         TEXT NOT NULL,
+    predicted     TEXT,
+    agent         TEXT NOT NULL,
+    model_version TEXT,
+    corrected_at  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS feedback_by_ticket ON feedback (ticket_id, target, seq);
+CREATE TABLE IF NOT EXISTS status_links (
+    ticket_id TEXT PRIMARY KEY REFERENCES tickets (id),
+    digest    TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS changes (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    ticket_id TEXT NOT NULL,
+    kind      TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS ticket_created AFTER INSERT ON tickets
+BEGIN INSERT INTO changes (ticket_id, kind) VALUES (NEW.id, 'created'); END;
+CREATE TRIGGER IF NOT EXISTS ticket_enriched AFTER UPDATE OF enrichment ON tickets
+BEGIN INSERT INTO changes (ticket_id, kind) VALUES (NEW.id, 'enriched'); END;
+CREATE TRIGGER IF NOT EXISTS delivery_enqueued AFTER INSERT ON outbox
+BEGIN INSERT INTO changes (ticket_id, kind) VALUES (NEW.ticket_id, 'delivery'); END;
+CREATE TRIGGER IF NOT EXISTS delivery_changed AFTER UPDATE OF status, helpdesk_id ON outbox
+WHEN OLD.status IS NOT NEW.status OR OLD.helpdesk_id IS NOT NEW.helpdesk_id
+BEGIN INSERT INTO changes (ticket_id, kind) VALUES (NEW.ticket_id, 'delivery'); END;
+CREATE TRIGGER IF NOT EXISTS ticket_corrected AFTER INSERT ON feedback
+BEGIN INSERT INTO changes (ticket_id, kind) VALUES (NEW.ticket_id, 'feedback'); END;
 """
+_FEEDBACK_COLUMNS = "ticket_id, target, label, predicted, agent, model_version, corrected_at"
+# The latest correction per ticket and target is the one that counts.
+_LATEST_FEEDBACK = (
+    f"SELECT {_FEEDBACK_COLUMNS} FROM feedback WHERE seq IN"
+    " (SELECT MAX(seq) FROM feedback GROUP BY ticket_id, target)"
+)
 
 _COLUMNS = "id, external_id, received_at, ticket, enrichment"
 _DELIVERY_COLUMNS = (
     "ticket_id, status, attempts, next_attempt_at, last_error,"
     " helpdesk_system, helpdesk_id, helpdesk_url"
 )
+
+
+# Aliases, because inside the class `list` is the listing method.
+_Corrections = list[Correction]
+_Changes = list[TicketChange]
 
 
 def _strict_json(value: Any) -> str:
@@ -78,6 +126,19 @@ def _row_to_ticket(row: tuple[Any, ...]) -> StoredTicket:
     )
 
 
+def _row_to_correction(row: tuple[Any, ...]) -> Correction:
+    ticket_id, target, label, predicted, agent, model_version, corrected_at = row
+    return Correction(
+        ticket_id=ticket_id,
+        target=target,
+        label=label,
+        predicted=predicted,
+        agent=agent,
+        model_version=model_version,
+        corrected_at=corrected_at,
+    )
+
+
 def _row_to_delivery(row: tuple[Any, ...]) -> Delivery:
     ticket_id, status, attempts, next_at, last_error, system, helpdesk_id, url = row
     ref = None if helpdesk_id is None else HelpdeskRef(system=system, id=helpdesk_id, url=url)
@@ -94,6 +155,7 @@ def _row_to_delivery(row: tuple[Any, ...]) -> Delivery:
 class SQLiteTicketStore:
     """A `core.ports.TicketStore` and `core.ports.Outbox` in one SQLite file that survives
     restarts; tickets and their deliveries share it so both are written in one transaction.
+    It is also the pages' `FeedbackStore`, `TicketChanges` and `StatusLinks`.
 
     One connection is shared behind a lock: FastAPI runs handlers on a thread pool, and the
     local service's load does not justify a connection per thread. WAL mode lets other
@@ -302,19 +364,46 @@ class SQLiteTicketStore:
         return _row_to_ticket(row)
 
     def list(self, query: TicketQuery) -> TicketPage:
-        """Tickets matching the query's filters, newest first, with the total that matched."""
+        """Tickets matching the query's filters with the total that matched: newest first, or
+        by predicted priority (in ``query.priority_order``) then oldest first."""
         if query.limit < 0 or query.offset < 0:
             # SQLite reads a negative LIMIT as "no limit", which would silently dump the table.
             raise ValueError(f"limit and offset must be >= 0, got {query.limit}, {query.offset}")
         clauses: list[str] = []
         params: list[Any] = []
         if query.priority is not None:
-            clauses.append("priority = ?")
+            clauses.append("t.priority = ?")
             params.append(query.priority)
         if query.needs_review is not None:
-            clauses.append("needs_review = ?")
+            clauses.append("t.needs_review = ?")
             params.append(int(query.needs_review))
+        if query.band is not None:
+            clauses.append("json_extract(t.enrichment, '$.priority.band') = ?")
+            params.append(query.band)
+        if query.language is not None:
+            clauses.append("json_extract(t.enrichment, '$.language.code') = ?")
+            params.append(query.language)
+        if query.delivery_status is not None:
+            # "none": delivery is off, or this ticket was stored before it was turned on.
+            if query.delivery_status == "none":
+                clauses.append("o.status IS NULL")
+            else:
+                clauses.append("o.status = ?")
+                params.append(query.delivery_status)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        source = " FROM tickets AS t LEFT JOIN outbox AS o ON o.ticket_id = t.id"
+        order_params: list[Any] = []
+        if query.priority_order:
+            ranks = " ".join("WHEN ? THEN ?" for _ in query.priority_order)
+            for rank, label in enumerate(query.priority_order):
+                order_params += [label, rank]
+            order = (
+                f" ORDER BY CASE t.priority {ranks} ELSE {len(query.priority_order)} END,"
+                " t.received_at, t.rowid"
+            )
+        else:
+            order = " ORDER BY t.received_at DESC, t.rowid DESC"
+        columns = ", ".join(f"t.{name}" for name in _COLUMNS.split(", "))
         try:
             with self._lock:
                 # One read transaction, so the total and the page see the same snapshot even
@@ -322,18 +411,140 @@ class SQLiteTicketStore:
                 self._conn.execute("BEGIN")
                 try:
                     (total,) = self._conn.execute(
-                        f"SELECT COUNT(*) FROM tickets{where}", params
+                        f"SELECT COUNT(*){source}{where}", params
                     ).fetchone()
                     rows = self._conn.execute(
-                        f"SELECT {_COLUMNS} FROM tickets{where}"
-                        " ORDER BY received_at DESC, rowid DESC LIMIT ? OFFSET ?",
-                        [*params, query.limit, query.offset],
+                        f"SELECT {columns}{source}{where}{order} LIMIT ? OFFSET ?",
+                        [*params, *order_params, query.limit, query.offset],
                     ).fetchall()
                 finally:
                     self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot list tickets: {exc}") from exc
         return TicketPage(items=[_row_to_ticket(row) for row in rows], total=total)
+
+    def replace_enrichment(self, ticket_id: str, enrichment: dict[str, Any]) -> StoredTicket:
+        """Replace a stored ticket's enrichment (after re-enriching it with another model)."""
+        enrichment_json = _strict_json(enrichment)
+        priority = enrichment.get("priority", {}).get("label")
+        needs_review = bool(enrichment.get("needs_review", False))
+        try:
+            with self._lock, self._transaction():
+                cursor = self._conn.execute(
+                    "UPDATE tickets SET enrichment = ?, priority = ?, needs_review = ?"
+                    " WHERE id = ?",
+                    (enrichment_json, priority, int(needs_review), ticket_id),
+                )
+                if cursor.rowcount == 0:
+                    raise TicketNotFound(ticket_id)
+                row = self._conn.execute(
+                    f"SELECT {_COLUMNS} FROM tickets WHERE id = ?", (ticket_id,)
+                ).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot update ticket {ticket_id}: {exc}") from exc
+        return _row_to_ticket(row)
+
+    def add_correction(self, correction: Correction) -> Correction:
+        """Record an agent's correction; raises `core.errors.TicketNotFound` for an unknown
+        ticket. A later correction of the same ticket and target supersedes this one."""
+        try:
+            with self._lock, self._transaction():
+                exists = self._conn.execute(
+                    "SELECT 1 FROM tickets WHERE id = ?", (correction.ticket_id,)
+                ).fetchone()
+                if exists is None:
+                    raise TicketNotFound(correction.ticket_id)
+                self._conn.execute(
+                    f"INSERT INTO feedback ({_FEEDBACK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        correction.ticket_id,
+                        correction.target,
+                        correction.label,
+                        correction.predicted,
+                        correction.agent,
+                        correction.model_version,
+                        correction.corrected_at,
+                    ),
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"cannot store the correction of {correction.ticket_id}: {exc}"
+            ) from exc
+        return correction
+
+    def corrections(self, ticket_id: str | None = None, limit: int = 100) -> _Corrections:
+        """The latest correction per ticket and target, newest first; of one ticket if given."""
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        where, params = ("", []) if ticket_id is None else (" AND ticket_id = ?", [ticket_id])
+        try:
+            with self._lock:
+                rows = self._conn.execute(
+                    f"{_LATEST_FEEDBACK}{where} ORDER BY seq DESC LIMIT ?", [*params, limit]
+                ).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot list corrections: {exc}") from exc
+        return [_row_to_correction(row) for row in rows]
+
+    def agreement(self, target: str, window: int) -> Agreement:
+        """How many of the last ``window`` tickets corrected on ``target`` kept the model's
+        label (each ticket counted once, by its latest correction)."""
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+        try:
+            with self._lock:
+                tickets, agreed = self._conn.execute(
+                    "SELECT COUNT(*), COALESCE(SUM(label IS predicted), 0) FROM"
+                    f" ({_LATEST_FEEDBACK} AND target = ? ORDER BY seq DESC LIMIT ?)",
+                    (target, window),
+                ).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot compute agreement: {exc}") from exc
+        return Agreement(target=target, window=window, tickets=tickets, agreed=agreed)
+
+    def changes_since(self, seq: int, limit: int = 100) -> _Changes:
+        """Changes to stored tickets after ``seq``, oldest first."""
+        try:
+            with self._lock:
+                rows = self._conn.execute(
+                    "SELECT seq, ticket_id, kind FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+                    (seq, limit),
+                ).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read changes: {exc}") from exc
+        return [TicketChange(seq=row[0], ticket_id=row[1], kind=row[2]) for row in rows]
+
+    def last_change(self) -> int:
+        """The ``seq`` of the latest change, 0 when there is none."""
+        try:
+            with self._lock:
+                (seq,) = self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read changes: {exc}") from exc
+        return int(seq)
+
+    def save_status_digest(self, ticket_id: str, digest: str) -> None:
+        """Remember the digest of the ticket's customer status token (replacing any)."""
+        try:
+            with self._lock:
+                self._conn.execute(
+                    "INSERT INTO status_links (ticket_id, digest) VALUES (?, ?)"
+                    " ON CONFLICT (ticket_id) DO UPDATE SET digest = excluded.digest",
+                    (ticket_id, digest),
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot save the status link of {ticket_id}: {exc}") from exc
+
+    def status_digest(self, ticket_id: str) -> str | None:
+        """The digest saved for this ticket's status token, if any."""
+        try:
+            with self._lock:
+                row = self._conn.execute(
+                    "SELECT digest FROM status_links WHERE ticket_id = ?", (ticket_id,)
+                ).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the status link of {ticket_id}: {exc}") from exc
+        return None if row is None else str(row[0])
 
     def close(self) -> None:
         """Close the connection; later calls raise `core.errors.StoreError`."""

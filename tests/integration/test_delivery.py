@@ -159,6 +159,9 @@ def receiver() -> Iterator[Receiver]:
     running.stop()
 
 
+API_KEY = "test-api-key"
+
+
 @pytest.fixture(scope="module")
 def enricher(small_model_dir: Path) -> Enricher:
     return load_enricher(small_model_dir)
@@ -172,6 +175,7 @@ def _settings(db_path: Path, **overrides: Any) -> Settings:
         "delivery_max_attempts": 1000,
         "delivery_poll_interval_s": 0.05,
         "delivery_lease_s": 20.0,
+        "api_key": API_KEY,
     }
     return Settings(**{**values, **overrides})
 
@@ -222,7 +226,10 @@ def _service(enricher: Enricher, tmp_path: Path, url: str) -> Iterator[Service]:
     helpdesk = WebhookClient(url, SECRET, timeout=5.0)
     with SQLiteTicketStore(settings.database) as store:
         app = create_app(enricher, store, settings, outbox=store, helpdesk=helpdesk)
-        with _serving(app) as base, httpx.Client(base_url=base, timeout=30.0) as client:
+        with (
+            _serving(app) as base,
+            httpx.Client(base_url=base, timeout=30.0, headers={"X-API-Key": API_KEY}) as client,
+        ):
             yield Service(client, store)
     helpdesk.close()
 

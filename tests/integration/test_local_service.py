@@ -26,6 +26,9 @@ from core.ports import StoredTicket, TicketPage, TicketQuery
 from core.settings import Settings
 
 PAGE_SIZE_MAX = 20
+API_KEY = "test-api-key"
+# Machine clients of the JSON API authenticate with the API key.
+_AUTH = {"X-API-Key": API_KEY}
 _STARTUP_LIMIT_SECONDS = 30.0
 
 
@@ -81,7 +84,7 @@ def db_path(tmp_path: Path) -> Path:
 
 
 def _settings(db_path: Path) -> Settings:
-    return Settings(database=db_path, page_size_max=PAGE_SIZE_MAX)
+    return Settings(database=db_path, page_size_max=PAGE_SIZE_MAX, api_key=API_KEY)
 
 
 @contextmanager
@@ -90,7 +93,7 @@ def _service(enricher: Enricher, db_path: Path) -> Iterator[Service]:
     try:
         with (
             _serving(create_app(enricher, store, _settings(db_path))) as url,
-            httpx.Client(base_url=url, timeout=30.0) as client,
+            httpx.Client(base_url=url, timeout=30.0, headers=_AUTH) as client,
         ):
             yield Service(client, store, db_path)
     finally:
@@ -436,7 +439,10 @@ def test_an_unexpected_error_is_a_generic_500_and_the_service_goes_on(
     store = SQLiteTicketStore(db_path)
     app = create_app(enricher, _FailingOnceStore(store), _settings(db_path))
     try:
-        with _serving(app) as url, httpx.Client(base_url=url, timeout=30.0) as client:
+        with (
+            _serving(app) as url,
+            httpx.Client(base_url=url, timeout=30.0, headers=_AUTH) as client,
+        ):
             failed = client.post("/tickets", json=_ticket())
             succeeded = client.post("/tickets", json=_ticket())
     finally:
