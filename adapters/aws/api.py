@@ -1,0 +1,140 @@
+"""`POST /tickets` and `GET /tickets/{id}` behind API Gateway, REST (payload 1.0) or HTTP
+(payload 2.0), routed by Powertools' event handler. Errors map to 4xx/503 JSON bodies, and any
+other exception to a 500 JSON body, so API Gateway never answers 502 for a handler failure."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
+
+from adapters.aws.runtime import Runtime
+from adapters.aws.telemetry import logger, record_enrichment
+from core.errors import (
+    ArtifactError,
+    FieldProblem,
+    InvalidTicket,
+    StoreError,
+    TicketEnrichError,
+    TicketNotFound,
+    TicketTooLarge,
+)
+from core.intake import submit_ticket
+from core.schema import parse_ticket_json
+
+Resolver = TypeVar("Resolver", bound=ApiGatewayResolver)
+
+_RETRY_AFTER_S = "5"
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response[str]:
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=json.dumps(body, ensure_ascii=False),
+        headers=headers,
+    )
+
+
+def _error(
+    status: int,
+    code: str,
+    message: str,
+    problems: Sequence[FieldProblem] = (),
+    headers: dict[str, str] | None = None,
+) -> Response[str]:
+    body = {
+        "error": {
+            "code": code,
+            "message": message,
+            "problems": [problem.as_dict() for problem in problems],
+        }
+    }
+    return _json(status, body, headers)
+
+
+def _raw_body(body: str | None, base64_encoded: bool) -> bytes:
+    if body is None:
+        return b""
+    if not base64_encoded:
+        return body.encode("utf-8", "surrogatepass")
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidTicket([FieldProblem("body", "is not valid base64")]) from None
+
+
+def add_routes(app: Resolver, runtime: Callable[[], Runtime]) -> Resolver:
+    """Register the ticket routes and the error mapping on a Powertools resolver."""
+
+    @app.post("/tickets")
+    def create_ticket() -> Response[str]:
+        rt = runtime()
+        event = app.current_event
+        body = _raw_body(event.body, bool(event.is_base64_encoded))
+        started = time.perf_counter()
+        ticket = parse_ticket_json(body, rt.settings.limits)
+        stored, created = submit_ticket(ticket, rt.enricher, rt.store, outbox=rt.outbox)
+        record_enrichment(stored, created, time.perf_counter() - started)
+        return _json(
+            201 if created else 200, stored.as_dict(), {"Location": f"/tickets/{stored.id}"}
+        )
+
+    @app.get("/tickets/<ticket_id>")
+    def get_ticket(ticket_id: str) -> Response[str]:
+        rt = runtime()
+        logger.append_keys(ticket_id=ticket_id)
+        found = rt.store.get(ticket_id).as_dict()
+        if rt.outbox is not None:
+            delivery = rt.outbox.delivery(ticket_id)
+            found["delivery"] = None if delivery is None else delivery.as_dict()
+        return _json(200, found)
+
+    # Handlers are looked up along the exception's MRO, so TicketTooLarge gets 413 while
+    # other InvalidTickets get 400 or 422.
+    def too_large(exc: TicketTooLarge) -> Response[str]:
+        logger.info("ticket rejected", code="ticket_too_large", problems=_dicts(exc))
+        return _error(413, "ticket_too_large", str(exc), exc.problems)
+
+    def invalid(exc: InvalidTicket) -> Response[str]:
+        # "body" problems mean the bytes were not JSON at all: a malformed request.
+        if any(problem.field == "body" for problem in exc.problems):
+            status, code = 400, "malformed_body"
+        else:
+            status, code = 422, "invalid_ticket"
+        logger.info("ticket rejected", code=code, problems=_dicts(exc))
+        return _error(status, code, str(exc), exc.problems)
+
+    def not_found(exc: TicketNotFound) -> Response[str]:
+        return _error(404, "ticket_not_found", str(exc))
+
+    def unavailable(exc: TicketEnrichError) -> Response[str]:
+        logger.exception("store or model unavailable")
+        return _error(
+            503,
+            "service_unavailable",
+            "the ticket store or the model is unavailable; retry later",
+            headers={"Retry-After": _RETRY_AFTER_S},
+        )
+
+    def unexpected(exc: Exception) -> Response[str]:
+        logger.exception("unhandled error")
+        return _error(500, "internal_error", "the service failed; this was logged")
+
+    # Registered by call: the decorator form is untyped.
+    app.exception_handler(TicketTooLarge)(too_large)
+    app.exception_handler(InvalidTicket)(invalid)
+    app.exception_handler(TicketNotFound)(not_found)
+    app.exception_handler([StoreError, ArtifactError])(unavailable)
+    app.exception_handler(Exception)(unexpected)
+    return app
+
+
+def _dicts(exc: InvalidTicket) -> list[dict[str, str]]:
+    return [problem.as_dict() for problem in exc.problems]
