@@ -109,3 +109,16 @@ class S3ModelStore:
                 f"s3://{bucket}/{key} does not match its checksum: the artifact in S3 was "
                 "modified or truncated"
             )
+
+
+def upload_artifact(client: Any, model_dir: str | os.PathLike[str], uri: str) -> str:
+    """Copy a local artifact (the files its checksums.json lists, then checksums.json itself)
+    to ``uri``; return the SHA-256 of checksums.json, the pin for `S3ModelStore.fetch`."""
+    root = Path(model_dir)
+    bucket, prefix = split_s3_uri(uri)
+    checksums_raw = (root / CHECKSUMS_FILE).read_bytes()
+    for name in json.loads(checksums_raw):
+        client.upload_file(str(root / name), bucket, prefix + name)
+    # Last, so that a reader never sees checksums for files not uploaded yet.
+    client.put_object(Bucket=bucket, Key=prefix + CHECKSUMS_FILE, Body=checksums_raw)
+    return hashlib.sha256(checksums_raw).hexdigest()

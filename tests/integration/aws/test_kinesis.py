@@ -1,0 +1,74 @@
+"""A Kinesis batch (the recorded get-records event, its record repeated with the tickets under
+test) through the handler into moto's DynamoDB: a poison record is the only failure reported,
+and a retried batch stores nothing twice."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from typing import Any
+
+from adapters.aws import handlers
+from tests.integration.aws.conftest import FakeLambdaContext, client, load_event
+
+
+def _batch(*payloads: bytes) -> dict[str, Any]:
+    event = load_event("kinesis_get_records.json")
+    (template,) = event["Records"]
+    first = int(template["kinesis"]["sequenceNumber"])
+    shard = template["eventID"].split(":")[0]
+    records = []
+    for offset, payload in enumerate(payloads):
+        record = copy.deepcopy(template)
+        sequence = str(first + offset)
+        record["kinesis"]["sequenceNumber"] = sequence
+        record["kinesis"]["data"] = base64.b64encode(payload).decode()
+        record["eventID"] = f"{shard}:{sequence}"
+        records.append(record)
+    event["Records"] = records
+    return event
+
+
+def _tickets(endpoint: str, table: str) -> dict[str, dict[str, Any]]:
+    items = client("dynamodb", endpoint).scan(TableName=table)["Items"]
+    return {i["pk"]["S"]: json.loads(i["ticket"]["S"]) for i in items if i["kind"]["S"] == "ticket"}
+
+
+def test_the_recorded_event_stores_its_ticket(configure: Any, aws_env: str, table: str) -> None:
+    configure()
+    response = handlers.kinesis_batch(load_event("kinesis_get_records.json"), FakeLambdaContext())
+
+    assert response == {"batchItemFailures": []}
+    (ticket,) = _tickets(aws_env, table).values()
+    assert ticket["external_id"] == "KIN-1"
+    assert ticket["subject"] == "Disk full on node 7"
+
+
+def test_one_poison_record_is_the_only_failure_and_a_retry_stores_nothing_twice(
+    configure: Any, aws_env: str, table: str
+) -> None:
+    configure(TICKET_ENRICH_DELIVER="true")
+    event = _batch(
+        json.dumps({"subject": "Cluster down", "external_id": "K-1"}).encode(),
+        b'{"subject": "half a record',
+        json.dumps({"subject": "", "description": "   "}).encode(),
+        json.dumps({"subject": "Slow namenode UI"}).encode(),
+    )
+    poison = [r["kinesis"]["sequenceNumber"] for r in event["Records"][1:3]]
+
+    response = handlers.kinesis_batch(event, FakeLambdaContext())
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": s} for s in poison]}
+    stored = _tickets(aws_env, table)
+    assert sorted(t["subject"] for t in stored.values()) == ["Cluster down", "Slow namenode UI"]
+    # The record without an external id is known by its shard and sequence number.
+    last = event["Records"][3]["eventID"]
+    assert {t.get("external_id") for t in stored.values()} == {"K-1", f"kinesis:{last}"}
+
+    # Lambda retries the batch (as it does after a timeout): nothing is stored or queued twice.
+    again = handlers.kinesis_batch(event, FakeLambdaContext())
+    assert again == response
+    assert _tickets(aws_env, table) == stored
+    items = client("dynamodb", aws_env).scan(TableName=table)["Items"]
+    assert sum(1 for i in items if i["kind"]["S"] == "delivery") == 2

@@ -1,0 +1,127 @@
+"""S3 batches through the handler against moto's S3: JSONL and CSV with broken rows (reported
+in a sidecar errors file, the rest enriched) and a batch large enough to stream out in parts."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from adapters.aws import handlers
+from tests.integration.aws.conftest import FakeLambdaContext, client, load_event
+
+BUCKET = "ticket-batches"  # as recorded in s3_put_batch.json
+
+
+def _bucket(endpoint: str) -> Any:
+    s3 = client("s3", endpoint)
+    existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+    if BUCKET not in existing:
+        s3.create_bucket(Bucket=BUCKET)
+    return s3
+
+
+def _event(key: str) -> dict[str, Any]:
+    event = load_event("s3_put_batch.json")
+    event["Records"][0]["s3"]["object"]["key"] = key
+    return event
+
+
+def _lines(s3: Any, key: str) -> list[Any]:
+    body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()
+    return [json.loads(line) for line in body.splitlines()]
+
+
+def test_the_recorded_event_enriches_jsonl_and_reports_broken_rows_aside(
+    configure: Any, aws_env: str
+) -> None:
+    configure()
+    s3 = _bucket(aws_env)
+    rows = [
+        json.dumps({"subject": "Disk full on node 7", "external_id": "B-1"}),
+        '{"subject": "broken',
+        json.dumps({"subject": "ok", "requester": {"email": "nope"}}),
+        "",
+        json.dumps({"subject": "DataNode lost", "description": "after upgrade"}),
+    ]
+    s3.put_object(Bucket=BUCKET, Key="incoming/2026/tickets.jsonl", Body="\n".join(rows) + "\n")
+
+    result = handlers.s3_batch(load_event("s3_put_batch.json"), FakeLambdaContext())
+
+    (report,) = result["batches"]
+    assert (report["rows"], report["enriched"], report["failed"]) == (4, 2, 2)
+    enriched = _lines(s3, "enriched/2026/tickets.jsonl")
+    assert [e["ticket"]["subject"] for e in enriched] == ["Disk full on node 7", "DataNode lost"]
+    assert all("priority" in e["enrichment"] for e in enriched)
+    errors = _lines(s3, "enriched/2026/tickets.errors.jsonl")
+    assert [e["line"] for e in errors] == [2, 3]
+    assert errors[0]["problems"][0]["field"] == "row"
+    assert errors[1]["problems"] == [
+        {"field": "requester.email", "message": "is not an e-mail address"}
+    ]
+
+
+def test_csv_rows_become_tickets_and_a_ragged_row_is_reported(configure: Any, aws_env: str) -> None:
+    configure()
+    s3 = _bucket(aws_env)
+    key = f"incoming/{uuid.uuid4().hex}.csv"
+    csv_text = (
+        "subject,description,external_id,product\n"
+        "NameNode down,cluster unusable,C-1,hdfs\n"
+        "too,many,cells,here,extra\n"
+        '"Quoted, subject","multi\nline description",C-3,yarn\n'
+    )
+    s3.put_object(Bucket=BUCKET, Key=key, Body=csv_text.encode())
+
+    result = handlers.s3_batch(_event(key), FakeLambdaContext())
+
+    (report,) = result["batches"]
+    assert (report["enriched"], report["failed"]) == (2, 1)
+    out = key.replace("incoming/", "enriched/").replace(".csv", ".jsonl")
+    enriched = _lines(s3, out)
+    assert [e["ticket"]["external_id"] for e in enriched] == ["C-1", "C-3"]
+    assert enriched[0]["ticket"]["custom_fields"] == {"product": "hdfs"}
+    assert enriched[1]["ticket"]["description"] == "multi\nline description"
+    (error,) = _lines(s3, out.replace(".jsonl", ".errors.jsonl"))
+    assert error["line"] == 3
+    assert "more cells" in error["problems"][0]["message"]
+
+
+def test_a_batch_larger_than_one_part_streams_out_as_a_multipart_upload(
+    configure: Any, aws_env: str
+) -> None:
+    # Priority only keeps the test fast; the output is still several 5 MiB parts.
+    configure(
+        TICKET_ENRICH_S3_PART_BYTES=str(5 * 1024 * 1024),
+        TICKET_ENRICH_ENRICH_SIMILAR="false",
+        TICKET_ENRICH_ENRICH_LANGUAGE="false",
+        TICKET_ENRICH_ENRICH_SENTIMENT="false",
+    )
+    s3 = _bucket(aws_env)
+    key = f"incoming/{uuid.uuid4().hex}.jsonl"
+    filler = "the datanode reports a corrupt block on the volume and stops. " * 30
+    rows = [
+        json.dumps({"subject": f"corrupt block {n}", "description": filler}) for n in range(3000)
+    ]
+    body = ("\n".join(rows) + "\n").encode()
+    assert len(body) > 5 * 1024 * 1024
+    s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+
+    (report,) = handlers.s3_batch(_event(key), FakeLambdaContext())["batches"]
+
+    assert (report["enriched"], report["failed"], report["errors"]) == (3000, 0, None)
+    out = key.replace("incoming/", "enriched/")
+    head = s3.head_object(Bucket=BUCKET, Key=out, PartNumber=1)
+    assert head["PartsCount"] >= 2
+    enriched = _lines(s3, out)
+    assert [e["ticket"]["subject"] for e in enriched] == [f"corrupt block {n}" for n in range(3000)]
+    uploads = s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])
+    assert [u for u in uploads if u["Key"] == out] == []
+
+
+def test_objects_outside_the_input_prefix_are_left_alone(configure: Any, aws_env: str) -> None:
+    configure()
+    s3 = _bucket(aws_env)
+    s3.put_object(Bucket=BUCKET, Key="enriched/x.jsonl", Body=b'{"subject": "x"}\n')
+
+    assert handlers.s3_batch(_event("enriched/x.jsonl"), FakeLambdaContext()) == {"batches": []}
