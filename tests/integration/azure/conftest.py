@@ -10,6 +10,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -211,3 +212,23 @@ def inference_server(model_dir: Path, env: dict[str, str]) -> Iterator[Inference
         _stop(process)
         log.close()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def scoring_container() -> str:
+    """The Blob container the shared scoring server writes its scoring logs to."""
+    return f"scoring-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def scoring_server(
+    registered_model: Path, azurite: Azurite, scoring_container: str
+) -> Iterator[InferenceServer]:
+    """The scoring script under azmlinfsrv, logging to Azurite, with a 64 KiB body limit."""
+    env = {
+        "TICKET_ENRICH_AZURE_SCORING_LOG_CONNECTION_STRING": azurite.connection_string,
+        "TICKET_ENRICH_AZURE_SCORING_LOG_CONTAINER": scoring_container,
+        "TICKET_ENRICH_AZURE_REQUEST_MAX_BYTES": str(64 * 1024),
+    }
+    with inference_server(registered_model, env) as running:
+        yield running

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +29,13 @@ def _event(name: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def container() -> str:
-    return f"scoring-{uuid.uuid4().hex[:12]}"
+def server(scoring_server: InferenceServer) -> InferenceServer:
+    return scoring_server
 
 
 @pytest.fixture(scope="module")
-def server(registered_model: Path, azurite: Azurite, container: str) -> Iterator[InferenceServer]:
-    env = {
-        "TICKET_ENRICH_AZURE_SCORING_LOG_CONNECTION_STRING": azurite.connection_string,
-        "TICKET_ENRICH_AZURE_SCORING_LOG_CONTAINER": container,
-        "TICKET_ENRICH_AZURE_REQUEST_MAX_BYTES": str(64 * 1024),
-    }
-    with inference_server(registered_model, env) as running:
-        yield running
+def container(scoring_container: str) -> str:
+    return scoring_container
 
 
 def _score(server: InferenceServer, body: bytes, **headers: str) -> httpx.Response:

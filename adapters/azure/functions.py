@@ -1,0 +1,184 @@
+"""The Azure Functions front's handlers: HTTP in, `core.intake.submit_ticket`, HTTP out; and
+the outbox drain. `function_app.py` registers them with the Functions host.
+
+Everything is built once per worker process by `runtime()`, on the first invocation, never at
+import: the settings, the enricher (the model in this process, or the online endpoint), the
+Table Storage store that is also the outbox, and the helpdesk client.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+import azure.functions as func
+
+from adapters.azure.endpoint import EndpointEnricher, EndpointUnavailable
+from adapters.azure.settings import AzureSettings
+from adapters.azure.table_store import TableTicketStore, tickets_table_from_settings
+from core.delivery import DeliveryReport, deliver_due
+from core.enricher import Enricher
+from core.errors import FieldProblem, InvalidTicket, StoreError, TicketTooLarge
+from core.intake import submit_ticket
+from core.ports import HelpdeskClient
+from core.schema import parse_ticket_json
+
+if TYPE_CHECKING:
+    from core.schema import Ticket
+
+_log = logging.getLogger(__name__)
+_RETRY_AFTER_S = "5"
+
+
+@dataclass
+class FunctionsRuntime:
+    """What the Functions share within one worker process."""
+
+    settings: AzureSettings
+    enricher: Enricher | EndpointEnricher
+    store: TableTicketStore
+    helpdesk: HelpdeskClient | None = None
+
+    def helpdesk_client(self) -> HelpdeskClient:
+        """The helpdesk connector, built on first use (only the drain needs it)."""
+        if self.helpdesk is None:
+            from adapters.helpdesk.factory import helpdesk_from_settings
+
+            self.helpdesk = helpdesk_from_settings(self.settings)
+        return self.helpdesk
+
+
+def build_runtime(
+    settings: AzureSettings,
+    *,
+    store: TableTicketStore | None = None,
+    enricher: Enricher | EndpointEnricher | None = None,
+    helpdesk: HelpdeskClient | None = None,
+) -> FunctionsRuntime:
+    """Wire the Functions from settings; tests pass their own collaborators."""
+    if enricher is None:
+        if settings.azure_enrich_via == "endpoint":
+            if not settings.azure_endpoint_url:
+                raise StoreError("azure_enrich_via=endpoint needs TICKET_ENRICH_AZURE_ENDPOINT_URL")
+            key = settings.azure_endpoint_key
+            enricher = EndpointEnricher(
+                settings.azure_endpoint_url,
+                None if key is None else key.get_secret_value(),
+                limits=settings.limits,
+                timeout_s=settings.azure_endpoint_timeout_s,
+            )
+        else:
+            from core import load_enricher
+
+            enricher = load_enricher(
+                settings.serving_model_dir, limits=settings.limits, options=settings.enrich_options
+            )
+    if store is None:
+        store = tickets_table_from_settings(settings)
+        store.create_table()
+    return FunctionsRuntime(settings, enricher, store, helpdesk)
+
+
+@functools.cache
+def runtime() -> FunctionsRuntime:
+    """The worker's runtime, built on the first invocation."""
+    from adapters.azure.logs import install_json_logging
+
+    install_json_logging()
+    return build_runtime(AzureSettings())
+
+
+def _json(body: Any, status: int, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(
+        json.dumps(body, ensure_ascii=False),
+        status_code=status,
+        mimetype="application/json",
+        charset="utf-8",
+        headers=headers,
+    )
+
+
+def _error(
+    status: int,
+    code: str,
+    message: str,
+    problems: Sequence[FieldProblem] = (),
+    headers: dict[str, str] | None = None,
+) -> func.HttpResponse:
+    body = {
+        "error": {"code": code, "message": message, "problems": [p.as_dict() for p in problems]}
+    }
+    return _json(body, status, headers)
+
+
+def _request_id(req: func.HttpRequest) -> str | None:
+    for name in ("x-ms-client-request-id", "x-request-id"):
+        value: str | None = req.headers.get(name)
+        if value:
+            return value[:256]
+    return None
+
+
+def submit(req: func.HttpRequest, rt: FunctionsRuntime) -> func.HttpResponse:
+    """POST /api/tickets: 201 with the stored ticket, 200 with the first one for a repeated
+    external id, 4xx naming the field, 503 when the store or the endpoint is down."""
+    request_id = _request_id(req)
+    body = req.get_body()
+    limit = rt.settings.ticket_max_bytes
+    try:
+        if len(body) > limit:
+            raise TicketTooLarge([FieldProblem("ticket", f"is over the {limit}-byte limit")])
+        ticket: Ticket = parse_ticket_json(body, rt.settings.limits)
+        outbox = rt.store if rt.settings.deliver else None
+        # EndpointEnricher has the parse/enrich pair submit_ticket uses (see its docstring).
+        stored, created = submit_ticket(
+            ticket, cast(Enricher, rt.enricher), rt.store, outbox=outbox
+        )
+    except TicketTooLarge as exc:
+        return _rejected(413, "ticket_too_large", exc, request_id)
+    except InvalidTicket as exc:
+        malformed = any(p.field == "body" for p in exc.problems)
+        code = "malformed_body" if malformed else "invalid_ticket"
+        return _rejected(400 if malformed else 422, code, exc, request_id)
+    except (StoreError, EndpointUnavailable) as exc:
+        _log.warning("ticket not taken in", extra={"request_id": request_id, "error": str(exc)})
+        return _error(
+            503, "unavailable", "try again later", headers={"Retry-After": _RETRY_AFTER_S}
+        )
+    _log.info(
+        "ticket taken in",
+        extra={"request_id": request_id, "ticket_id": stored.id, "new": created},
+    )
+    return _json(stored.as_dict(), 201 if created else 200)
+
+
+def _rejected(
+    status: int, code: str, exc: InvalidTicket, request_id: str | None
+) -> func.HttpResponse:
+    problems = [p.as_dict() for p in exc.problems]
+    _log.info("ticket rejected", extra={"request_id": request_id, "problems": problems})
+    return _error(status, code, str(exc), exc.problems)
+
+
+def drain(rt: FunctionsRuntime) -> DeliveryReport:
+    """One pass over the due deliveries, through the configured helpdesk connector."""
+    settings = rt.settings
+    report = deliver_due(
+        rt.store,
+        rt.helpdesk_client(),
+        policy=settings.retry_policy,
+        limit=settings.delivery_batch_size,
+    )
+    _log.info(
+        "outbox drained",
+        extra={
+            "delivered": len(report.delivered),
+            "retrying": len(report.retrying),
+            "dead": len(report.dead),
+        },
+    )
+    return report
