@@ -63,6 +63,11 @@ class AzureSettings(Settings):
     )
     azure_tickets_table: str = Field("tickets", pattern=r"^[A-Za-z][A-Za-z0-9]{2,62}$")
 
+    # Where `ticket-enrich deploy azure` deploys the online endpoint.
+    azure_subscription_id: str | None = None
+    azure_resource_group: str | None = None
+    azure_ml_workspace: str | None = None
+
     @property
     def scoring_model_dir(self) -> Path:
         """The artifact the scoring script serves: under `AZUREML_MODEL_DIR` when the server set

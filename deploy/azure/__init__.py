@@ -1,0 +1,1 @@
+"""Azure deployment: an Azure ML managed online endpoint and an Azure Functions app."""
