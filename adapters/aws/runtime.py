@@ -4,7 +4,6 @@ per cold start behind a cached function (nothing networked happens at import).""
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from typing import Any
 
 from adapters.aws.dynamodb_store import DynamoDBTicketStore
@@ -14,48 +13,73 @@ from core.enricher import Enricher, load_enricher
 from core.ports import HelpdeskClient, Outbox
 
 
-@dataclass(frozen=True)
 class Runtime:
-    """What a function needs, built once per container."""
+    """What a function needs, built once per container. Clients are made on first use: the
+    API functions never pay for an S3 client (botocore builds each from a large service
+    model), and no function pays for boto3's resource layer."""
 
-    settings: AwsSettings
-    enricher: Enricher
-    store: DynamoDBTicketStore
-    s3: Any
+    def __init__(
+        self,
+        settings: AwsSettings,
+        *,
+        enricher: Enricher | None = None,
+        s3: Any = None,
+        dynamodb: Any = None,
+    ) -> None:
+        self.settings = settings
+        self._s3 = s3
+        dynamodb = dynamodb if dynamodb is not None else aws_client("dynamodb", settings)
+        self.store = DynamoDBTicketStore(dynamodb, settings.tickets_table)
+        self.enricher = enricher if enricher is not None else self._load_model()
+
+    @property
+    def s3(self) -> Any:
+        """The S3 client, created on first use."""
+        if self._s3 is None:
+            self._s3 = aws_client("s3", self.settings)
+        return self._s3
 
     @property
     def outbox(self) -> Outbox | None:
         """The store's outbox when delivery to a helpdesk is on, so that intake enqueues."""
         return self.store if self.settings.deliver else None
 
+    def _load_model(self) -> Enricher:
+        """From S3 (cached under /tmp, checksums verified) when `model_s3_uri` is set, else
+        the artifact bundled in the deployment package."""
+        settings = self.settings
+        model_dir = (
+            S3ModelStore(self.s3, settings.model_cache_dir).fetch(
+                settings.model_s3_uri, settings.model_sha256 or None
+            )
+            if settings.model_s3_uri
+            else settings.serving_model_dir
+        )
+        return load_enricher(model_dir, limits=settings.limits, options=settings.enrich_options)
+
+
+@functools.cache
+def _session() -> Any:
+    # botocore's session resolves credentials and region like boto3 (environment, the Lambda
+    # container's credentials); using it directly skips importing boto3 at cold start.
+    import botocore.session
+
+    return botocore.session.get_session()
+
 
 def aws_client(service: str, settings: AwsSettings) -> Any:
-    """A boto3 client with bounded timeouts and standard retries (boto3 reads the credentials)."""
-    import boto3
+    """A client with bounded timeouts and standard retries."""
     from botocore.config import Config
 
     config = Config(
         connect_timeout=5, read_timeout=30, retries={"mode": "standard", "max_attempts": 4}
     )
-    return boto3.session.Session().client(
+    return _session().create_client(
         service,
         endpoint_url=settings.aws_endpoint_url,
         region_name=settings.aws_region,
         config=config,
     )
-
-
-def load_model(settings: AwsSettings, s3: Any) -> Enricher:
-    """The enricher: from S3 (cached under /tmp, checksums verified) when `model_s3_uri` is
-    set, else from the artifact bundled in the deployment package."""
-    model_dir = (
-        S3ModelStore(s3, settings.model_cache_dir).fetch(
-            settings.model_s3_uri, settings.model_sha256 or None
-        )
-        if settings.model_s3_uri
-        else settings.serving_model_dir
-    )
-    return load_enricher(model_dir, limits=settings.limits, options=settings.enrich_options)
 
 
 def build_runtime(
@@ -66,14 +90,7 @@ def build_runtime(
     enricher: Enricher | None = None,
 ) -> Runtime:
     """Build the runtime from settings; tests pass their own clients or enricher."""
-    s3 = s3 if s3 is not None else aws_client("s3", settings)
-    dynamodb = dynamodb if dynamodb is not None else aws_client("dynamodb", settings)
-    return Runtime(
-        settings=settings,
-        enricher=enricher if enricher is not None else load_model(settings, s3),
-        store=DynamoDBTicketStore(dynamodb, settings.tickets_table),
-        s3=s3,
-    )
+    return Runtime(settings, enricher=enricher, s3=s3, dynamodb=dynamodb)
 
 
 @functools.cache

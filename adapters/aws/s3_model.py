@@ -118,7 +118,8 @@ def upload_artifact(client: Any, model_dir: str | os.PathLike[str], uri: str) ->
     bucket, prefix = split_s3_uri(uri)
     checksums_raw = (root / CHECKSUMS_FILE).read_bytes()
     for name in json.loads(checksums_raw):
-        client.upload_file(str(root / name), bucket, prefix + name)
+        with (root / name).open("rb") as body:
+            client.put_object(Bucket=bucket, Key=prefix + name, Body=body)
     # Last, so that a reader never sees checksums for files not uploaded yet.
     client.put_object(Bucket=bucket, Key=prefix + CHECKSUMS_FILE, Body=checksums_raw)
     return hashlib.sha256(checksums_raw).hexdigest()

@@ -1,0 +1,267 @@
+"""AWS: cold start of the HTTP API handler beside the core alone, and the Lambda package's size.
+
+Cold start: fresh child processes, round-robin, each timed from this process around
+`subprocess.run` as in `bench.coldstart`. The core child imports `core`, loads the model and
+enriches one ticket; the handler child imports `adapters.aws.handlers` (Powertools, boto3),
+builds its runtime (boto3 clients, the same model from the bundled directory) and answers one
+API Gateway HTTP API event (payload 2.0, as `sam local generate-event` records it) that stores
+the ticket in DynamoDB, here moto's server on loopback started by this process. The difference
+is what the AWS adapter adds. Package size: `sam build` of deploy/aws/template.yaml (arm64
+wheels from PyPI) with the model bundled, zipped as Lambda receives it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import socket
+import statistics
+from pathlib import Path
+from typing import Any
+
+from bench.context import PEAK_RSS, REPO_ROOT, Context, child_json, log, run_child, summarize
+from bench.markdown import fmt, size, table
+
+HANDLER_ADDS_LIMIT_MS = 300.0
+ZIPPED_LIMIT_BYTES = 25 * 1024 * 1024
+EVENT = REPO_ROOT / "tests" / "events" / "aws" / "http_post_ticket.json"
+
+CORE = (
+    PEAK_RSS
+    + """
+import json, sys, time
+ticket = json.loads(sys.argv[2])
+t0 = time.perf_counter()
+import core
+t1 = time.perf_counter()
+enricher = core.load_enricher(sys.argv[1])
+t2 = time.perf_counter()
+out = enricher.enrich(ticket)
+t3 = time.perf_counter()
+print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "first_call_s": t3 - t2,
+                  "label": out["enrichment"]["priority"]["label"], "peak_rss_kib": peak_rss_kib()}))
+"""
+)
+
+# The environment (endpoint, table, model directory, credentials) is set by the parent, as the
+# SAM template sets it on the function; the event file is read before the clock starts.
+HANDLER = (
+    PEAK_RSS
+    + """
+import json, sys, time
+event = json.loads(open(sys.argv[1]).read())
+class Context:
+    function_name = "bench"; memory_limit_in_mb = 512; aws_request_id = "bench"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
+    def get_remaining_time_in_millis(self): return 30000
+t0 = time.perf_counter()
+from adapters.aws import handlers
+from adapters.aws.runtime import runtime
+t1 = time.perf_counter()
+runtime()
+t2 = time.perf_counter()
+response = handlers.http_api(event, Context())
+t3 = time.perf_counter()
+body = json.loads(response["body"])
+print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "first_call_s": t3 - t2,
+                  "status": response["statusCode"],
+                  "label": body.get("enrichment", {}).get("priority", {}).get("label"),
+                  "peak_rss_kib": peak_rss_kib()}))
+"""
+)
+
+PHASES = ("import_s", "load_s", "first_call_s")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _phases(runs: list[dict[str, Any]]) -> dict[str, float]:
+    return {
+        k.removesuffix("_s") + "_ms": statistics.median(r[k] for r in runs) * 1e3 for k in PHASES
+    }
+
+
+def _cold_start(ctx: Context, endpoint: str, table: str) -> dict[str, Any]:
+    artifact_dir = str(ctx.trained().artifact_dir)
+    tickets, _ = ctx.test_tickets()
+    ticket = tickets[0]
+    event = json.loads(EVENT.read_text())
+    event["body"] = base64.b64encode(json.dumps(ticket).encode()).decode()
+    event_path = ctx.workdir / "aws-http-event.json"
+    event_path.write_text(json.dumps(event))
+    env = dict(ctx.child_env)
+    env = {k: v for k, v in env.items() if not k.startswith(("TICKET_ENRICH_", "AWS_"))}
+    env.update(
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+        TICKET_ENRICH_AWS_ENDPOINT_URL=endpoint,
+        TICKET_ENRICH_AWS_REGION="us-east-1",
+        TICKET_ENRICH_TICKETS_TABLE=table,
+        TICKET_ENRICH_MODEL_DIR=artifact_dir,
+    )
+    variants = {
+        "core": (CORE, (artifact_dir, json.dumps(ticket))),
+        "http_handler": (HANDLER, (str(event_path),)),
+    }
+    repeats = ctx.settings.coldstart_repeats
+    log(f"aws cold start: 1 warm-up + {repeats} runs of the core and of the HTTP API handler")
+    for code, args in variants.values():
+        run_child(code, *args, env=env)
+    wall: dict[str, list[float]] = {name: [] for name in variants}
+    inside: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, (code, args) in variants.items():
+            seconds, stdout, _ = run_child(code, *args, env=env)
+            wall[name].append(seconds)
+            inside[name].append(child_json(stdout))
+    result: dict[str, Any] = {}
+    for name in variants:
+        runs = inside[name]
+        result[name] = {
+            "wall": summarize(wall[name]),
+            "phases_median": _phases(runs),
+            "peak_rss_mib": max(r["peak_rss_kib"] for r in runs) / 1024.0,
+            "label": runs[-1]["label"],
+        }
+    result["http_handler"]["statuses"] = sorted({r["status"] for r in inside["http_handler"]})
+    result["handler_adds_ms"] = (
+        result["http_handler"]["wall"]["median_ms"] - result["core"]["wall"]["median_ms"]
+    )
+    result["repeats"] = repeats
+    return result
+
+
+def _package(ctx: Context) -> dict[str, Any]:
+    from core.errors import TicketEnrichError
+    from deploy.aws.package import bundle_model, find_sam, function_dirs, measure, sam_build
+
+    try:
+        sam = find_sam()
+    except TicketEnrichError as exc:
+        return {"error": str(exc)}
+    build_dir = ctx.workdir / "aws-build"
+    log("aws package: sam build (pip fetches the functions' arm64 wheels)")
+    try:
+        sam_build(sam, build_dir)
+    except TicketEnrichError as exc:
+        return {"error": str(exc)}
+    function_dir = function_dirs(build_dir)[0]
+    model_bytes = bundle_model(function_dir, ctx.trained().artifact_dir)
+    report = measure(function_dir)
+    return {**report.as_dict(), "bundled_model_bytes": model_bytes, "architecture": "arm64"}
+
+
+def bench_aws(ctx: Context) -> dict[str, Any]:
+    """Cold start of the AWS HTTP handler beside the core alone, and the package's size."""
+    try:
+        import boto3
+        from moto.server import ThreadedMotoServer
+    except ImportError as exc:
+        raise RuntimeError(
+            "the AWS benchmark needs moto's server: run tests/setup.d/20-aws.sh"
+        ) from exc
+    from adapters.aws.dynamodb_store import TABLE_DEFINITION
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request log
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        dynamodb = boto3.client(
+            "dynamodb",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+        )
+        dynamodb.create_table(TableName="bench-tickets", **TABLE_DEFINITION)
+        cold = _cold_start(ctx, endpoint, "bench-tickets")
+    finally:
+        server.stop()
+    return {
+        "coldstart": cold,
+        "package": _package(ctx),
+        "targets": {
+            "handler_adds_ms_max": HANDLER_ADDS_LIMIT_MS,
+            "zipped_bytes_max": ZIPPED_LIMIT_BYTES,
+        },
+        "note": (
+            "wall = perf_counter around subprocess.run after one warm-up per variant; the "
+            "handler's first call includes its DynamoDB round trips to moto on loopback "
+            "(a consistent GetItem is not made for a ticket without external_id: one PutItem "
+            "and one GetItem); the Lambda runtime's own start-up is not included"
+        ),
+    }
+
+
+def render_aws(result: dict[str, Any]) -> list[str]:
+    """Markdown for `bench_aws`."""
+    cold = result["coldstart"]
+    rows = []
+    for key, label in (
+        ("core", "core alone: `import core`, `load_enricher`, `enrich`"),
+        ("http_handler", "HTTP API handler: import, runtime (clients + model), one event"),
+    ):
+        r = cold[key]
+        p = r["phases_median"]
+        rows.append(
+            [
+                label,
+                fmt(r["wall"]["median_ms"], 1),
+                fmt(r["wall"]["min_ms"], 1),
+                fmt(p["import_ms"], 1),
+                fmt(p["load_ms"], 1),
+                fmt(p["first_call_ms"], 1),
+                fmt(r["peak_rss_mib"], 1),
+            ]
+        )
+    adds = cold["handler_adds_ms"]
+    lines = [
+        f"## AWS (fresh process, {cold['repeats']} runs each, ms)",
+        "",
+        *table(
+            ["process", "wall median", "wall min", "import", "load", "first call", "peak RSS MiB"],
+            rows,
+        ),
+        "",
+        f"- The handler adds **{adds:.1f} ms** to the core's cold start (target ≤ "
+        f"{result['targets']['handler_adds_ms_max']:.0f} ms: "
+        f"{'met' if adds <= result['targets']['handler_adds_ms_max'] else 'not met'}); "
+        f"statuses answered: {cold['http_handler']['statuses']}.",
+    ]
+    package = result["package"]
+    if "error" in package:
+        lines.append(f"- Package: not measured ({package['error']}).")
+    else:
+        lines.append(
+            f"- Lambda package ({package['architecture']}, model bundled): "
+            f"**{size(package['zipped_bytes'])} zipped**, {size(package['unzipped_bytes'])} "
+            f"unzipped, {package['files']} files; model {size(package['bundled_model_bytes'])}; "
+            f"boto3 bundled: {fmt(package['bundles_boto3'])}; training stack inside: "
+            f"{', '.join(package['forbidden']) or 'none'}. Largest: "
+            + ", ".join(f"{k} {size(v)}" for k, v in package["largest_top_level_bytes"].items())
+            + "."
+        )
+    lines.append(f"- {result['note']}.")
+    return lines
+
+
+def _main() -> None:  # pragma: no cover - a convenience for running this benchmark alone
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as workdir:
+        result = bench_aws(Context(Path(workdir)))
+    print(json.dumps(result, indent=2, default=str))
+    print("\n".join(render_aws(result)))
+
+
+if __name__ == "__main__":
+    _main()
