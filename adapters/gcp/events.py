@@ -1,0 +1,127 @@
+"""The two triggers' CloudEvents, decoded with Google's published event types.
+
+Firestore sends ``google.cloud.firestore.document.v1.created`` with a protobuf
+``DocumentEventData`` body; the Realtime Database sends ``google.firebase.database.ref.v1.written``
+with a JSON ``ReferenceEventData`` body. Both become one `DocumentEvent`, which is all the rest
+of the adapter sees.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from adapters.gcp.documents import apply_delta
+from core.errors import FieldProblem, InvalidTicket
+
+if TYPE_CHECKING:
+    from cloudevents.http import CloudEvent
+    from google.protobuf.struct_pb2 import Value as StructValue
+
+FIRESTORE_CREATED = "google.cloud.firestore.document.v1.created"
+DATABASE_WRITTEN = "google.firebase.database.ref.v1.written"
+
+
+class UnexpectedEvent(ValueError):
+    """The function received an event it is not deployed for (a wrong trigger filter)."""
+
+
+@dataclass(frozen=True)
+class DocumentEvent:
+    """A ticket document as one trigger delivered it.
+
+    ``document`` is the document's content after the write (None when it was deleted);
+    ``problem`` is set instead when a value cannot be represented as a ticket field.
+    """
+
+    event_id: str
+    source: str
+    ticket_id: str
+    path: str
+    document: dict[str, Any] | None
+    problem: InvalidTicket | None = None
+
+
+def _decode_value(value: Any, path: str) -> Any:
+    """One Firestore ``Value`` (a raw protobuf message) as a Python value."""
+    kind = value.WhichOneof("value_type")
+    if kind == "null_value" or kind is None:
+        return None
+    if kind == "map_value":
+        return {k: _decode_value(v, f"{path}.{k}") for k, v in value.map_value.fields.items()}
+    if kind == "array_value":
+        return [_decode_value(v, f"{path}.{i}") for i, v in enumerate(value.array_value.values)]
+    if kind == "timestamp_value":
+        stamp: datetime = value.timestamp_value.ToDatetime(tzinfo=UTC)
+        return stamp
+    if kind in ("string_value", "boolean_value", "integer_value", "double_value"):
+        return getattr(value, kind)
+    # bytes, references and geo points have no place in a ticket.
+    raise InvalidTicket([FieldProblem(path, f"is a Firestore {kind.removesuffix('_value')}")])
+
+
+def firestore_event(event: CloudEvent) -> DocumentEvent:
+    """Decode a Firestore document-created event (binary mode, protobuf data)."""
+    from google.events.cloud.firestore_v1 import DocumentEventData
+
+    if event["type"] != FIRESTORE_CREATED:
+        raise UnexpectedEvent(f"expected {FIRESTORE_CREATED}, got {event['type']}")
+    data = event.get_data()
+    if not isinstance(data, bytes):
+        raise UnexpectedEvent("Firestore event data must be protobuf bytes")
+    message = DocumentEventData.pb(DocumentEventData.deserialize(data))
+    name = message.value.name
+    path = name.split("/documents/", 1)[1] if "/documents/" in name else name
+    problem = None
+    document: dict[str, Any] | None = None
+    if message.HasField("value"):
+        try:
+            document = {k: _decode_value(v, k) for k, v in message.value.fields.items()}
+        except InvalidTicket as exc:
+            problem, document = exc, {}
+    return DocumentEvent(
+        event_id=str(event["id"]),
+        source=str(event["source"]),
+        ticket_id=path.rsplit("/", 1)[-1],
+        path=path,
+        document=document,
+        problem=problem,
+    )
+
+
+def _struct_value(value: StructValue) -> Any:
+    from google.protobuf.json_format import MessageToDict
+
+    kind = value.WhichOneof("kind")
+    if kind is None or kind == "null_value":
+        return None
+    return MessageToDict(value)
+
+
+def database_event(event: CloudEvent) -> DocumentEvent:
+    """Decode a Realtime Database reference-written event (JSON data)."""
+    from google.events.firebase.database_v1 import ReferenceEventData
+
+    if event["type"] != DATABASE_WRITTEN:
+        raise UnexpectedEvent(f"expected {DATABASE_WRITTEN}, got {event['type']}")
+    data = event.get_data()
+    text = data.decode("utf-8") if isinstance(data, bytes) else json.dumps(data)
+    message = ReferenceEventData.pb(ReferenceEventData.from_json(text))
+    before = _struct_value(message.data) if message.HasField("data") else None
+    delta = _struct_value(message.delta) if message.HasField("delta") else None
+    after = apply_delta(before, delta)
+    ref = str(event.get("ref") or str(event["subject"]).removeprefix("refs/")).strip("/")
+    if after is not None and not isinstance(after, dict):
+        problem = InvalidTicket([FieldProblem("ticket", "must be a JSON object")])
+        return DocumentEvent(
+            str(event["id"]), str(event["source"]), ref.rsplit("/", 1)[-1], ref, {}, problem
+        )
+    return DocumentEvent(
+        event_id=str(event["id"]),
+        source=str(event["source"]),
+        ticket_id=ref.rsplit("/", 1)[-1],
+        path=ref,
+        document=after,
+    )

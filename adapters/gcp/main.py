@@ -1,0 +1,80 @@
+"""The Cloud Functions (2nd gen) entry points, for Google's Functions Framework.
+
+- ``on_ticket_created``: Eventarc, ``google.cloud.firestore.document.v1.created`` on
+  ``tickets/{ticketId}``.
+- ``on_ticket_written``: Eventarc, ``google.firebase.database.ref.v1.written`` on
+  ``/tickets/{ticketId}``.
+- ``drain_outbox``: HTTP, called by Cloud Scheduler; delivers the due helpdesk deliveries.
+
+An exception makes the Functions Framework answer 500, so Eventarc retries the event: that is
+what a store outage gets. An invalid ticket is answered 200 after its error is written back.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import functions_framework
+
+from adapters.gcp import bootstrap
+from adapters.gcp.events import database_event, firestore_event
+from adapters.gcp.intake import take_in
+
+if TYPE_CHECKING:
+    import flask
+    from cloudevents.http import CloudEvent
+
+_log = logging.getLogger(__name__)
+
+
+@functions_framework.cloud_event
+def on_ticket_created(event: CloudEvent) -> None:
+    """Enrich a ticket document just created in Firestore."""
+    config = bootstrap.settings()
+    document = firestore_event(event)
+    outcome = take_in(
+        document, bootstrap.enricher(), bootstrap.firestore_store(), deliver=config.deliver
+    )
+    _log.info(
+        "ticket event handled",
+        extra={"event_id": document.event_id, "ticket": document.path, "outcome": outcome},
+    )
+
+
+@functions_framework.cloud_event
+def on_ticket_written(event: CloudEvent) -> None:
+    """Enrich a ticket written to the Realtime Database (the write-back is skipped)."""
+    config = bootstrap.settings()
+    document = database_event(event)
+    outcome = take_in(
+        document, bootstrap.enricher(), bootstrap.database_store(), deliver=config.deliver
+    )
+    _log.info(
+        "ticket event handled",
+        extra={"event_id": document.event_id, "ticket": document.path, "outcome": outcome},
+    )
+
+
+@functions_framework.http
+def drain_outbox(request: flask.Request) -> tuple[dict[str, Any], int]:
+    """Deliver due deliveries until none is left or the time budget is spent."""
+    from core.delivery import deliver_due
+
+    config = bootstrap.settings()
+    if not config.deliver:
+        return {"deliver": False, "delivered": 0, "retrying": 0, "dead": 0}, 200
+    store, client = bootstrap.firestore_store(), bootstrap.helpdesk()
+    totals = {"delivered": 0, "retrying": 0, "dead": 0}
+    deadline = time.monotonic() + config.drain_budget_s
+    while time.monotonic() < deadline:
+        report = deliver_due(
+            store, client, policy=config.retry_policy, limit=config.delivery_batch_size
+        )
+        for status in totals:
+            totals[status] += len(getattr(report, status))
+        if report.claimed == 0:
+            break
+    _log.info("outbox drained", extra=totals)
+    return {"deliver": True, **totals}, 200
