@@ -158,6 +158,31 @@ def _package(ctx: Context) -> dict[str, Any]:
     return {**report.as_dict(), "bundled_model_bytes": model_bytes, "architecture": "arm64"}
 
 
+def _item_sizes(ctx: Context, count: int = 500) -> dict[str, Any]:
+    """DynamoDB item size of stored test tickets (default fields): what each write costs."""
+    import math
+
+    from adapters.aws.dynamodb_store import ticket_item_bytes
+    from core import load_enricher
+    from core.ports import StoredTicket
+
+    enricher = load_enricher(ctx.trained().artifact_dir)
+    tickets, _ = ctx.test_tickets()
+    sizes = []
+    for n, ticket in enumerate(tickets[:count]):
+        out = enricher.enrich(ticket)
+        stored = StoredTicket(f"{n:036d}", None, "2026-01-01T00:00:00.000+00:00", **out)
+        sizes.append(ticket_item_bytes(stored))
+    sizes.sort()
+    units = [math.ceil(s / 1024) for s in sizes]
+    return {
+        "tickets": len(sizes),
+        "median_bytes": statistics.median(sizes),
+        "p90_bytes": sizes[int(0.9 * (len(sizes) - 1))],
+        "mean_write_units": statistics.fmean(units),
+    }
+
+
 def bench_aws(ctx: Context) -> dict[str, Any]:
     """Cold start of the AWS HTTP handler beside the core alone, and the package's size."""
     try:
@@ -189,6 +214,7 @@ def bench_aws(ctx: Context) -> dict[str, Any]:
     return {
         "coldstart": cold,
         "package": _package(ctx),
+        "dynamodb_item": _item_sizes(ctx),
         "targets": {
             "handler_adds_ms_max": HANDLER_ADDS_LIMIT_MS,
             "zipped_bytes_max": ZIPPED_LIMIT_BYTES,
@@ -250,6 +276,12 @@ def render_aws(result: dict[str, Any]) -> list[str]:
             + ", ".join(f"{k} {size(v)}" for k, v in package["largest_top_level_bytes"].items())
             + "."
         )
+    item = result["dynamodb_item"]
+    lines.append(
+        f"- DynamoDB ticket item, {item['tickets']} test tickets with the default fields: median "
+        f"{size(item['median_bytes'])}, p90 {size(item['p90_bytes'])}; "
+        f"{item['mean_write_units']:.2f} write request units per plain write on average."
+    )
     lines.append(f"- {result['note']}.")
     return lines
 

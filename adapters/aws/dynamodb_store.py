@@ -414,3 +414,18 @@ class DynamoDBTicketStore:
                     return items
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"cannot list {what}: {exc}") from exc
+
+
+def _attribute_bytes(value: dict[str, Any]) -> int:
+    (kind, data), *_ = value.items()
+    if kind == "S":
+        return len(str(data).encode("utf-8"))
+    if kind == "N":
+        return len(str(data)) // 2 + 1
+    return 1  # BOOL
+
+
+def ticket_item_bytes(ticket: StoredTicket) -> int:
+    """The size DynamoDB bills for a ticket's item (names plus values, as its docs count them):
+    each write costs one request unit per started KiB, a transactional write twice that."""
+    return sum(len(name) + _attribute_bytes(value) for name, value in _ticket_item(ticket).items())

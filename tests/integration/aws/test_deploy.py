@@ -88,6 +88,14 @@ def test_every_iam_statement_names_its_actions_and_resources() -> None:
     assert all("Role" in f["Properties"] and "Policies" not in f["Properties"] for f in functions)
 
 
+def test_the_code_and_the_template_declare_the_same_table() -> None:
+    from adapters.aws.dynamodb_store import TABLE_DEFINITION
+
+    declared = template()["Resources"]["TicketsTable"]["Properties"]
+    for key, value in TABLE_DEFINITION.items():
+        assert declared[key] == value, key
+
+
 @pytest.fixture(scope="module")
 def dry_run(tmp_path_factory: pytest.TempPathFactory, small_model_dir: Path) -> tuple[str, Path]:
     build_dir = tmp_path_factory.mktemp("aws-build")

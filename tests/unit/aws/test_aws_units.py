@@ -91,3 +91,28 @@ def test_the_function_requirements_are_the_core_and_the_aws_extra_without_boto3(
         if line.strip() and not line.startswith("#")
     }
     assert shipped == declared
+
+
+def test_item_size_counts_names_and_values_as_dynamodb_does() -> None:
+    from adapters.aws.dynamodb_store import ticket_item_bytes
+    from core.ports import StoredTicket
+
+    ticket = StoredTicket("id1", None, "t", {"subject": "é"}, {"needs_review": True})
+    # pk "ticket#id1", kind, id, received_at, needs_review (BOOL), ticket and enrichment JSON.
+    expected = (
+        len("pk")
+        + len("ticket#id1")
+        + len("kind")
+        + len("ticket")
+        + len("id")
+        + len("id1")
+        + len("received_at")
+        + len("t")
+        + len("needs_review")
+        + 1
+        + len("ticket")
+        + len('{"subject": "é"}'.encode())
+        + len("enrichment")
+        + len('{"needs_review": true}')
+    )
+    assert ticket_item_bytes(ticket) == expected
