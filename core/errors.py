@@ -97,3 +97,7 @@ class DeliveryNotDead(TicketEnrichError):
         self.ticket_id = ticket_id
         self.status = status
         super().__init__(f"delivery of ticket {ticket_id!r} is {status}, not dead")
+
+
+class RegistryError(TicketEnrichError):
+    """The model registry cannot do what was asked (unknown version or stage, bad artifact)."""

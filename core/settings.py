@@ -102,6 +102,24 @@ class Settings(BaseSettings):
         0.5, gt=0, description="How often the live queue looks for changes in the store."
     )
 
+    # The learning loop: drift monitoring, the model registry and promotion.
+    registry_dir: Path | None = Field(
+        None, description="The local model registry; default: models_dir/registry."
+    )
+    drift_psi_threshold: float = Field(
+        0.25, gt=0, description="PSI at or above which a feature's drift alerts."
+    )
+    drift_window: int = Field(500, ge=1, description="Recent tickets the monitor profiles.")
+    drift_min_tickets: int = Field(
+        50, ge=1, description="Fewer recent tickets than this: too few to judge drift."
+    )
+    promotion_tolerance: float = Field(
+        0.01,
+        ge=0,
+        description="How much worse (macro-F1, urgent recall) a challenger may be and still "
+        "replace the production model.",
+    )
+
     @property
     def limits(self) -> Limits:
         """The size limits every entry point enforces."""
@@ -130,6 +148,11 @@ class Settings(BaseSettings):
             max_attempts=self.delivery_max_attempts,
             lease_s=self.delivery_lease_s,
         )
+
+    @property
+    def model_registry_dir(self) -> Path:
+        """The local model registry: `registry_dir` if set, else `models_dir/registry`."""
+        return self.registry_dir if self.registry_dir is not None else self.models_dir / "registry"
 
     @property
     def serving_model_dir(self) -> Path:

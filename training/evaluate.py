@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +34,8 @@ def choose_rows(enricher: Enricher, dataset: Dataset, split: str) -> tuple[list[
     return windows.test, "the test window (newest tickets, never trained on)"
 
 
-def evaluate_model(
-    enricher: Enricher, dataset: Dataset, split: str = "auto", out_dir: Path | None = None
-) -> dict[str, Any]:
-    """Score an artifact as served (pure-Python inference) and optionally write the report."""
-    rows, described = choose_rows(enricher, dataset, split)
+def score_rows(enricher: Enricher, rows: Sequence[Example]) -> dict[str, Any]:
+    """The classification metrics of an artifact's priority, as served, on these rows."""
     labels = list(enricher.metadata["labels"])
     urgent = list(enricher.metadata.get("urgent_labels", []))
     predicted, confidence = [], []
@@ -50,7 +48,24 @@ def evaluate_model(
         priority = enricher.predict(ticket)["priority"]
         predicted.append(priority["label"])
         confidence.append(priority["confidence"])
+    return classification_metrics(
+        [e.label for e in rows],
+        predicted,
+        labels,
+        urgent,
+        np.array(confidence),
+        float(enricher.metadata["bands"]["high"]),
+    )
+
+
+def evaluate_model(
+    enricher: Enricher, dataset: Dataset, split: str = "auto", out_dir: Path | None = None
+) -> dict[str, Any]:
+    """Score an artifact as served (pure-Python inference) and optionally write the report."""
+    rows, described = choose_rows(enricher, dataset, split)
     truth = [e.label for e in rows]
+    labels = list(enricher.metadata["labels"])
+    urgent = list(enricher.metadata.get("urgent_labels", []))
     unknown = sorted(set(truth) - set(labels))
     if not set(truth) & set(labels):
         raise TrainingDataError(
@@ -59,14 +74,7 @@ def evaluate_model(
             "trained with",
             column=dataset.spec.label_column,
         )
-    metrics = classification_metrics(
-        truth,
-        predicted,
-        labels,
-        urgent,
-        np.array(confidence),
-        float(enricher.metadata["bands"]["high"]),
-    )
+    metrics = score_rows(enricher, rows)
     majority_label = Counter(enricher.metadata["training_data"]["rows_by_label"]).most_common(1)[0][
         0
     ]

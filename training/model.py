@@ -438,18 +438,29 @@ def fit_model(
 
     classifiers: dict[str, ChosenClassifier] = {}
     for name in ("priority", *targets):
-        raw = [e.label if name == "priority" else e.targets[name] for e in train]
+        # Tickets labelled by agents before they closed carry a priority but no other target:
+        # each secondary target learns from the tickets that have it.
+        rows = np.array([name == "priority" or name in e.targets for e in train])
+        fit_rows, val_rows = np.flatnonzero(rows[:n_fit]), np.flatnonzero(rows[n_fit:])
+        raw = [
+            e.label if name == "priority" else e.targets[name]
+            for e, keep in zip(train, rows, strict=True)
+            if keep
+        ]
         y = np.array(raw if name == "priority" else merge_rare(raw, config.min_label_count))
-        if len(set(y[:n_fit])) < 2 or len(set(y)) < 2:
+        n_own = len(fit_rows)
+        if len(set(y[:n_own])) < 2 or len(set(y)) < 2:
             say(f"{name}: fewer than two labels in the training window; not trained")
             continue
         params, temperature, score, bands = _choose_classifier(
-            name, x_fit, y[:n_fit], x_val, y[n_fit:], config, say
+            name, x_fit[fit_rows], y[:n_own], x_val[val_rows], y[n_own:], config, say
         )
         lr = LogisticRegression(
             C=params["C"], class_weight=params["class_weight"], max_iter=config.max_iter
         )
-        classifier = TemperatureScaledClassifier(lr, temperature=temperature).fit(x_all, y)
+        classifier = TemperatureScaledClassifier(lr, temperature=temperature).fit(
+            x_all[np.flatnonzero(rows)], y
+        )
         classifiers[name] = ChosenClassifier(classifier, params, bands, score)
 
     resolution = _fit_resolution(fit, validation, x_fit, x_val, x_all, config, say)

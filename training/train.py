@@ -18,12 +18,14 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.svm import LinearSVC
 
 from core.artifact import write_artifact
+from core.drift import REFERENCE_FILE
 from core.enricher import INDEX_FILE, INDEX_POSTINGS_FILE
 from core.model import MODEL_FORMAT
 from core.schema import Limits
 from training.data import Dataset, Example, Split, time_split
 from training.metrics import classification_metrics
 from training.model import OTHER, FittedModel, ModelConfig, Progress, fit_model
+from training.reference import build_reference
 from training.report import write_report
 
 MODEL_NAME = "ticket-priority"
@@ -96,6 +98,13 @@ def _classification_report(
 ) -> dict[str, Any]:
     chosen = model.classifiers[name]
     label_of = _target_label(model, name)
+    if name != "priority":
+        split = Split(
+            *(
+                [e for e in w if name in e.targets]
+                for w in (split.fit, split.validation, split.test)
+            )
+        )
     proba = model.predict_proba([e.doc for e in split.test], name)
     predicted = [chosen.labels[i] for i in proba.argmax(axis=1)]
     metrics = classification_metrics(
@@ -330,13 +339,25 @@ def train_model(
     say(f"writing the artifact to {out_dir}")
     index = model.export_index()
     model_spec, weights = model.export()
+    say("profiling the training data and the model's answers for drift monitoring")
+    reference = build_reference(
+        model_spec,
+        weights,
+        metadata,
+        split.fit + split.validation + split.test,
+        split.validation + split.test,
+        spec.field_columns,
+    )
+    extra: dict[str, Any] = {REFERENCE_FILE: reference.to_dict()}
+    if index is not None:
+        extra.update({INDEX_FILE: index[0], INDEX_POSTINGS_FILE: index[1]})
     write_artifact(
         out_dir,
         model_spec,
         weights,
         metadata,
         _samples(model, split.test, Limits()),
-        {INDEX_FILE: index[0], INDEX_POSTINGS_FILE: index[1]} if index is not None else None,
+        extra,
     )
     write_report(out_dir / "report", report)
     if out_dir.parent.resolve() == models_dir.resolve():
