@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import uuid
 from typing import Any
 
 from adapters.aws import handlers
@@ -72,3 +73,51 @@ def test_one_poison_record_is_the_only_failure_and_a_retry_stores_nothing_twice(
     assert _tickets(aws_env, table) == stored
     items = client("dynamodb", aws_env).scan(TableName=table)["Items"]
     assert sum(1 for i in items if i["kind"]["S"] == "delivery") == 2
+
+
+def test_records_read_from_a_stream_are_enriched_and_the_poison_one_named(
+    configure: Any, aws_env: str, table: str
+) -> None:
+    """What Lambda's event source mapping does, against moto's Kinesis: read the shard, wrap
+    each record as the recorded event wraps its record, invoke the function."""
+    configure()
+    kinesis = client("kinesis", aws_env)
+    stream = f"tickets-{uuid.uuid4().hex[:8]}"
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    arn = kinesis.describe_stream(StreamName=stream)["StreamDescription"]["StreamARN"]
+    payloads = [
+        json.dumps({"subject": "Replication stuck", "external_id": "S-1"}).encode(),
+        json.dumps({"subject": 42}).encode(),
+        json.dumps({"subject": "Balancer too slow", "external_id": "S-3"}).encode(),
+    ]
+    put = kinesis.put_records(
+        StreamName=stream, Records=[{"Data": p, "PartitionKey": "tickets"} for p in payloads]
+    )
+    assert put["FailedRecordCount"] == 0
+    shard = kinesis.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
+    iterator = kinesis.get_shard_iterator(
+        StreamName=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    read = kinesis.get_records(ShardIterator=iterator)["Records"]
+    assert [r["Data"] for r in read] == payloads
+
+    event = load_event("kinesis_get_records.json")
+    (template,) = event["Records"]
+    event["Records"] = []
+    for record in read:
+        wrapped = copy.deepcopy(template)
+        wrapped["kinesis"].update(
+            sequenceNumber=record["SequenceNumber"],
+            partitionKey=record["PartitionKey"],
+            data=base64.b64encode(record["Data"]).decode(),
+            approximateArrivalTimestamp=record["ApproximateArrivalTimestamp"].timestamp(),
+        )
+        wrapped["eventID"] = f"{shard}:{record['SequenceNumber']}"
+        wrapped["eventSourceARN"] = arn
+        event["Records"].append(wrapped)
+
+    response = handlers.kinesis_batch(event, FakeLambdaContext())
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": read[1]["SequenceNumber"]}]}
+    stored = _tickets(aws_env, table)
+    assert sorted(t["external_id"] for t in stored.values()) == ["S-1", "S-3"]
