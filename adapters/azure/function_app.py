@@ -1,5 +1,6 @@
-"""The Azure Functions app (Python v2 programming model): an HTTP trigger that takes tickets
-in, and a timer that drains the helpdesk outbox. The handlers live in `functions.py`."""
+"""The Azure Functions app (Python v2 programming model): HTTP triggers that take tickets in and
+read them back, and a timer that drains the helpdesk outbox. The handlers live in
+`functions.py`."""
 
 from __future__ import annotations
 
@@ -15,6 +16,13 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 def submit_ticket(req: func.HttpRequest) -> func.HttpResponse:
     """POST /api/tickets."""
     return handlers.submit(req, handlers.runtime())
+
+
+@app.function_name("get_ticket")
+@app.route(route="tickets/{ticket_id}", methods=["GET"])
+def get_ticket(req: func.HttpRequest) -> func.HttpResponse:
+    """GET /api/tickets/{ticket_id}."""
+    return handlers.get_ticket(req, handlers.runtime())
 
 
 # Every minute (NCRONTAB with seconds); a delivery's own backoff decides when it is due.

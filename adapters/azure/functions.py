@@ -22,7 +22,7 @@ from adapters.azure.settings import AzureSettings
 from adapters.azure.table_store import TableTicketStore, tickets_table_from_settings
 from core.delivery import DeliveryReport, deliver_due
 from core.enricher import Enricher
-from core.errors import FieldProblem, InvalidTicket, StoreError, TicketTooLarge
+from core.errors import FieldProblem, InvalidTicket, StoreError, TicketNotFound, TicketTooLarge
 from core.intake import submit_ticket
 from core.ports import HelpdeskClient
 from core.schema import parse_ticket_json
@@ -154,6 +154,24 @@ def submit(req: func.HttpRequest, rt: FunctionsRuntime) -> func.HttpResponse:
         extra={"request_id": request_id, "ticket_id": stored.id, "new": created},
     )
     return _json(stored.as_dict(), 201 if created else 200)
+
+
+def get_ticket(req: func.HttpRequest, rt: FunctionsRuntime) -> func.HttpResponse:
+    """GET /api/tickets/{ticket_id}: the stored ticket with its delivery, or 404."""
+    ticket_id = req.route_params.get("ticket_id", "")
+    try:
+        stored = rt.store.get(ticket_id)
+        delivery = rt.store.delivery(ticket_id)
+    except TicketNotFound as exc:
+        return _error(404, "not_found", str(exc))
+    except StoreError as exc:
+        _log.warning("ticket not read", extra={"ticket_id": ticket_id, "error": str(exc)})
+        return _error(
+            503, "unavailable", "try again later", headers={"Retry-After": _RETRY_AFTER_S}
+        )
+    body = stored.as_dict()
+    body["delivery"] = None if delivery is None else delivery.as_dict()
+    return _json(body, 200)
 
 
 def _rejected(

@@ -137,6 +137,23 @@ def test_same_ticket_twice_is_stored_once_and_delivered_once(
     assert delivery is not None and delivery.status == "delivered"
     assert delivery.ref is not None and delivery.ref.id == delivered["id"]
 
+    read = _registered("get_ticket")(
+        func.HttpRequest(
+            "GET",
+            f"https://x/api/tickets/{stored['id']}",
+            route_params={"ticket_id": stored["id"]},
+            body=b"",
+        )
+    )
+    assert read.status_code == 200
+    assert json.loads(read.get_body())["delivery"]["status"] == "delivered"
+    missing = _registered("get_ticket")(
+        func.HttpRequest(
+            "GET", "https://x/api/tickets/nope", route_params={"ticket_id": "nope"}, body=b""
+        )
+    )
+    assert missing.status_code == 404
+
 
 @pytest.mark.usefixtures("env")
 def test_helpdesk_down_is_retried_then_delivered_once(

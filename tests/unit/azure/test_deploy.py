@@ -229,4 +229,4 @@ def test_staged_functions_app_indexes_both_functions(small_model_dir: Path, tmp_
     )
     module_file, names = json.loads(listing.stdout)
     assert Path(module_file).is_relative_to(app_root)
-    assert names == ["drain_outbox", "submit_ticket"]
+    assert names == ["drain_outbox", "get_ticket", "submit_ticket"]
