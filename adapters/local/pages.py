@@ -151,11 +151,12 @@ def add_pages(
 
     def with_csrf_cookie(response: Response, request: Request) -> Response:
         # The double-submit cookie for anonymous forms (the customer's, the sign-in); a signed-in
-        # agent's is replaced at sign-in by the one bound to the session.
+        # agent's is the one bound to the session, set at sign-in and restored here if lost.
         if CSRF_COOKIE not in request.cookies:
+            found = gate.read_session(request.cookies.get(SESSION_COOKIE))
             response.set_cookie(
                 CSRF_COOKIE,
-                new_token(),
+                new_token() if found is None else gate.csrf_token(found),
                 samesite="strict",
                 secure=settings.cookie_secure,
                 httponly=False,
