@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -182,21 +183,29 @@ def _rejected(
     return _error(status, code, str(exc), exc.problems)
 
 
-def drain(rt: FunctionsRuntime) -> DeliveryReport:
-    """One pass over the due deliveries, through the configured helpdesk connector."""
+def drain(rt: FunctionsRuntime, *, clock: Callable[[], float] = time.monotonic) -> DeliveryReport:
+    """Deliver what is due, pass after pass, through the configured helpdesk connector, until a
+    pass finds less than a full batch or the time budget (within the Function's timeout) runs
+    out; the next tick goes on from there."""
     settings = rt.settings
-    report = deliver_due(
-        rt.store,
-        rt.helpdesk_client(),
-        policy=settings.retry_policy,
-        limit=settings.delivery_batch_size,
-    )
+    client = rt.helpdesk_client()
+    total = DeliveryReport()
+    deadline = clock() + settings.azure_drain_budget_s
+    while True:
+        report = deliver_due(
+            rt.store, client, policy=settings.retry_policy, limit=settings.delivery_batch_size
+        )
+        total.delivered += report.delivered
+        total.retrying += report.retrying
+        total.dead += report.dead
+        if report.claimed < settings.delivery_batch_size or clock() >= deadline:
+            break
     _log.info(
         "outbox drained",
         extra={
-            "delivered": len(report.delivered),
-            "retrying": len(report.retrying),
-            "dead": len(report.dead),
+            "delivered": len(total.delivered),
+            "retrying": len(total.retrying),
+            "dead": len(total.dead),
         },
     )
-    return report
+    return total

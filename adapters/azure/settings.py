@@ -61,6 +61,9 @@ class AzureSettings(Settings):
     azure_tables_account_url: str | None = Field(
         None, description="Table Storage account URL, with a managed identity."
     )
+    azure_drain_budget_s: float = Field(
+        240.0, gt=0, description="How long one timer run keeps draining (under functionTimeout)."
+    )
     azure_tickets_table: str = Field("tickets", pattern=r"^[A-Za-z][A-Za-z0-9]{2,62}$")
 
     # Where `ticket-enrich deploy azure` deploys the online endpoint.

@@ -298,3 +298,19 @@ def test_endpoint_down_is_503(monkeypatch: pytest.MonkeyPatch) -> None:
         _request({"subject": "Disk full", "external_id": "E-1"})
     )
     assert response.status_code == 503
+
+
+@pytest.mark.usefixtures("env")
+def test_one_timer_run_drains_more_than_one_batch(
+    monkeypatch: pytest.MonkeyPatch, receiver: Receiver
+) -> None:
+    monkeypatch.setenv("TICKET_ENRICH_DELIVERY_BATCH_SIZE", "2")
+    handlers.runtime.cache_clear()
+    submit = _registered("submit_ticket")
+    for i in range(5):
+        assert (
+            submit(_request({"subject": f"Disk {i} full", "external_id": f"B-{i}"})).status_code
+            == 201
+        )
+    _registered("drain_outbox")(None)
+    assert len(receiver.created) == 5
