@@ -5,6 +5,7 @@ from the usual AWS chain). With ``--dry-run`` it builds and prints what would be
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,8 @@ HELP = (
     "AWS: API Gateway + Lambda, S3 and Kinesis triggers, DynamoDB, with AWS SAM "
     "(sam build; sam deploy unless --dry-run)"
 )
+# The batch bucket is "<stack>-batches-<account id>-<region>": at most 63 characters.
+_STACK_NAME = re.compile(r"[a-z][a-z0-9-]{0,24}")
 ZIPPED_LIMIT_BYTES = 50 * 1024 * 1024  # Lambda's limit for a directly uploaded .zip
 UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024
 
@@ -73,6 +76,11 @@ def _parameters(values: list[str]) -> dict[str, str]:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Build, check and (unless ``args.dry_run``) deploy; 0 on success."""
+    if not _STACK_NAME.fullmatch(args.stack_name):
+        raise TicketEnrichError(
+            f"--stack-name {args.stack_name!r}: use lower-case letters, digits and hyphens, "
+            "starting with a letter, at most 25 characters (it names the batch bucket)"
+        )
     model_dir = Path(args.model) if args.model else settings.serving_model_dir
     enricher = load_enricher(model_dir)  # refuses a modified or truncated artifact up front
     _say(f"model {enricher.model_name} {enricher.model_version} from {model_dir}")

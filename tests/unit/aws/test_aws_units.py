@@ -116,3 +116,15 @@ def test_item_size_counts_names_and_values_as_dynamodb_does() -> None:
         + len('{"needs_review": true}')
     )
     assert ticket_item_bytes(ticket) == expected
+
+
+@pytest.mark.parametrize("name", ["Tickets", "1tickets", "tickets_prod", "a" * 26])
+def test_deploy_refuses_a_stack_name_that_cannot_name_the_bucket(name: str) -> None:
+    import argparse
+
+    from core.errors import TicketEnrichError
+    from core.settings import Settings
+    from deploy.aws.command import run
+
+    with pytest.raises(TicketEnrichError, match="--stack-name"):
+        run(argparse.Namespace(stack_name=name, dry_run=True), Settings())
