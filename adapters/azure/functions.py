@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, cast
 import azure.functions as func
 
 from adapters.azure.endpoint import EndpointEnricher, EndpointUnavailable
+from adapters.azure.scoring import scoring_log_from_settings, scoring_log_line
+from adapters.azure.scoring_log import ScoringLog
 from adapters.azure.settings import AzureSettings
 from adapters.azure.table_store import TableTicketStore, tickets_table_from_settings
 from core.delivery import DeliveryReport, deliver_due
@@ -43,6 +45,7 @@ class FunctionsRuntime:
     enricher: Enricher | EndpointEnricher
     store: TableTicketStore
     helpdesk: HelpdeskClient | None = None
+    scoring_log: ScoringLog | None = None
 
     def helpdesk_client(self) -> HelpdeskClient:
         """The helpdesk connector, built on first use (only the drain needs it)."""
@@ -59,6 +62,7 @@ def build_runtime(
     store: TableTicketStore | None = None,
     enricher: Enricher | EndpointEnricher | None = None,
     helpdesk: HelpdeskClient | None = None,
+    scoring_log: ScoringLog | None = None,
 ) -> FunctionsRuntime:
     """Wire the Functions from settings; tests pass their own collaborators."""
     if enricher is None:
@@ -81,7 +85,10 @@ def build_runtime(
     if store is None:
         store = tickets_table_from_settings(settings)
         store.create_table()
-    return FunctionsRuntime(settings, enricher, store, helpdesk)
+    if scoring_log is None and settings.azure_enrich_via == "core":
+        # Through the endpoint, the endpoint logs what it scores; here the Function does.
+        scoring_log = scoring_log_from_settings(settings)
+    return FunctionsRuntime(settings, enricher, store, helpdesk, scoring_log)
 
 
 @functools.cache
@@ -150,6 +157,11 @@ def submit(req: func.HttpRequest, rt: FunctionsRuntime) -> func.HttpResponse:
         return _error(
             503, "unavailable", "try again later", headers={"Retry-After": _RETRY_AFTER_S}
         )
+    if created and rt.scoring_log is not None:
+        line = scoring_log_line(
+            stored.as_dict(), request_id or stored.id, redacted=rt.settings.redact_pii
+        )
+        rt.scoring_log.record(request_id or stored.id, [line])
     _log.info(
         "ticket taken in",
         extra={"request_id": request_id, "ticket_id": stored.id, "new": created},

@@ -72,13 +72,6 @@ class Scorer:
         self.scoring_log = scoring_log
         self.max_body_bytes = max_body_bytes
         self.max_batch = max_batch
-        self._redact: Any = None
-        if not enricher.options.redact:
-            # The logs are for retraining, never for reading people's data: they are redacted
-            # even where the responses are not.
-            from core.redaction import redact
-
-            self._redact = redact
 
     def score(self, raw_data: str | bytes, request_id: str | None = None) -> ScoreResult:
         """One ticket (a JSON object) or several (a JSON array) in; the enriched ticket(s) out,
@@ -93,7 +86,10 @@ class Scorer:
             code = "malformed_body" if any(p.field == "body" for p in exc.problems) else "invalid"
             return self._rejected(400, code, exc, request_id)
         enriched = [self.enricher.enrich(ticket) for ticket in tickets]
-        self.scoring_log.record(request_id, [self._log_line(e, request_id) for e in enriched])
+        redacted = self.enricher.options.redact
+        self.scoring_log.record(
+            request_id, [scoring_log_line(e, request_id, redacted=redacted) for e in enriched]
+        )
         _log.info(
             "scored",
             extra={
@@ -144,23 +140,33 @@ class Scorer:
                 raise _prefixed(exc, index) from None
         return parsed, False
 
-    def _log_line(self, enriched: dict[str, Any], request_id: str) -> dict[str, Any]:
-        ticket = dict(enriched["ticket"])
-        if self._redact is not None:
-            for field in ("subject", "description"):
-                ticket[field], _found = self._redact(ticket.get(field, ""))
-        # Who wrote the ticket does not help a model learn priorities; only the tier stays.
-        requester = ticket.pop("requester", None)
-        if isinstance(requester, dict) and requester.get("tier"):
-            ticket["requester"] = {"tier": requester["tier"]}
-        enrichment = enriched["enrichment"]
-        return {
-            "request_id": request_id,
-            "logged_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "model": enrichment.get("model"),
-            "ticket": ticket,
-            "prediction": {k: v for k, v in enrichment.items() if k != "model"},
-        }
+
+def scoring_log_line(
+    enriched: Mapping[str, Any], request_id: str, *, redacted: bool
+) -> dict[str, Any]:
+    """The scoring-log line of one enriched ticket: the ticket with its subject and description
+    redacted (by the core's redaction, here if ``redacted`` says the enricher did not) and the
+    requester reduced to their tier, the predictions, the model and the request id."""
+    ticket = dict(enriched["ticket"])
+    if not redacted:
+        # The logs are for retraining, never for reading people's data: they are redacted
+        # even where the responses are not.
+        from core.redaction import redact
+
+        for field in ("subject", "description"):
+            ticket[field], _found = redact(ticket.get(field, ""))
+    # Who wrote the ticket does not help a model learn priorities; only the tier stays.
+    requester = ticket.pop("requester", None)
+    if isinstance(requester, dict) and requester.get("tier"):
+        ticket["requester"] = {"tier": requester["tier"]}
+    enrichment = enriched["enrichment"]
+    return {
+        "request_id": request_id,
+        "logged_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "model": enrichment.get("model"),
+        "ticket": ticket,
+        "prediction": {k: v for k, v in enrichment.items() if k != "model"},
+    }
 
 
 def scoring_log_from_settings(settings: AzureSettings) -> ScoringLog:

@@ -12,6 +12,7 @@ counted and logged, never raised.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
@@ -20,7 +21,7 @@ import queue
 import socket
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -32,6 +33,7 @@ _log = logging.getLogger(__name__)
 # An append block may hold 4 MiB; lines are packed into blocks no larger than that.
 _MAX_BLOCK_BYTES = 4 * 1024 * 1024
 _STOP = object()
+_EXIT_FLUSH_S = 5.0
 
 
 class ScoringLog(Protocol):
@@ -57,6 +59,13 @@ class ScoringLogStats:
     written: int = 0
     failed: int = 0
     dropped: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, outcome: str, count: int) -> dict[str, int]:
+        """Count ``count`` tickets as written, failed or dropped; return the counters."""
+        with self._lock:
+            setattr(self, outcome, getattr(self, outcome) + count)
+            return self.as_dict()
 
     def as_dict(self) -> dict[str, int]:
         """The counters as JSON."""
@@ -135,10 +144,10 @@ class BlobScoringLog:
         try:
             self._queue.put_nowait((request_id, self._clock(), list(lines)))
         except queue.Full:
-            self.stats.dropped += len(lines)
+            counters = self.stats.add("dropped", len(lines))
             _log.warning(
                 "scoring log queue full: request not logged",
-                extra={"request_id": request_id, "scoring_log": self.stats.as_dict()},
+                extra={"request_id": request_id, "scoring_log": counters},
             )
 
     def flush(self, timeout_s: float) -> bool:
@@ -171,6 +180,8 @@ class BlobScoringLog:
                 thread = threading.Thread(target=self._run, name="scoring-log", daemon=True)
                 thread.start()
                 self._thread = thread
+                # A worker stopped by the server (scale-in, redeploy) writes what it queued.
+                atexit.register(self.close, _EXIT_FLUSH_S)
 
     def _run(self) -> None:
         while True:
@@ -185,17 +196,17 @@ class BlobScoringLog:
                 self._write(at, lines)
             except Exception as exc:
                 # Storage being down must not cost a single enrichment: count it and go on.
-                self.stats.failed += len(lines)
+                counters = self.stats.add("failed", len(lines))
                 _log.warning(
                     "scoring log write failed",
                     extra={
                         "request_id": request_id,
                         "error": f"{type(exc).__name__}: {exc}"[:500],
-                        "scoring_log": self.stats.as_dict(),
+                        "scoring_log": counters,
                     },
                 )
             else:
-                self.stats.written += len(lines)
+                self.stats.add("written", len(lines))
 
     def _write(self, at: datetime, lines: list[dict[str, Any]]) -> None:
         from azure.core import MatchConditions

@@ -15,6 +15,7 @@ from typing import Any
 import azure.functions as func
 import pytest
 from azure.data.tables import TableClient
+from azure.storage.blob import BlobServiceClient
 
 from adapters.azure import functions as handlers
 from adapters.azure.function_app import app
@@ -98,6 +99,8 @@ def env(
         rt.store.close()
         if rt.helpdesk is not None:
             rt.helpdesk.close()
+        if rt.scoring_log is not None:
+            rt.scoring_log.close()
     handlers.runtime.cache_clear()
 
 
@@ -314,3 +317,34 @@ def test_one_timer_run_drains_more_than_one_batch(
         )
     _registered("drain_outbox")(None)
     assert len(receiver.created) == 5
+
+
+@pytest.mark.usefixtures("env")
+def test_tickets_enriched_in_the_function_reach_the_scoring_logs(
+    monkeypatch: pytest.MonkeyPatch, azurite: Azurite
+) -> None:
+    container = f"fn-logs-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv(
+        "TICKET_ENRICH_AZURE_SCORING_LOG_CONNECTION_STRING", azurite.connection_string
+    )
+    monkeypatch.setenv("TICKET_ENRICH_AZURE_SCORING_LOG_CONTAINER", container)
+    handlers.runtime.cache_clear()
+    submit = _registered("submit_ticket")
+    assert submit(_recorded_request()).status_code == 201
+    assert submit(_recorded_request()).status_code == 200  # a duplicate is not logged again
+    rt = handlers.runtime()
+    assert rt.scoring_log is not None and rt.scoring_log.flush(30)
+
+    client = BlobServiceClient.from_connection_string(azurite.connection_string)
+    blobs = client.get_container_client(container)
+    lines = [
+        json.loads(line)
+        for blob in blobs.list_blobs()
+        for line in blobs.download_blob(blob.name).readall().decode().splitlines()
+    ]
+    assert len(lines) == 1
+    (line,) = lines
+    assert line["request_id"] == "3e0d3c4e-59f4-4c58-8f0b-0d9c0f1f2a11"
+    assert line["ticket"]["external_id"] == "ZD-77001"
+    assert "4111" not in json.dumps(line) and "bo@example.com" not in json.dumps(line)
+    assert line["prediction"]["priority"]["label"]
