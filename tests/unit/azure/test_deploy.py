@@ -20,6 +20,7 @@ from deploy.azure.command import (
     apply,
     load_definitions,
     plan_rollout,
+    promote,
     promoted,
     stage_functions_app,
 )
@@ -230,3 +231,28 @@ def test_staged_functions_app_indexes_both_functions(small_model_dir: Path, tmp_
     module_file, names = json.loads(listing.stdout)
     assert Path(module_file).is_relative_to(app_root)
     assert names == ["drain_outbox", "get_ticket", "submit_ticket"]
+
+
+def test_promote_sends_all_traffic_to_the_canary() -> None:
+    client = FakeMLClient()
+    apply(client, _Endpoint("ticket-enrich"), _Deployment(), 10)
+    apply(client, _Endpoint("ticket-enrich"), _Deployment(), 10)
+    assert promote(client, "ticket-enrich") == {"blue": 0, "green": 100}
+    # The next version then goes to blue, beside the now-live green.
+    assert apply(client, _Endpoint("ticket-enrich"), _Deployment(), 10).traffic == {
+        "green": 90,
+        "blue": 10,
+    }
+
+
+def test_deploy_without_a_workspace_stops_before_contacting_azure(
+    small_model_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("SUBSCRIPTION_ID", "RESOURCE_GROUP", "ML_WORKSPACE"):
+        monkeypatch.delenv(f"TICKET_ENRICH_AZURE_{name}", raising=False)
+    code = main(["deploy", "azure", "--model", str(small_model_dir), "--build-dir", str(tmp_path)])
+    assert code == 2
+    assert "--subscription" in capsys.readouterr().err
