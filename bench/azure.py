@@ -13,8 +13,10 @@ Child processes run round-robin (as in `bench/coldstart.py`), each timed by this
 - ``azure_import``: `import azure.storage.blob` alone, the Azure library the scoring log needs.
 
 The adapter's cost is ``score_with_log`` minus ``core`` minus the Azure import measured inside
-the same child. The inference server itself (Flask, gunicorn) is not in these processes: it runs
-the script, and what it adds is the platform's, the same for every scoring script.
+the same child. Every child leaves with `os._exit` once it has answered: a serving worker never
+pays interpreter exit (nor the scoring log's flush at exit) before its first answer. The
+inference server itself (Flask, gunicorn) is not in these processes: it runs the script, and
+what it adds is the platform's, the same for every scoring script.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ t1 = time.perf_counter()
 print(json.dumps({"inside_s": t1 - t0, "azure_import_s": 0.0,
                   "label": out["enrichment"]["priority"]["label"],
                   "peak_rss_kib": peak_rss_kib()}))
+sys.stdout.flush()
+import os
+os._exit(0)
 """
 )
 
@@ -67,6 +72,9 @@ t2 = time.perf_counter()
 print(json.dumps({"inside_s": t2 - t0, "azure_import_s": t1 - t0,
                   "label": out["enrichment"]["priority"]["label"],
                   "peak_rss_kib": peak_rss_kib()}))
+sys.stdout.flush()
+import os
+os._exit(0)
 """
 )
 
@@ -75,7 +83,9 @@ import json, time
 t0 = time.perf_counter()
 import azure.storage.blob
 t1 = time.perf_counter()
-print(json.dumps({"inside_s": t1 - t0, "azure_import_s": t1 - t0}))
+print(json.dumps({"inside_s": t1 - t0, "azure_import_s": t1 - t0}), flush=True)
+import os
+os._exit(0)
 """
 
 # Where nothing listens: the scoring log's client is built, its background write fails fast.
