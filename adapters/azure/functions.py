@@ -25,7 +25,14 @@ from adapters.azure.settings import AzureSettings
 from adapters.azure.table_store import TableTicketStore, tickets_table_from_settings
 from core.delivery import DeliveryReport, deliver_due
 from core.enricher import Enricher
-from core.errors import FieldProblem, InvalidTicket, StoreError, TicketNotFound, TicketTooLarge
+from core.errors import (
+    FieldProblem,
+    InvalidTicket,
+    StoreError,
+    TicketEnrichError,
+    TicketNotFound,
+    TicketTooLarge,
+)
 from core.intake import submit_ticket
 from core.ports import HelpdeskClient
 from core.schema import parse_ticket_json
@@ -68,7 +75,9 @@ def build_runtime(
     if enricher is None:
         if settings.azure_enrich_via == "endpoint":
             if not settings.azure_endpoint_url:
-                raise StoreError("azure_enrich_via=endpoint needs TICKET_ENRICH_AZURE_ENDPOINT_URL")
+                raise TicketEnrichError(
+                    "TICKET_ENRICH_AZURE_ENRICH_VIA=endpoint needs TICKET_ENRICH_AZURE_ENDPOINT_URL"
+                )
             key = settings.azure_endpoint_key
             enricher = EndpointEnricher(
                 settings.azure_endpoint_url,
@@ -135,12 +144,9 @@ def submit(req: func.HttpRequest, rt: FunctionsRuntime) -> func.HttpResponse:
     """POST /api/tickets: 201 with the stored ticket, 200 with the first one for a repeated
     external id, 4xx naming the field, 503 when the store or the endpoint is down."""
     request_id = _request_id(req)
-    body = req.get_body()
-    limit = rt.settings.ticket_max_bytes
     try:
-        if len(body) > limit:
-            raise TicketTooLarge([FieldProblem("ticket", f"is over the {limit}-byte limit")])
-        ticket: Ticket = parse_ticket_json(body, rt.settings.limits)
+        # The core checks the size before decoding anything, then UTF-8, JSON and the schema.
+        ticket: Ticket = parse_ticket_json(req.get_body(), rt.settings.limits)
         outbox = rt.store if rt.settings.deliver else None
         # EndpointEnricher has the parse/enrich pair submit_ticket uses (see its docstring).
         stored, created = submit_ticket(
