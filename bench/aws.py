@@ -237,10 +237,10 @@ def bench_aws(ctx: Context) -> dict[str, Any]:
         "note": (
             "wall = perf_counter around subprocess.run after one warm-up per variant, each child "
             "leaving with os._exit as soon as it has answered (a Lambda sandbox is frozen, not "
-            "torn down: interpreter exit, ~0.4 s more for the handler here, is never paid); the "
-            "handler's first call includes its DynamoDB round trips to moto on loopback "
-            "(a consistent GetItem is not made for a ticket without external_id: one PutItem "
-            "and one GetItem); the Lambda runtime's own start-up is not included"
+            "torn down, so interpreter exit is never paid); the handler's first call includes "
+            "its DynamoDB round trips to moto on loopback (for a ticket without external_id: "
+            "one conditional PutItem and the consistent GetItem that reads it back); the "
+            "Lambda runtime's own start-up is not included"
         ),
     }
 
