@@ -202,3 +202,23 @@ def test_logs_are_json_with_the_request_and_ticket_ids(
     assert {"EnrichmentLatency", "TicketsEnriched", "NeedsReview"} <= names
     label = _json(response)["enrichment"]["priority"]["label"]
     assert emf[0][f"Priority_{label}"] == [1.0]
+
+
+@pytest.mark.parametrize("kind", ["rest", "http"])
+def test_an_unexpected_failure_is_a_500_json_body_not_a_502(
+    kind: str, configure: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure()
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("adapters.aws.api.submit_ticket", broken)
+    response = _post(kind, json.dumps(TICKET))
+
+    assert response["statusCode"] == 500
+    assert _json(response)["error"] == {
+        "code": "internal_error",
+        "message": "the service failed; this was logged",
+        "problems": [],
+    }
