@@ -19,7 +19,7 @@ AZURE_AI_ML="azure-ai-ml>=1.20"
 say() { echo "40-azure: $*"; }
 
 # 1. azure-ai-ml in the project's virtualenv.
-if ! "$VENV/bin/python" -c "import azure.ai.ml" 2>/dev/null; then
+if ! "$VENV/bin/python" -c "import importlib.util as u, sys; sys.exit(u.find_spec('azure.ai.ml') is None)" 2>/dev/null; then
     say "installing $AZURE_AI_ML into $VENV"
     "$VENV/bin/python" -m pip install --quiet "$AZURE_AI_ML"
 fi
@@ -46,11 +46,14 @@ if ! command -v npm >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
 fi
 AZURITE="$TOOLS/azurite/node_modules/.bin/azurite"
-if [ ! -x "$AZURITE" ] || [ "$("$AZURITE" --version 2>/dev/null)" != "$AZURITE_VERSION" ]; then
+azurite_version() {
+    sed -n 's/^  "version": "\(.*\)",$/\1/p' "$TOOLS/azurite/node_modules/azurite/package.json" 2>/dev/null
+}
+if [ ! -x "$AZURITE" ] || [ "$(azurite_version)" != "$AZURITE_VERSION" ]; then
     say "installing azurite@$AZURITE_VERSION into $TOOLS/azurite"
     mkdir -p "$TOOLS/azurite"
     npm install --silent --no-audit --no-fund --prefix "$TOOLS/azurite" "azurite@$AZURITE_VERSION"
 fi
-[ "$("$AZURITE" --version)" = "$AZURITE_VERSION" ] \
+[ "$(azurite_version)" = "$AZURITE_VERSION" ] && [ -x "$AZURITE" ] \
     || { say "azurite $AZURITE_VERSION did not install" >&2; exit 1; }
 say "ready (azure-ai-ml in $VENV, azmlinfsrv $INFSRV_VERSION, azurite $AZURITE_VERSION)"
