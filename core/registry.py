@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
+
+from core.artifact import read_artifact
+from core.errors import RegistryError
 
 STAGES = ("candidate", "production", "archived")
 
@@ -94,3 +98,55 @@ class ModelRegistry(Protocol):
         """A local directory holding the version's artifact, verified (downloaded into
         ``dest`` by remote registries)."""
         ...
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def entry_for(artifact_dir: Path, parent: str | None) -> ModelVersion:
+    """A candidate entry for a verified artifact, from its metadata."""
+    metadata = read_artifact(artifact_dir).metadata
+    data = metadata.get("training_data", {})
+    test = metadata.get("metrics", {}).get("test", {})
+    return ModelVersion(
+        version=str(metadata["version"]),
+        stage="candidate",
+        registered_at=_now(),
+        name=str(metadata.get("name", "unknown")),
+        data_sha256=str(data.get("sha256", "")),
+        data_rows=int(data.get("rows", 0)),
+        parent=parent,
+        metrics={"test": test},
+    )
+
+
+def apply_stage(
+    entries: list[ModelVersion], version: str, stage: str, decision: Mapping[str, Any] | None
+) -> tuple[list[ModelVersion], ModelVersion]:
+    """The entries after moving ``version`` to ``stage`` (archiving the production version it
+    replaces), and the moved entry. Shared by every registry implementation."""
+    if stage not in STAGES:
+        raise RegistryError(f"unknown stage {stage!r}; one of {', '.join(STAGES)}")
+    if not any(e.version == version for e in entries):
+        raise RegistryError(f"no registered model version {version!r}")
+    now = _now()
+    result, moved = [], None
+    for e in entries:
+        if e.version == version:
+            e = ModelVersion.from_dict(
+                {
+                    **e.as_dict(),
+                    "stage": stage,
+                    "stage_changed_at": now,
+                    "decision": dict(decision) if decision is not None else e.decision,
+                }
+            )
+            moved = e
+        elif stage == "production" and e.stage == "production":
+            e = ModelVersion.from_dict(
+                {**e.as_dict(), "stage": "archived", "stage_changed_at": now}
+            )
+        result.append(e)
+    assert moved is not None
+    return result, moved
