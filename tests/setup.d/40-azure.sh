@@ -1,8 +1,8 @@
 #!/bin/sh
 # Tools the Azure adapter's tests start, installed idempotently (fast when present):
 # - azure-ai-ml into $VENV: the tests load deploy/azure/*.yml with it offline. It is not in the
-#   `azure` extra because only a machine that deploys needs it (it brings ~100 MB of
-#   OpenTelemetry, storage-file and identity packages nobody serving or running Functions uses).
+#   `azure` extra because only a machine that deploys needs it (it adds 33 MiB installed: the
+#   SDK, PyYAML, storage file/data-lake clients, OpenTelemetry, that no Function or endpoint uses).
 # - Microsoft's Azure ML inference server (azmlinfsrv) in its own virtualenv,
 #   .tools/azmlinfsrv, with the project and its `azure` extra: the server pins its own pydantic
 #   (and Flask, gunicorn), which would downgrade the project's in $VENV.
