@@ -12,9 +12,10 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -262,7 +263,16 @@ def create_app(
             "set TICKET_ENRICH_AGENTS or TICKET_ENRICH_API_KEY (see docs/pages.md)"
         )
 
-    def principal(request: Request) -> Principal:
+    # Declared for the OpenAPI document (so /docs can send the key); the gate reads the header.
+    api_key_header = APIKeyHeader(
+        name="X-API-Key",
+        auto_error=False,
+        description="The service's API key (TICKET_ENRICH_API_KEY), for machine clients.",
+    )
+
+    def principal(
+        request: Request, _key: Annotated[str | None, Security(api_key_header)]
+    ) -> Principal:
         found = gate.principal(request.headers, request.cookies)
         if found is None:
             raise NotAllowed(

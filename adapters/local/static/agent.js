@@ -7,6 +7,8 @@
   let openId = null;
   let known = new Set();
   let refreshTimer = null;
+  let queueRequests = 0;
+  let ticketRequests = 0;
   let source = null;
 
   const $ = (id) => document.getElementById(id);
@@ -111,7 +113,10 @@
       if (openId) url.searchParams.set("ticket", openId);
       history.replaceState(null, "", url);
     }
+    // Filters change faster than answers come back: only the latest request may render.
+    const mine = ++queueRequests;
     const { ok, status, data } = await api(`/agent/queue?${params}`);
+    if (mine !== queueRequests) return;
     if (status === 401) {
       showSignIn("Your session ended; please sign in again.");
       return;
@@ -120,9 +125,13 @@
     renderQueue(data);
   }
 
+  // Colour by what the label says, not by its rank: "normal" is calm even on a two-label scale.
+  const SEVERE = ["blocker", "urgent", "critical", "highest"];
+  const RAISED = ["high", "major"];
   function badge(label) {
-    const rank = config.priority_order.indexOf(label);
-    return el("span", { class: `badge rank-${rank < 0 ? "x" : rank}`, text: label || "?" });
+    const name = String(label || "").toLowerCase();
+    const level = SEVERE.includes(name) ? "severe" : RAISED.includes(name) ? "raised" : "calm";
+    return el("span", { class: `badge ${level}`, text: label || "?" });
   }
 
   function deliveryText(item) {
@@ -192,7 +201,9 @@
     source.addEventListener("change", (event) => {
       const change = JSON.parse(event.data);
       scheduleRefresh(150);
-      if (change.ticket_id === openId) openTicket(openId, true);
+      // Not while the agent is choosing a label: the form would be rebuilt under their hands.
+      const editing = document.activeElement && document.activeElement.closest("#correction-form");
+      if (change.ticket_id === openId && !editing) openTicket(openId, true);
     });
     source.addEventListener("error", () => {
       live.textContent = "reconnecting…";
@@ -203,8 +214,9 @@
   // --- one ticket ------------------------------------------------------------------------
 
   async function openTicket(id, quiet) {
+    const mine = ++ticketRequests;
     const { ok, data } = await api(`/agent/tickets/${encodeURIComponent(id)}`);
-    if (!ok) return;
+    if (!ok || mine !== ticketRequests) return;
     openId = id;
     for (const row of document.querySelectorAll("#queue-body tr")) {
       row.classList.toggle("open", row.dataset.ticketId === id);
@@ -294,8 +306,9 @@
         const href = similarLink(s.id);
         return el("li", {}, href ? el("a", { href, target: "_blank", rel: "noopener noreferrer", text: s.id })
           : el("code", { text: s.id }), " ", el("span", { text: s.subject }),
-        el("span", { class: "muted", text: ` · ${percent(s.score)} similar · ${s.priority || ""}`
-          + ` · ${s.resolution || ""} · ${s.created || ""}` }));
+        el("span", { class: "muted",
+          text: ["", `${percent(s.score)} similar`, s.priority, s.resolution, s.created]
+            .filter((part) => part !== undefined && part !== null).join(" · ") }));
       });
       view.append(section("Similar closed tickets",
         e.possible_duplicate ? el("p", { class: "flag", text: "possible duplicate" }) : null,

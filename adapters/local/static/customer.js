@@ -85,6 +85,9 @@ const TicketForm = (() => {
   // One wording for the browser's and the server's problems alike.
   function say(problem) {
     const message = problem.message;
+    if (problem.field === "ticket" && /^a /.test(message)) {
+      return `${message[0].toUpperCase()}${message.slice(1)}.`;
+    }
     return /^[a-z]/.test(message) ? `${label(problem.field)} ${message}.` : `${message}.`;
   }
 
@@ -137,7 +140,7 @@ const TicketForm = (() => {
     for (const name of config.custom_fields) {
       const id = `cf-${name}`;
       holder.append(el("div", { class: "field" },
-        el("label", { for: id, text: name.replace(/[_-]+/g, " ") }),
+        el("label", { for: id, class: "custom", text: name.replace(/[_-]+/g, " ") }),
         el("input", { id, name: id, autocomplete: "off" }),
         el("p", { class: "field-problem", id: `${id}-problem`, role: "alert", hidden: true })));
     }

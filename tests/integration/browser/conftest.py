@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -94,7 +95,14 @@ class Service:
 
 
 @pytest.fixture(scope="session")
-def enricher(small_model_dir: Path) -> Enricher:
+def enricher(model_dir: Path) -> Enricher:
+    """The model trained on the vendored Hadoop tickets: realistic fields for the screenshots."""
+    return load_enricher(model_dir)
+
+
+@pytest.fixture(scope="session")
+def small_enricher(small_model_dir: Path) -> Enricher:
+    """The tiny model, trained with one form field (`product`)."""
     return load_enricher(small_model_dir)
 
 
@@ -103,18 +111,18 @@ def agent_hash() -> str:
     return hash_password(AGENT_PASSWORD)
 
 
-@pytest.fixture
-def service(
-    enricher: Enricher, tmp_path: Path, helpdesk_url: str, agent_hash: str
+@contextmanager
+def _running(
+    enricher: Enricher, database: Path, helpdesk_url: str, agent_hash: str
 ) -> Iterator[Service]:
     settings = Settings(
-        database=tmp_path / "tickets.sqlite3",
+        database=database,
         agents={AGENT: agent_hash},
         api_key=API_KEY,
         deliver=True,
         delivery_poll_interval_s=0.1,
         events_poll_interval_s=0.1,
-        similar_url_template="https://issues.example/browse/{id}",
+        similar_url_template="https://issues.apache.org/jira/secure/ViewIssue.jspa?id={id}",
     )
     helpdesk = WebhookClient(helpdesk_url, HELPDESK_SECRET, timeout=5.0)
     store = SQLiteTicketStore(settings.database)
@@ -122,8 +130,8 @@ def service(
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     host, port = sock.getsockname()
-    # The event streams end on their own within seconds; no test waits for that, because every
-    # test closes its pages before the server stops.
+    # Event streams end on their own within seconds; every test closes its pages before the
+    # server stops, and the graceful-shutdown bound only guards against a test that does not.
     server = uvicorn.Server(
         uvicorn.Config(app, lifespan="on", log_level="warning", timeout_graceful_shutdown=5)
     )
@@ -143,6 +151,26 @@ def service(
         sock.close()
         store.close()
         helpdesk.close()
+
+
+@pytest.fixture
+def service(
+    enricher: Enricher, tmp_path: Path, helpdesk_url: str, agent_hash: str
+) -> Iterator[Service]:
+    """The local service with the realistic model, delivering to a webhook helpdesk."""
+    with _running(enricher, tmp_path / "tickets.sqlite3", helpdesk_url, agent_hash) as running:
+        yield running
+
+
+@pytest.fixture
+def small_service(
+    small_enricher: Enricher, tmp_path: Path, helpdesk_url: str, agent_hash: str
+) -> Iterator[Service]:
+    """The local service with the tiny model, whose form has a custom field."""
+    with _running(
+        small_enricher, tmp_path / "tickets.sqlite3", helpdesk_url, agent_hash
+    ) as running:
+        yield running
 
 
 def sign_in(page: Page, url: str) -> None:

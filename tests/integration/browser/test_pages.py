@@ -10,15 +10,44 @@ from tests.integration.browser.conftest import AGENT, Service, screenshot, sign_
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1440, "height": 900}
+SUBJECT = "Production cluster down: NameNode cannot start after the upgrade"
+
+_HADOOP_TICKETS = [
+    (
+        "DataNode deadlock under heavy write load",
+        "Writers hang forever; jstack shows a deadlock "
+        "between the block receiver and the heartbeat thread. The cluster is unusable.",
+    ),
+    ("Typo in the documentation of the balancer", "The page says 'bandwith'."),
+    (
+        "NameNode loses edits after a crash during checkpoint",
+        "Data loss: the last edits "
+        "written before the crash are gone after restart. Blocker for our release.",
+    ),
+    (
+        "Add a configuration option for the balancer bandwidth",
+        "It would be nice to set it per node.",
+    ),
+    ("Fix javadoc warnings in the build", "mvn javadoc:javadoc prints 40 warnings."),
+]
 
 
-def _no_reload(page: Page) -> None:
-    # A marker in the page's JavaScript world survives anything but a reload or a navigation.
+def _mark(page: Page) -> None:
+    # A value in the page's JavaScript world survives anything but a reload or a navigation.
     page.evaluate("window.__stillTheSamePage = true")
 
 
 def _assert_not_reloaded(page: Page) -> None:
     assert page.evaluate("window.__stillTheSamePage === true"), "the page was reloaded"
+
+
+def _submit(service: Service, subject: str, description: str = "") -> dict[str, Any]:
+    response = service.api.post(
+        "/tickets", json={"subject": subject, "description": description or subject}
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def test_a_customer_ticket_reaches_the_live_queue_and_an_agent_corrects_it(
@@ -30,12 +59,12 @@ def test_a_customer_ticket_reaches_the_live_queue_and_an_agent_corrects_it(
         agent = agent_context.new_page()
         sign_in(agent, service.url)
         expect(agent.locator("#who")).to_have_text(f"Signed in as {AGENT}")
-        _no_reload(agent)
+        _mark(agent)
 
         customer = customer_context.new_page()
         customer.goto(service.url + "/")
         customer.wait_for_selector("body[data-ready=true]")
-        customer.fill("#subject", "Production cluster down: cannot start after the upgrade")
+        customer.fill("#subject", SUBJECT)
         customer.fill(
             "#description",
             "Since this morning the NameNode crashes on start and we see data loss. "
@@ -43,7 +72,6 @@ def test_a_customer_ticket_reaches_the_live_queue_and_an_agent_corrects_it(
         )
         customer.fill("#email", "dana@example.com")
         customer.fill("#name", "Dana Scully")
-        customer.fill("#cf-product", "hdfs")
         screenshot(customer, "customer-form-phone.png")
         customer.click("#submit")
         expect(customer.locator("#confirmation")).to_be_visible()
@@ -57,22 +85,26 @@ def test_a_customer_ticket_reaches_the_live_queue_and_an_agent_corrects_it(
         row = agent.locator(f"#queue-body tr[data-ticket-id='{ticket_id}']")
         expect(row).to_be_visible()
         stored = service.api.get(f"/tickets/{ticket_id}").json()
-        predicted = stored["enrichment"]["priority"]["label"]
-        expect(row.locator(".badge")).to_have_text(predicted)
-        expect(row.locator(".subject-text")).to_have_text(
-            "Production cluster down: cannot start after the upgrade"
-        )
+        priority = stored["enrichment"]["priority"]
+        expect(row.locator(".badge")).to_have_text(priority["label"])
+        expect(row.locator(".subject-text")).to_have_text(SUBJECT)
         # The helpdesk delivery lands too, and the queue follows it live.
         expect(row.locator("td").nth(4)).to_have_text("delivered")
         _assert_not_reloaded(agent)
 
         row.click()
         view = agent.locator("#ticket-view")
-        expect(view.locator(".ticket-subject")).to_have_text(
-            "Production cluster down: cannot start after the upgrade"
+        expect(view.locator(".ticket-subject")).to_have_text(SUBJECT)
+        expect(view.locator(".probs").first.locator("meter")).to_have_count(
+            len(priority["probabilities"])
         )
-        expect(view.locator(".probs meter")).to_have_count(2)
-        # PII is redacted in what agents see and the helpdesk receives.
+        expect(view).to_contain_text("resolution time")
+        expect(view.locator("ol.similar li")).to_have_count(len(stored["enrichment"]["similar"]))
+        first_similar = stored["enrichment"]["similar"][0]["id"]
+        expect(view.locator("ol.similar a").first).to_have_attribute(
+            "href", f"https://issues.apache.org/jira/secure/ViewIssue.jspa?id={first_similar}"
+        )
+        # Personal data is redacted in what agents see and the helpdesk receives.
         expect(view.locator("pre.ticket-text")).not_to_contain_text("7946 0958")
         expect(view.get_by_role("link", name="HD-1")).to_have_attribute(
             "href", "https://helpdesk.example/t/HD-1"
@@ -80,7 +112,7 @@ def test_a_customer_ticket_reaches_the_live_queue_and_an_agent_corrects_it(
         screenshot(agent, "agent-ticket.png")
 
         # The agent corrects the priority; the correction is a label in the API.
-        corrected = "normal" if predicted == "urgent" else "urgent"
+        corrected = next(label for label in priority["probabilities"] if label != priority["label"])
         agent.select_option("#correction-label", corrected)
         agent.click("#correction-save")
         expect(agent.locator("#correction-note")).to_contain_text(f"priority is {corrected}")
@@ -90,10 +122,9 @@ def test_a_customer_ticket_reaches_the_live_queue_and_an_agent_corrects_it(
 
         feedback = service.api.get(f"/tickets/{ticket_id}/feedback").json()["items"]
         assert [(f["target"], f["label"], f["predicted"], f["agent"]) for f in feedback] == [
-            ("priority", corrected, predicted, AGENT)
+            ("priority", corrected, priority["label"], AGENT)
         ]
-        everything = service.api.get("/feedback").json()
-        assert everything["agreement"]["priority"] == {
+        assert service.api.get("/feedback").json()["agreement"]["priority"] == {
             "target": "priority",
             "window": 50,
             "tickets": 1,
@@ -103,86 +134,110 @@ def test_a_customer_ticket_reaches_the_live_queue_and_an_agent_corrects_it(
 
         # The customer follows their ticket through the private link.
         customer.goto(status_link)
-        expect(customer.locator("#status-subject")).to_have_text(
-            "Production cluster down: cannot start after the upgrade"
-        )
+        expect(customer.locator("#status-subject")).to_have_text(SUBJECT)
         expect(customer.locator("#status-state")).to_have_text("With our support team.")
         screenshot(customer, "customer-status-phone.png")
-
-        # Desktop screenshots of the customer page and the queue, for the docs.
-        desktop = (
-            customer_context.browser.new_context(viewport=DESKTOP)
-            if customer_context.browser
-            else None
-        )
-        if desktop is not None:
-            wide = desktop.new_page()
-            wide.goto(service.url + "/")
-            wide.wait_for_selector("body[data-ready=true]")
-            screenshot(wide, "customer-form.png")
-            desktop.close()
     finally:
         customer_context.close()
         agent_context.close()
 
 
+def test_the_customer_form_asks_for_the_models_custom_fields(
+    browser: Browser, small_service: Service
+) -> None:
+    context = browser.new_context(viewport=DESKTOP)
+    try:
+        page = context.new_page()
+        page.goto(small_service.url + "/")
+        page.wait_for_selector("body[data-ready=true]")
+        page.fill("#subject", "Cluster down after the upgrade")
+        page.fill("#cf-product", "hdfs")
+        screenshot(page, "customer-form.png")
+        page.click("#submit")
+        expect(page.locator("#confirmation")).to_be_visible()
+        ticket_id = page.locator("#confirmation-id").text_content()
+        stored = small_service.api.get(f"/tickets/{ticket_id}").json()
+        assert stored["ticket"]["custom_fields"] == {"product": "hdfs"}
+        assert stored["ticket"]["channel"] == "web"
+    finally:
+        context.close()
+
+
 def test_re_enriched_and_new_tickets_appear_live_and_filters_apply(
     browser: Browser, service: Service
 ) -> None:
-    first = _submit(service, "Cluster down, data loss in production")
-    second = _submit(service, "Question about the configuration of the balancer")
+    first = _submit(service, *_HADOOP_TICKETS[0])
+    _submit(service, *_HADOOP_TICKETS[1])
     context = browser.new_context(viewport=DESKTOP)
     try:
         agent = context.new_page()
         sign_in(agent, service.url)
-        _no_reload(agent)
+        _mark(agent)
         rows = agent.locator("#queue-body tr[data-ticket-id]")
         expect(rows).to_have_count(2)
 
         # Another model re-enriches the first ticket: the row changes in place.
         enrichment = dict(first["enrichment"])
-        old = enrichment["priority"]["label"]
-        new = "normal" if old == "urgent" else "urgent"
-        enrichment["priority"] = {**enrichment["priority"], "label": new, "band": "low"}
+        labels = list(enrichment["priority"]["probabilities"])
+        new = next(label for label in labels if label != enrichment["priority"]["label"])
+        enrichment["priority"] = {**enrichment["priority"], "label": new, "band": "high"}
         service.store.replace_enrichment(first["id"], enrichment)
         expect(agent.locator(f"tr[data-ticket-id='{first['id']}'] .badge")).to_have_text(new)
 
-        third = _submit(service, "Typo in the shell documentation")
-        expect(rows).to_have_count(3)
-        expect(agent.locator(f"tr[data-ticket-id='{third['id']}']")).to_be_visible()
+        created = [_submit(service, *ticket) for ticket in _HADOOP_TICKETS[2:]]
+        expect(rows).to_have_count(len(_HADOOP_TICKETS))
+        for ticket in created:
+            expect(agent.locator(f"tr[data-ticket-id='{ticket['id']}']")).to_be_visible()
         _assert_not_reloaded(agent)
 
-        # Filters: the low band holds only the re-enriched ticket; the queue sorts urgent first.
-        agent.select_option("#filter-band", "low")
-        expect(rows).to_have_count(1)
-        expect(rows.first).to_have_attribute("data-ticket-id", first["id"])
-        agent.select_option("#filter-band", "")
-        expect(rows).to_have_count(3)
-        labels = [rows.nth(i).get_attribute("data-priority") for i in range(3)]
-        assert labels == sorted(labels, key=lambda label: label != "urgent")
-        for name, value in (("#filter-priority", "urgent"), ("#filter-priority", "normal")):
-            agent.select_option(name, value)
-            expected = sum(1 for label in labels if label == value)
-            expect(rows).to_have_count(expected)
-            for i in range(expected):
-                expect(rows.nth(i)).to_have_attribute("data-priority", value)
-        agent.select_option("#filter-priority", "")
-        agent.select_option("#filter-review", "true")
-        flagged = service.api.get("/tickets", params={"needs_review": "true"}).json()["total"]
-        expect(rows).to_have_count(flagged)
-        agent.select_option("#filter-review", "")
-        agent.fill("#filter-language", "xx")
+        # Most pressing first, then oldest first.
+        order = service.api.get("/agent/config").json()["priority_order"]
+        listed = service.api.get("/tickets").json()["items"]
+        received = {t["id"]: t["received_at"] for t in listed}
+        shown = [rows.nth(i).get_attribute("data-ticket-id") for i in range(rows.count())]
+        keys = [
+            (order.index(rows.nth(i).get_attribute("data-priority")), received[ticket_id])
+            for i, ticket_id in enumerate(shown)
+        ]
+        assert keys == sorted(keys)
+
+        # Every filter narrows the queue to what the API says matches it.
+        filters = [
+            ("#filter-band", "high", {"band": "high"}),
+            ("#filter-review", "true", {"needs_review": "true"}),
+            ("#filter-priority", order[-1], {"priority": order[-1]}),
+            ("#filter-delivery", "dead", {"delivery_status": "dead"}),
+            ("#filter-delivery", "delivered", {"delivery_status": "delivered"}),
+        ]
+        narrowed = 0
+        for selector, value, params in filters:
+            expect(rows.first.locator("td").nth(4)).to_have_text("delivered")
+            agent.select_option(selector, value)
+            expected = service.api.get("/agent/queue", params=params).json()["items"]
+            narrowed += len(expected) < len(_HADOOP_TICKETS)
+            if expected:
+                expect(rows).to_have_count(len(expected))
+                for i, item in enumerate(expected):
+                    expect(rows.nth(i)).to_have_attribute("data-ticket-id", item["id"])
+            else:
+                expect(agent.locator("#queue-body")).to_contain_text("No ticket matches.")
+            agent.select_option(selector, "")
+            expect(rows).to_have_count(len(_HADOOP_TICKETS))
+        # The high band holds only the re-enriched ticket; no ticket was ever dead.
+        assert narrowed >= 2
+        agent.fill("#filter-language", "de")
         expect(agent.locator("#queue-body")).to_contain_text("No ticket matches.")
+        agent.fill("#filter-language", "en")
+        expect(rows).to_have_count(len(_HADOOP_TICKETS))
+        assert "language=en" in agent.url
         agent.fill("#filter-language", "")
-        expect(rows).to_have_count(3)
-        agent.select_option("#filter-delivery", "dead")
-        expect(agent.locator("#queue-body")).to_contain_text("No ticket matches.")
-        agent.select_option("#filter-delivery", "delivered")
-        expect(rows).to_have_count(3)
-        screenshot(agent, "agent-queue.png")
-        assert "delivery_status=delivered" in agent.url
+        expect(rows).to_have_count(len(_HADOOP_TICKETS))
+        agent.locator("#filter-language").blur()
+
+        rows.first.click()
+        expect(agent.locator("#ticket-view .ticket-subject")).to_be_visible()
+        screenshot(agent, "agent-queue.png", full_page=False)
         _assert_not_reloaded(agent)
-        del second
     finally:
         context.close()
 
@@ -197,8 +252,10 @@ def test_the_model_page_shows_version_data_and_the_report(
         page.click("text=Model")
         page.wait_for_selector("body[data-ready=true]")
         model = service.api.get("/model").json()
-        expect(page.locator("#model-summary")).to_contain_text(model["version"])
-        expect(page.locator("#model-summary")).to_contain_text(model["training_data"]["file"])
+        summary = page.locator("#model-summary")
+        expect(summary).to_contain_text(model["version"])
+        expect(summary).to_contain_text(model["training_data"]["file"])
+        expect(summary).to_contain_text(str(model["training_data"]["rows"]))
         expect(page.locator("#metrics-table")).to_contain_text("macro-F1")
         image = page.locator("#confusion-matrix")
         expect(image).to_be_visible()
@@ -206,10 +263,3 @@ def test_the_model_page_shows_version_data_and_the_report(
         screenshot(page, "model.png")
     finally:
         context.close()
-
-
-def _submit(service: Service, subject: str) -> dict[str, Any]:
-    response = service.api.post("/tickets", json={"subject": subject, "description": subject})
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
