@@ -12,9 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.accuracy import bench_accuracy, render_accuracy
+from bench.aws import bench_aws, render_aws
+from bench.azure import bench_azure, render_azure
 from bench.coldstart import bench_coldstart, render_coldstart
 from bench.context import Context, RunSettings, log, machine_facts
 from bench.delivery import bench_delivery, render_delivery
+from bench.gcp import bench_gcp, render_gcp
 from bench.latency import bench_latency, render_latency
 from bench.markdown import fmt, size, table
 from bench.nlp import bench_nlp, render_nlp
@@ -34,6 +37,9 @@ BENCHMARKS: dict[str, tuple[Benchmark, Renderer]] = {
     "pii": (bench_pii, render_pii),
     "nlp": (bench_nlp, render_nlp),
     "delivery": (bench_delivery, render_delivery),
+    "aws": (bench_aws, render_aws),
+    "gcp": (bench_gcp, render_gcp),
+    "azure": (bench_azure, render_azure),
 }
 
 # The targets the summary checks, as the work items state them.
