@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -62,6 +63,7 @@ class Enricher:
             self.options.resolution_time and "resolution_hours" in self._model.regressors
         )
         self._redact: Callable[[str], tuple[str, list[Redaction]]] | None = None
+        self._listeners: list[Callable[[Mapping[str, Any], float], None]] = []
         if self.options.redact:
             # Compiling the redaction patterns takes ~12 ms: paid only when redaction is on.
             from core.redaction import redact
@@ -131,6 +133,7 @@ class Enricher:
         replaced, and ``enrichment.redactions`` lists each kind and position, never the value;
         the predictions themselves are made on the text as written.
         """
+        started = time.perf_counter()
         valid = self.parse(ticket)
         out = valid.model_dump(mode="json", exclude_none=True)
         enrichment = self.predict(valid)
@@ -140,7 +143,17 @@ class Enricher:
                 out[field], found = self._redact(out[field])
                 redactions += [{"field": field, **r.as_dict()} for r in found]
             enrichment["redactions"] = redactions
+        if self._listeners:
+            seconds = time.perf_counter() - started
+            for listener in self._listeners:
+                listener(enrichment, seconds)
         return {"ticket": out, "enrichment": enrichment}
+
+    def add_listener(self, listener: Callable[[Mapping[str, Any], float], None]) -> None:
+        """Call ``listener(enrichment, seconds)`` after every enrichment (for an adapter's
+        metrics: latency, counts per priority and band). Listeners must be quick and not
+        raise."""
+        self._listeners.append(listener)
 
     def self_check(self) -> None:
         """Predict the artifact's sample tickets and compare with what training recorded."""

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.local.auth import Gate, Principal
 from adapters.local.body import read_body
+from adapters.local.observability import add_observability
 from adapters.local.pages import NotAllowed, PagesStore, add_pages, now_iso
 from core.delivery import requeue_dead, run_delivery_worker
 from core.enricher import Enricher
@@ -474,6 +475,8 @@ def create_app(
     if isinstance(store, TicketChanges) and isinstance(store, StatusLinks):
         pages_store: PagesStore = store  # type: ignore[assignment]
         add_pages(app, enricher, pages_store, settings, gate, outbox=outbox, principal=principal)
+
+    add_observability(app, enricher, store, settings, outbox=outbox, reader=principal)
 
     @app.get("/model", summary="The model being served")
     def model() -> dict[str, Any]:
