@@ -5,7 +5,6 @@ at the bucket's root."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +38,11 @@ def test_the_registry_contract_holds_on_s3(
     aws_env: str, small_model_dir: Path, tmp_path: Path
 ) -> None:
     s3, bucket = _new_bucket(aws_env)
-    prefixes = iter(range(100))
-    new_store: Callable[[], RegistryStore] = lambda: _store(  # noqa: E731
-        s3, bucket, f"models/run-{next(prefixes)}"
-    )
+    runs = iter(range(100))
+
+    def new_store() -> RegistryStore:
+        return _store(s3, bucket, f"models/run-{next(runs)}")
+
     check_registry_contract(new_store, small_model_dir, tmp_path)
     # Every object stayed under its registry's prefix.
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
