@@ -8,6 +8,7 @@ registry answers "why is this model serving?" without digging through logs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +19,8 @@ from core.artifact import read_artifact
 from core.errors import RegistryError
 
 STAGES = ("candidate", "production", "archived")
+# A version names a folder or key prefix in every registry: no separators, no leading dot.
+VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,10 @@ def _now() -> str:
 def entry_for(artifact_dir: Path, parent: str | None) -> ModelVersion:
     """A candidate entry for a verified artifact, from its metadata."""
     metadata = read_artifact(artifact_dir).metadata
+    if not VERSION_NAME.fullmatch(str(metadata.get("version", ""))):
+        raise RegistryError(
+            f"version {metadata.get('version')!r} cannot name a folder of the registry"
+        )
     data = metadata.get("training_data", {})
     test = metadata.get("metrics", {}).get("test", {})
     return ModelVersion(

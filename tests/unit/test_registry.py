@@ -70,3 +70,15 @@ def _rename_version(artifact: Path, version: str) -> None:
     checksums = json.loads((artifact / CHECKSUMS_FILE).read_text())
     checksums[METADATA_FILE] = _sha256(raw)
     (artifact / CHECKSUMS_FILE).write_text(json.dumps(checksums))
+
+
+def test_a_version_that_is_not_a_plain_name_is_refused(
+    small_model_dir: Path, tmp_path: Path
+) -> None:
+    crafted = tmp_path / "crafted"
+    shutil.copytree(small_model_dir, crafted)
+    _rename_version(crafted, "../outside")
+    registry = DirectoryModelRegistry(tmp_path / "registry")
+    with pytest.raises(RegistryError, match="cannot name a folder"):
+        registry.register(crafted)
+    assert not (tmp_path / "outside").exists()
