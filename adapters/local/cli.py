@@ -146,6 +146,8 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from training.data import PRESETS, DataSpec, load_dataset, vendored_data_path
     from training.train import train_model
 
+    if args.engine == "spark":
+        return _train_spark(args, settings)
     data = Path(args.data) if args.data else vendored_data_path()
     spec = _spec(args, DataSpec() if args.data else PRESETS["hadoop"])
     _say(f"reading {data}")
@@ -160,6 +162,77 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     )
     _say(f"model {result.metadata['version']} written to {result.artifact_dir}")
     sys.stdout.write(f"{result.artifact_dir}\n")
+    return 0
+
+
+def _train_spark(args: argparse.Namespace, settings: Settings) -> int:
+    import tempfile
+
+    from adapters.spark.session import copy_to_url, session_for
+    from training.data import PRESETS, DataSpec, vendored_data_path
+    from training.spark import train_model_spark
+
+    data = args.data or str(vendored_data_path())
+    spec = _spec(args, DataSpec() if args.data else PRESETS["hadoop"])
+    # An artifact bound for object storage is written on the driver, then copied there.
+    url = args.out if args.out and "://" in args.out else None
+    with tempfile.TemporaryDirectory() as scratch, session_for(args.master, "train") as spark:
+        result = train_model_spark(
+            spark,
+            data,
+            spec,
+            out_dir=Path(scratch) / "artifact" if url else Path(args.out) if args.out else None,
+            models_dir=Path(args.models_dir) if args.models_dir else settings.models_dir,
+            test_fraction=args.test_fraction,
+            validation_fraction=args.validation_fraction,
+            progress=_say,
+        )
+        if url:
+            copy_to_url(spark, result.artifact_dir, url)
+    where = url or result.artifact_dir
+    _say(f"model {result.metadata['version']} written to {where}")
+    sys.stdout.write(f"{where}\n")
+    return 0
+
+
+def _cmd_batch(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC, date, datetime
+
+    load_date = date.fromisoformat(args.load_date) if args.load_date else datetime.now(UTC).date()
+    model = args.model or str(settings.serving_model_dir)
+    if args.engine == "spark":
+        from adapters.spark.job import run_spark_batch
+        from adapters.spark.session import session_for
+
+        with session_for(args.master, "batch") as spark:
+            summary = run_spark_batch(
+                spark,
+                model,
+                args.input,
+                args.output,
+                fmt=args.format,
+                errors=args.errors,
+                load_date=load_date,
+                limits=settings.limits,
+                options=settings.enrich_options,
+                partitions=args.partitions,
+                overwrite=args.overwrite,
+            )
+    else:
+        from adapters.spark.local import run_local_batch
+
+        enricher = load_enricher(model, limits=settings.limits, options=settings.enrich_options)
+        summary = run_local_batch(
+            enricher,
+            args.input,
+            args.output,
+            fmt=args.format,
+            errors=args.errors,
+            load_date=load_date,
+            overwrite=args.overwrite,
+        )
+    _say(f"{summary.enriched} enriched, {summary.rejected} rejected (see {summary.errors})")
+    sys.stdout.write(json.dumps(summary.as_dict()) + "\n")
     return 0
 
 
@@ -383,6 +456,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--models-dir", help="where versions and the `latest` link live")
     train.add_argument("--test-fraction", type=float, default=0.2)
     train.add_argument("--validation-fraction", type=float, default=0.2)
+    train.add_argument(
+        "--engine",
+        choices=("local", "spark"),
+        default="local",
+        help="local: scikit-learn in this process; spark: Spark MLlib (DATA may be a URL)",
+    )
+    train.add_argument("--master", help="Spark master URL (spark engine); default local[*]")
     _add_spec_options(train)
 
     evaluate = sub.add_parser("evaluate", help="evaluate an artifact on closed tickets")
@@ -401,6 +481,31 @@ def build_parser() -> argparse.ArgumentParser:
     enrich.add_argument("--model", required=True)
     enrich.add_argument("file")
     enrich.add_argument("--out", help="JSONL output file; default: standard output")
+
+    batch = sub.add_parser(
+        "batch",
+        help="enrich CSV/JSONL/Parquet into Parquet partitioned by creation date",
+        description="Enrich INPUT (a file, a directory, or with --engine spark any URL Spark "
+        "reads) into OUTPUT, a Parquet dataset partitioned by created_date (the ticket's "
+        "creation date in UTC, or the load date when it has none); rejected records go to "
+        "--errors with their reason and never fail the job.",
+    )
+    batch.add_argument("input", metavar="INPUT")
+    batch.add_argument("output", metavar="OUTPUT")
+    batch.add_argument("--engine", choices=("local", "spark"), default="local")
+    batch.add_argument("--model", help="artifact directory or URL; default: MODELS_DIR/latest")
+    batch.add_argument(
+        "--format", choices=("csv", "jsonl", "parquet"), help="default: from INPUT's suffix"
+    )
+    batch.add_argument("--errors", help="rejected records; default: OUTPUT/_errors")
+    batch.add_argument(
+        "--load-date", help="YYYY-MM-DD for tickets without a creation time; default: today (UTC)"
+    )
+    batch.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    batch.add_argument("--master", help="Spark master URL (spark engine); default local[*]")
+    batch.add_argument(
+        "--partitions", type=int, help="Spark tasks that enrich (spark engine); default: 2 per core"
+    )
 
     serve = sub.add_parser("serve", help="run the local service (trains a first model if needed)")
     serve.add_argument("--host")
@@ -463,6 +568,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train": _cmd_train,
         "evaluate": _cmd_evaluate,
         "enrich": _cmd_enrich,
+        "batch": _cmd_batch,
         "serve": _cmd_serve,
         "deliver": _cmd_deliver,
         "outbox": _cmd_outbox,

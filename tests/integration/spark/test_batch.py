@@ -1,0 +1,210 @@
+"""The batch job on a local Spark (two cores) against `ticket-enrich enrich` and the local engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+import pytest
+from pyspark.sql import SparkSession
+
+from adapters.spark.job import run_spark_batch
+from adapters.spark.local import run_local_batch
+from core import load_enricher
+from core.errors import TicketEnrichError
+from training.data import vendored_data_path
+
+ROOT = Path(__file__).parents[3]
+LOAD_DATE = date(2031, 1, 2)
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKET_ENRICH_")}
+    return subprocess.run(
+        [sys.executable, "-m", "adapters.local.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+
+
+def enriched_rows(path: Path) -> dict[int, dict[str, Any]]:
+    table = pads.dataset(path, format="parquet", partitioning="hive").to_table()
+    rows = {}
+    for row in table.to_pylist():
+        row["enrichment"] = json.loads(row["enrichment"])
+        row["ticket"] = json.loads(row["ticket"])
+        assert row["enrichment"].pop("enriched_at")
+        row["created_date"] = str(row["created_date"])
+        rows[row["row"]] = row
+    assert len(rows) == table.num_rows, "row numbers must be unique"
+    return rows
+
+
+def error_rows(path: Path) -> dict[int, dict[str, Any]]:
+    return {r["row"]: r for r in pq.read_table(path).to_pylist()}
+
+
+def test_spark_batch_on_the_vendored_data_matches_the_cli_row_for_row(
+    spark: SparkSession, model_dir: Path, tmp_path: Path
+) -> None:
+    data = vendored_data_path()
+    done = cli("enrich", "--model", str(model_dir), str(data), "--out", "cli.jsonl", cwd=tmp_path)
+    rejected_by_cli = {
+        json.loads(line)["row"] for line in done.stderr.splitlines() if '"row"' in line
+    }
+    expected = {}
+    for line in (tmp_path / "cli.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        record["enrichment"].pop("enriched_at")
+        expected[record["row"]] = record
+    assert len(expected) > 2400 and rejected_by_cli
+
+    out = tmp_path / "spark"
+    summary = run_spark_batch(spark, str(model_dir), str(data), str(out), load_date=LOAD_DATE)
+    assert (summary.enriched, summary.rejected) == (len(expected), len(rejected_by_cli))
+    got = enriched_rows(out)
+    assert got.keys() == expected.keys()
+    for number, want in expected.items():
+        row = got[number]
+        assert row["enrichment"] == want["enrichment"], f"row {number}"
+        # Batch also carries the export's creation time, which `enrich` leaves out.
+        ticket = dict(row["ticket"])
+        created = ticket.pop("created_at")
+        assert ticket == want["ticket"], f"row {number}"
+        assert row["created_date"] == created[:10] == row["created_at"].date().isoformat()
+        assert row["priority"] == want["enrichment"]["priority"]["label"]
+        assert row["external_id"] == want["ticket"]["external_id"]
+    errors = error_rows(out / "_errors")
+    assert errors.keys() == rejected_by_cli
+    assert all("longer than" in e["reason"] for e in errors.values())
+    # One directory per creation date, as the rows say.
+    dates = {p.name.removeprefix("created_date=") for p in out.glob("created_date=*")}
+    assert dates == {r["created_date"] for r in got.values()} and len(dates) > 500
+
+    # The single-process engine, run as a user runs it, writes the same rows.
+    local = cli(
+        "batch",
+        "--engine",
+        "local",
+        "--model",
+        str(model_dir),
+        "--load-date",
+        "2031-01-02",
+        str(data),
+        "local",
+        cwd=tmp_path,
+    )
+    assert local.returncode == 0, local.stderr
+    assert json.loads(local.stdout)["enriched"] == len(expected)
+    assert enriched_rows(tmp_path / "local") == got
+    assert error_rows(tmp_path / "local" / "_errors") == errors
+
+
+def _tickets(path: Path) -> Path:
+    lines = [
+        json.dumps(
+            {
+                "subject": "outage",
+                "description": "production down",
+                "external_id": "A-1",
+                "created_at": "2024-02-29T23:30:00-05:00",
+            }
+        ),
+        "",
+        "{broken json",
+        json.dumps({"subject": "slow upgrade", "requester": {"email": "ann@example.com"}}),
+        json.dumps(["not", "an", "object"]),
+        json.dumps({"subject": " ", "description": ""}),
+        json.dumps({"subject": "crash", "created_at": "2024-03-01T08:00:00Z", "team": "storage"}),
+        json.dumps({"subject": "x" * 5000}),
+        json.dumps({"subject": "mail me at bob@example.com", "created_at": "2023-12-31T23:59:59Z"}),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_bad_records_go_to_the_errors_output_and_never_fail_the_job(
+    spark: SparkSession, small_model_dir: Path, tmp_path: Path
+) -> None:
+    data = _tickets(tmp_path / "tickets.jsonl")
+    out = tmp_path / "spark"
+    summary = run_spark_batch(spark, str(small_model_dir), str(data), str(out), load_date=LOAD_DATE)
+    assert (summary.enriched, summary.rejected) == (4, 4)
+    errors = error_rows(out / "_errors")
+    assert {n: e["reason"].split(":")[0] for n, e in errors.items()} == {
+        3: "not valid JSON",
+        5: "ticket",
+        6: "ticket",
+        8: "subject",
+    }
+    assert errors[3]["raw"] == "{broken json"
+    assert errors[3]["source"] == data.resolve().as_uri()
+    got = enriched_rows(out)
+    assert {n: r["created_date"] for n, r in got.items()} == {
+        1: "2024-03-01",  # 23:30 at UTC-5 is the next day in UTC
+        4: "2031-01-02",  # no creation time: the load date
+        7: "2024-03-01",
+        9: "2023-12-31",
+    }
+    assert (
+        got[9]["ticket"]["subject"] == "mail me at [EMAIL]"
+        or "bob@" not in got[9]["ticket"]["subject"]
+    )
+    assert got[7]["ticket"]["custom_fields"] == {"team": "storage"}
+
+    enricher = load_enricher(small_model_dir)
+    local = run_local_batch(enricher, str(data), str(tmp_path / "local"), load_date=LOAD_DATE)
+    assert (local.enriched, local.rejected) == (4, 4)
+    assert enriched_rows(tmp_path / "local") == got
+    assert error_rows(tmp_path / "local" / "_errors") == errors
+
+    # Parquet in: the same enrichments as the JSONL it came from.
+    good = [json.loads(line) for i, line in enumerate(data.read_text().splitlines(), 1) if i in got]
+    for ticket in good:
+        ticket.setdefault("created_at", None)
+        ticket.setdefault("team", None)
+        ticket.setdefault("requester", None)
+        ticket.setdefault("external_id", None)
+        ticket.setdefault("description", None)
+    pq.write_table(pa.Table.from_pylist(good), tmp_path / "tickets.parquet")
+    summary = run_spark_batch(
+        spark,
+        str(small_model_dir),
+        str(tmp_path / "tickets.parquet"),
+        str(tmp_path / "pq"),
+        load_date=LOAD_DATE,
+    )
+    assert (summary.enriched, summary.rejected) == (4, 0)
+    from_parquet = enriched_rows(tmp_path / "pq")
+    assert [from_parquet[n]["enrichment"] for n in sorted(from_parquet)] == [
+        got[n]["enrichment"] for n in sorted(got)
+    ]
+
+
+def test_an_existing_output_is_kept_unless_overwrite_is_asked(
+    spark: SparkSession, small_model_dir: Path, tmp_path: Path
+) -> None:
+    data = _tickets(tmp_path / "tickets.jsonl")
+    out = str(tmp_path / "out")
+    # The artifact given as a URL travels through Spark's file sources, as from object storage.
+    model = small_model_dir.resolve().as_uri()
+    run_spark_batch(spark, model, str(data), out, load_date=LOAD_DATE)
+    with pytest.raises(TicketEnrichError, match="--overwrite"):
+        run_spark_batch(spark, model, str(data), out, load_date=LOAD_DATE)
+    again = run_spark_batch(
+        spark, model, str(data), out, load_date=date(2032, 1, 1), overwrite=True
+    )
+    assert again.enriched == 4
+    assert "2032-01-01" in {r["created_date"] for r in enriched_rows(Path(out)).values()}

@@ -1,0 +1,958 @@
+"""Training on Apache Spark, for closed-ticket histories that do not fit one machine.
+
+The same model as `training.train`, fitted where the data is, exported in the same artifact
+format so that serving does not change:
+
+- records are read and turned into training examples by Spark's Python workers, with the very
+  analyzers serving runs (`core.text.BlockAnalyzer`), the same column spec and the same checks
+  as `training.data.load_dataset` (the first bad record stops training, naming column and row);
+- the time-ordered split is a distributed sort and a count per partition;
+- vocabularies and document frequencies are a distributed count (`min_df`, then scikit-learn's
+  smoothed IDF), the TF-IDF rows (sublinear term frequency, L2 norm per block) are built by the
+  workers;
+- each classifier is Spark MLlib's multinomial `LogisticRegression`, its penalty scaled so that
+  it minimises scikit-learn's objective (``C * sum(loss) + ||w||² / 2``); regularisation and
+  class weighting are chosen on the validation window by macro-F1 from a distributed confusion
+  matrix, as the single-machine trainer chooses them;
+- what is small is done on the driver with the single-machine code: temperature scaling and
+  confidence bands on the validation window's logits, and the report's metrics on the test
+  window's predictions.
+
+Not carried: the resolution-time regressor and the similar-ticket index (an index of every
+closed ticket is itself as large as the history); an artifact without them serves every other
+field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import platform
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from pyspark import StorageLevel
+from pyspark.ml.classification import LogisticRegression, LogisticRegressionModel
+from pyspark.ml.linalg import SparseVector, VectorUDT
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    ArrayType,
+    BooleanType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+)
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.frozen import FrozenEstimator
+
+from core.artifact import write_artifact
+from core.errors import TrainingDataError
+from core.model import MODEL_FORMAT
+from core.schema import Limits
+from core.text import BlockAnalyzer, ticket_document
+from training.data import MIN_ROWS, DataSpec
+from training.metrics import classification_metrics
+from training.model import OTHER, ModelConfig, Progress, band_thresholds
+from training.report import write_report
+from training.train import MODEL_NAME, SAMPLE_COUNT
+
+_POSITION_BITS = 33
+# Grid points fitted at the same time (Spark runs their jobs side by side).
+GRID_PARALLELISM = 4
+_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+_SUFFIXES |= {".parquet": "parquet"}
+
+
+@dataclass
+class SparkTrainingResult:
+    """What Spark training produced: the artifact, its metadata and the test-window report."""
+
+    artifact_dir: Path
+    metadata: dict[str, Any]
+    report: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Vocabulary:
+    """One window's feature blocks: terms and IDF per block, and where each block starts."""
+
+    terms: list[list[str]]
+    idf: list[np.ndarray]
+    documents: int
+
+    @property
+    def offsets(self) -> list[int]:
+        out, start = [], 0
+        for terms in self.terms:
+            out.append(start)
+            start += len(terms)
+        return out
+
+    @property
+    def size(self) -> int:
+        return sum(len(t) for t in self.terms)
+
+
+@dataclass
+class _Chosen:
+    labels: list[str]
+    params: dict[str, Any]
+    temperature: float
+    bands: dict[str, float]
+    validation_macro_f1: float
+    model: LogisticRegressionModel
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def _format(location: str) -> str:
+    suffix = Path(location.rstrip("/")).suffix.lower()
+    if suffix not in _SUFFIXES:
+        raise TrainingDataError(f"{location}: unknown file type; use .csv, .tsv, .jsonl, .parquet")
+    return _SUFFIXES[suffix]
+
+
+def _read(spark: SparkSession, location: str) -> DataFrame:
+    """The export as one JSON text per record, with an id that follows the file's order."""
+    fmt = _format(location)
+    if fmt == "jsonl":
+        df = spark.read.text(location).select(F.col("value").alias("text"))
+    elif fmt in ("csv", "tsv"):
+        reader = spark.read.options(
+            header="true",
+            multiLine="true",
+            quote='"',
+            escape='"',
+            sep="\t" if fmt == "tsv" else ",",
+        )
+        raw = reader.csv(location)
+        record = F.struct(*[F.col(f"`{c}`") for c in raw.columns])
+        df = raw.select(F.to_json(record, {"ignoreNullFields": "false"}).alias("text"))
+    else:
+        raw = spark.read.parquet(location)
+        record = F.struct(*[F.col(f"`{c}`") for c in raw.columns])
+        df = raw.select(F.to_json(record).alias("text"))
+    return df.withColumn("_id", F.monotonically_increasing_id())
+
+
+def _analyzers(spec: DataSpec, config: ModelConfig) -> list[BlockAnalyzer]:
+    """The feature blocks, exactly as `training.model.build_features` defines them."""
+    analyzers = [BlockAnalyzer("text", "text", config.ngram_max, config.description_max_chars)]
+    if spec.field_columns:
+        analyzers.append(BlockAnalyzer("fields", "fields", 1, None, tuple(spec.field_columns)))
+    return analyzers
+
+
+def _text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
+def _parse_time(value: Any, time_format: str | None) -> int:
+    """Microseconds since the epoch (UTC when the time has no zone), as training reads it."""
+    text = _text(value).strip()
+    parsed = (
+        datetime.strptime(text, time_format)
+        if time_format
+        else datetime.fromisoformat(text.replace("Z", "+00:00"))
+    )
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return round(parsed.timestamp() * 1_000_000)
+
+
+def _example(
+    text: str, spec: DataSpec, targets: Sequence[str], analyzers: Sequence[BlockAnalyzer]
+) -> dict[str, Any] | None:
+    """One closed ticket as training reads it (`training.data.load_dataset`), None when the
+    ``where`` filter leaves it out; a problem is returned in ``error``."""
+    try:
+        record = json.loads(text)
+    except ValueError as exc:
+        return {"error": f"is not valid JSON: {exc}"}
+    if not isinstance(record, dict):
+        return {"error": "is not a JSON object"}
+    required = [spec.subject_column, spec.label_column, spec.time_column, *spec.field_columns]
+    required += [c for c in (spec.description_column, spec.resolved_column) if c]
+    required += list(spec.where) + list(spec.duplicate_where)
+    missing = [c for c in dict.fromkeys(required) if c not in record]
+    if missing:
+        return {"error": "is missing", "column": missing[0]}
+    if any(_text(record[c]).strip() != v for c, v in spec.where.items()):
+        return None
+    label = _text(record[spec.label_column]).strip()
+    if not label:
+        return {"error": "has no label", "column": spec.label_column}
+    if spec.label_map is not None:
+        if label not in spec.label_map:
+            known = ", ".join(sorted(spec.label_map))
+            return {
+                "error": f"label {label!r} is not in the label mapping ({known})",
+                "column": spec.label_column,
+            }
+        label = spec.label_map[label]
+    times: dict[str, int | None] = {}
+    for name, column in (("created", spec.time_column), ("resolved", spec.resolved_column)):
+        if column is None or (name == "resolved" and not _text(record[column]).strip()):
+            times[name] = None
+            continue
+        try:
+            times[name] = _parse_time(record[column], spec.time_format)
+        except ValueError:
+            expected = f"format {spec.time_format!r}" if spec.time_format else "ISO 8601"
+            value = _text(record[column]).strip()
+            return {"error": f"cannot read {value!r} as a time in {expected}", "column": column}
+    fields = {c: _text(record[c]).strip() or None for c in spec.field_columns}
+    description = _text(record[spec.description_column]) if spec.description_column else ""
+    doc = ticket_document(_text(record[spec.subject_column]), description, fields)
+    out: dict[str, Any] = {
+        "error": None,
+        "column": None,
+        "created_us": times["created"],
+        "resolved_us": times["resolved"],
+        "label": label,
+        "subject": doc["subject"],
+        "description": doc["description"],
+        "fields": json.dumps(fields),
+        "is_duplicate": bool(spec.duplicate_where)
+        and all(_text(record[c]).strip() == v for c, v in spec.duplicate_where.items()),
+    }
+    for name in targets:
+        column = spec.target_columns[name]
+        out[f"target_{name}"] = _text(record[column]).strip() if column in record else None
+    for i, analyzer in enumerate(analyzers):
+        out[f"tokens_{i}"] = analyzer(doc)
+    return out
+
+
+def _example_schema(targets: Sequence[str], blocks: int) -> StructType:
+    fields = [
+        StructField("_id", LongType()),
+        StructField("error", StringType()),
+        StructField("column", StringType()),
+        StructField("created_us", LongType()),
+        StructField("resolved_us", LongType()),
+        StructField("label", StringType()),
+        StructField("subject", StringType()),
+        StructField("description", StringType()),
+        StructField("fields", StringType()),
+        StructField("is_duplicate", BooleanType()),
+    ]
+    fields += [StructField(f"target_{t}", StringType()) for t in targets]
+    fields += [StructField(f"tokens_{i}", ArrayType(StringType())) for i in range(blocks)]
+    return StructType(fields)
+
+
+def _examples(
+    spark: SparkSession,
+    location: str,
+    spec: DataSpec,
+    targets: Sequence[str],
+    analyzers: Sequence[BlockAnalyzer],
+) -> DataFrame:
+    schema = _example_schema(targets, len(analyzers))
+    names = schema.fieldNames()
+
+    def convert(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            columns = batch.to_pydict()
+            rows = []
+            for text, ident in zip(columns["text"], columns["_id"], strict=True):
+                example = _example(text, spec, targets, analyzers)
+                if example is not None:
+                    rows.append({**dict.fromkeys(names), **example, "_id": ident})
+            yield pa.RecordBatch.from_pylist(rows, schema=_arrow(schema))
+
+    return _read(spark, location).mapInArrow(convert, schema)
+
+
+def _arrow(schema: StructType) -> pa.Schema:
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    return to_arrow_schema(schema)
+
+
+def _ranked(spark: SparkSession, df: DataFrame, order: Sequence[str]) -> DataFrame:
+    """``df`` with ``rank``: 0, 1, … in ``order``, by a distributed sort and one count per
+    partition (no window over the whole data in one task); persisted, for the caller to
+    unpersist."""
+    # Persisted, so that the counts and the ranks see the same partitions (a recomputed sort
+    # may split its range differently). As many partitions as the input or the cores: every
+    # later pass (each L-BFGS iteration among them) pays per task.
+    parts = max(df.rdd.getNumPartitions(), spark.sparkContext.defaultParallelism)
+    df = (
+        df.repartitionByRange(parts, *order)
+        .sortWithinPartitions(*order)
+        .withColumn("_pos", F.monotonically_increasing_id())
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    part = F.shiftright(F.col("_pos"), _POSITION_BITS)
+    counts = sorted(
+        (int(r["p"]), int(r["n"]))
+        for r in df.groupBy(part.alias("p")).agg(F.count(F.lit(1)).alias("n")).collect()
+    )
+    offsets, total = [], 0
+    for p, n in counts:
+        offsets.append((p, total))
+        total += n
+    table = spark.createDataFrame(offsets or [(0, 0)], "p long, offset long")
+    within = F.col("_pos").bitwiseAND((1 << _POSITION_BITS) - 1)
+    ranked = (
+        df.withColumn("p", part)
+        .join(F.broadcast(table), "p")
+        .withColumn("rank", F.col("offset") + within)
+        .drop("p", "offset", "_pos")
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    ranked.count()
+    df.unpersist()
+    return ranked
+
+
+# --- features -------------------------------------------------------------------------------
+
+
+def _vocabulary(
+    window: DataFrame, analyzers: Sequence[BlockAnalyzer], config: ModelConfig
+) -> _Vocabulary:
+    """Terms kept (document frequency at least ``min_df``; 1 for form fields, as the
+    single-machine trainer) and scikit-learn's smoothed IDF, ``ln((1 + n) / (1 + df)) + 1``."""
+    n = window.count()
+    terms, idf = [], []
+    for i, analyzer in enumerate(analyzers):
+        min_df = 1 if analyzer.source == "fields" else config.min_df
+        counts = (
+            window.select(F.explode(F.array_distinct(F.col(f"tokens_{i}"))).alias("term"))
+            .groupBy("term")
+            .count()
+            .filter(F.col("count") >= min_df)
+            .collect()
+        )
+        frequencies = dict(sorted((r["term"], int(r["count"])) for r in counts))
+        terms.append(list(frequencies))
+        df = np.array(list(frequencies.values()), dtype=np.float64)
+        idf.append(np.log((1.0 + n) / (1.0 + df)) + 1.0)
+    return _Vocabulary(terms, idf, n)
+
+
+def _vectorizer(spark: SparkSession, vocabulary: _Vocabulary) -> Callable[..., Any]:
+    """A column function: the blocks' tokens → one TF-IDF row, each block L2-normalised."""
+    shipped = spark.sparkContext.broadcast(
+        (
+            [{t: j for j, t in enumerate(terms)} for terms in vocabulary.terms],
+            [idf.tolist() for idf in vocabulary.idf],
+            vocabulary.offsets,
+            vocabulary.size,
+        )
+    )
+
+    def vectorize(*blocks: list[str]) -> SparseVector:
+        indexes, idfs, offsets, size = shipped.value
+        entries: dict[int, float] = {}
+        for tokens, index, idf, offset in zip(blocks, indexes, idfs, offsets, strict=True):
+            counts: Counter[int] = Counter()
+            for token in tokens or ():
+                j = index.get(token)
+                if j is not None:
+                    counts[j] += 1
+            raw = {j: (1.0 + math.log(c)) * idf[j] for j, c in counts.items()}
+            norm = math.sqrt(sum(v * v for v in raw.values()))
+            entries.update({offset + j: v / norm for j, v in raw.items()})
+        return SparseVector(size, entries)
+
+    return F.udf(vectorize, VectorUDT())
+
+
+def _features(df: DataFrame, vectorize: Callable[..., Any], blocks: int) -> DataFrame:
+    return df.withColumn("features", vectorize(*[F.col(f"tokens_{i}") for i in range(blocks)]))
+
+
+# --- classifiers ----------------------------------------------------------------------------
+
+
+def _weighted(
+    df: DataFrame, column: str, labels: list[str], balanced: bool
+) -> tuple[DataFrame, float]:
+    """``df`` with the label's index and each row's weight (scikit-learn's "balanced":
+    ``n / (k * count(label))``), and the sum of the weights."""
+    index = F.create_map(
+        *[x for i, label in enumerate(labels) for x in (F.lit(label), F.lit(float(i)))]
+    )
+    df = df.withColumn("y", index[F.col(column)])
+    if not balanced:
+        return df.withColumn("w", F.lit(1.0)), float(df.count())
+    counts = {r[column]: int(r["count"]) for r in df.groupBy(column).count().collect()}
+    n, k = sum(counts.values()), len(labels)
+    weight = F.create_map(
+        *[x for label, c in counts.items() for x in (F.lit(label), F.lit(n / (k * c)))]
+    )
+    return df.withColumn("w", weight[F.col(column)]), float(n)
+
+
+def _fit_lr(
+    df: DataFrame, c: float, weight_sum: float, k: int, config: ModelConfig
+) -> LogisticRegressionModel:
+    lr = LogisticRegression(
+        featuresCol="features",
+        labelCol="y",
+        weightCol="w",
+        family="binomial" if k == 2 else "multinomial",
+        # MLlib minimises mean(w * loss) + regParam * ||w||² / 2; scikit-learn
+        # C * sum(w * loss) + ||w||² / 2: the same minimum when regParam = 1 / (C * sum(w)).
+        regParam=1.0 / (c * weight_sum),
+        elasticNetParam=0.0,
+        standardization=False,
+        fitIntercept=True,
+        maxIter=config.max_iter,
+        tol=1e-6,
+    )
+    model: LogisticRegressionModel = lr.fit(df)
+    return model
+
+
+def _confusion(model: LogisticRegressionModel, df: DataFrame, k: int) -> np.ndarray:
+    matrix = np.zeros((k, k), dtype=np.int64)
+    rows = model.transform(df).groupBy("y", "prediction").count().collect()
+    for r in rows:
+        matrix[int(r["y"]), int(r["prediction"])] = int(r["count"])
+    return matrix
+
+
+def _macro_f1(matrix: np.ndarray) -> float:
+    """scikit-learn's macro-F1 (zero_division=0) over the labels, from a confusion matrix."""
+    tp = np.diag(matrix).astype(np.float64)
+    denominator = (matrix.sum(axis=0) + matrix.sum(axis=1)).astype(np.float64)
+    # Like `f1_score` without `labels`: the labels seen in the truth or the predictions.
+    seen = denominator > 0
+    return float((2 * tp[seen] / denominator[seen]).mean()) if seen.any() else 0.0
+
+
+def _logits(model: LogisticRegressionModel, df: DataFrame, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's logits, in the convention of the artifact (binary: ``(-m, m)``), and its
+    label index; collected to the driver (a validation or test window)."""
+    rows = model.transform(df).select("rawPrediction", "y").collect()
+    # MLlib's binomial raw prediction is (-m, m): the artifact's binary convention already.
+    raw = np.array([r["rawPrediction"].toArray() for r in rows], dtype=np.float64).reshape(-1, k)
+    return raw, np.array([int(r["y"]) for r in rows], dtype=np.int64)
+
+
+class _FixedLogits(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+    """Precomputed logits as a fitted scikit-learn classifier, so that the validation window's
+    temperature is fitted by the very code the single-machine trainer uses."""
+
+    def __init__(self, logits: np.ndarray | None = None, classes: np.ndarray | None = None) -> None:
+        self.logits = logits
+        self.classes = classes
+
+    def fit(self, x: Any, y: Any) -> _FixedLogits:
+        self.classes_ = self.classes
+        return self
+
+    def decision_function(self, x: Any) -> np.ndarray:
+        assert self.logits is not None
+        rows = np.asarray(x, dtype=np.int64).ravel()
+        z = self.logits[rows]
+        # Binary: the margin m of the logits (-m, m), as the single-machine classifier's
+        # `decision_function`.
+        return z[:, 1] if z.shape[1] == 2 else z
+
+    def predict(self, x: Any) -> np.ndarray:
+        assert self.logits is not None and self.classes is not None
+        rows = np.asarray(x, dtype=np.int64).ravel()
+        return np.asarray(self.classes[self.logits[rows].argmax(axis=1)])
+
+
+def _calibrate(
+    logits: np.ndarray, y: np.ndarray, labels: list[str], config: ModelConfig
+) -> tuple[float, dict[str, float]]:
+    classes = np.arange(len(labels))
+    estimator = _FixedLogits(logits, classes).fit(None, None)
+    x = np.arange(len(y)).reshape(-1, 1)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class")
+        calibrated = CalibratedClassifierCV(FrozenEstimator(estimator), method="temperature")
+        calibrated.fit(x, y)
+    temperature = 1.0 / float(calibrated.calibrated_classifiers_[0].calibrators[0].beta_)
+    proba = calibrated.predict_proba(x)
+    correct = calibrated.classes_[proba.argmax(axis=1)] == y
+    return temperature, band_thresholds(proba.max(axis=1), correct, config)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return np.asarray(e / e.sum(axis=1, keepdims=True))
+
+
+def _rare_merged(train: DataFrame, column: str, min_count: int) -> tuple[Any, list[str]]:
+    """The target's labels over the training window with the rare ones as "Other" (as
+    `training.model.merge_rare`), as a column expression, and the labels in class order."""
+    counts = {r[column]: int(r["count"]) for r in train.groupBy(column).count().collect()}
+    keep = sorted(label for label, c in counts.items() if c >= min_count)
+    rare = any(c < min_count for c in counts.values())
+    merged = F.when(F.col(column).isin(keep), F.col(column)).otherwise(F.lit(OTHER))
+    return merged, sorted({*keep, *([OTHER] if rare else [])})
+
+
+# --- the use case ---------------------------------------------------------------------------
+
+
+def _choose(
+    name: str,
+    column: str,
+    labels: list[str],
+    x_fit: DataFrame,
+    x_val: DataFrame,
+    x_all: DataFrame,
+    config: ModelConfig,
+    say: Progress,
+) -> _Chosen:
+    """Grid on the fit window scored on the validation window, temperature and bands on the
+    validation window, then the refit on fit + validation (`training.model.fit_model`)."""
+    k = len(labels)
+    y_val = _weighted(x_val, column, labels, False)[0]
+    best: tuple[float, float, str | None, LogisticRegressionModel] | None = None
+    grid = [(c, w) for w in config.class_weights for c in config.c_grid]
+    weighted = {w: _weighted(x_fit, column, labels, w == "balanced") for w in config.class_weights}
+
+    def evaluate(point: tuple[float, str | None]) -> tuple[float, LogisticRegressionModel]:
+        c, weight = point
+        fit_df, weight_sum = weighted[weight]
+        model = _fit_lr(fit_df, c, weight_sum, k, config)
+        return _macro_f1(_confusion(model, y_val, k)), model
+
+    # Each fit is a chain of small Spark jobs: a few at once keep the executors busy.
+    with ThreadPoolExecutor(max_workers=GRID_PARALLELISM) as pool:
+        results = list(pool.map(evaluate, grid))
+    for step, ((c, weight), (f1, model)) in enumerate(zip(grid, results, strict=True), start=1):
+        say(
+            f"{name}: grid {step}/{len(grid)}: C={c:g} class_weight={weight}: "
+            f"validation macro-F1 {f1:.3f}"
+        )
+        if best is None or f1 > best[0]:
+            best = (f1, c, weight, model)
+    assert best is not None
+    score, c, weight, model = best
+    logits, y = _logits(model, y_val, k)
+    temperature, bands = _calibrate(logits, y, labels, config)
+    say(
+        f"{name}: chosen C={c:g} class_weight={weight} (validation macro-F1 {score:.3f}), "
+        f"temperature {temperature:.3f}, bands {bands}"
+    )
+    all_df, weight_sum = _weighted(x_all, column, labels, weight == "balanced")
+    final = _fit_lr(all_df, c, weight_sum, k, config)
+    return _Chosen(labels, {"C": c, "class_weight": weight}, temperature, bands, score, final)
+
+
+def _coefficients(chosen: _Chosen) -> tuple[np.ndarray, np.ndarray]:
+    model = chosen.model
+    if len(chosen.labels) == 2:
+        coef = np.asarray(model.coefficients.toArray(), dtype=np.float64)
+        b = float(model.intercept)
+        return np.vstack([-coef, coef]), np.array([-b, b])
+    coef = np.asarray(model.coefficientMatrix.toArray(), dtype=np.float64)
+    return coef, np.asarray(model.interceptVector.toArray(), dtype=np.float64)
+
+
+def _export(
+    analyzers: Sequence[BlockAnalyzer], vocabulary: _Vocabulary, chosen: dict[str, _Chosen]
+) -> tuple[dict[str, Any], bytes]:
+    """The model as `core.model.LinearTextModel` reads it (as `FittedModel.export` writes it)."""
+    chunks: list[np.ndarray] = []
+    offset = 0
+
+    def put(values: np.ndarray) -> dict[str, int]:
+        nonlocal offset
+        flat = np.ascontiguousarray(values, dtype="<f8").ravel()
+        chunks.append(flat)
+        ref = {"offset": offset, "count": int(flat.size)}
+        offset += int(flat.size)
+        return ref
+
+    blocks = [
+        {
+            "name": a.name,
+            "analyzer": a.to_dict(),
+            "sublinear_tf": True,
+            "terms": terms,
+            "idf": put(idf),
+        }
+        for a, terms, idf in zip(analyzers, vocabulary.terms, vocabulary.idf, strict=True)
+    ]
+    slices = [
+        (start, start + len(terms))
+        for start, terms in zip(vocabulary.offsets, vocabulary.terms, strict=True)
+    ]
+    targets = {}
+    for name, c in chosen.items():
+        coef, intercept = _coefficients(c)
+        targets[name] = {
+            "labels": c.labels,
+            "coef": [[put(row[a:b]) for row in coef] for a, b in slices],
+            "intercept": [float(v) for v in intercept],
+            "temperature": c.temperature,
+            "bands": c.bands,
+        }
+    spec = {"format": MODEL_FORMAT, "blocks": blocks, "targets": targets}
+    return spec, np.concatenate(chunks).astype("<f8").tobytes()
+
+
+def _probabilities(chosen: _Chosen, df: DataFrame) -> tuple[np.ndarray, list[Any]]:
+    """Calibrated probabilities of the rows of a (small) window, and the rows themselves."""
+    rows = chosen.model.transform(df).collect()
+    raw = np.array([r["rawPrediction"].toArray() for r in rows], dtype=np.float64)
+    return _softmax(raw.reshape(len(rows), -1) / chosen.temperature), rows
+
+
+def _samples(chosen: dict[str, _Chosen], test: DataFrame, limits: Limits) -> list[dict[str, Any]]:
+    """A few test tickets with the outputs the MLlib models give them; serving must reproduce
+    these to load the artifact (as `training.train` records them)."""
+    usable = (
+        test.filter(
+            (F.length(F.encode("description", "UTF-8").cast("binary")) <= limits.description_bytes)
+            & (F.length(F.encode("subject", "UTF-8").cast("binary")) <= limits.subject_bytes)
+            & ((F.length(F.trim("subject")) > 0) | (F.length(F.trim("description")) > 0))
+        )
+        .orderBy("rank")
+        .limit(200)
+    )
+    proba = {}
+    rows: list[Any] = []
+    for name, c in chosen.items():
+        proba[name], rows = _probabilities(c, usable)
+    if not rows:
+        return []
+    labels = chosen["priority"].labels
+    predicted = np.asarray(labels)[proba["priority"].argmax(axis=1)]
+    picked: list[int] = []
+    for label in labels:
+        picked += [int(i) for i in np.flatnonzero(predicted == label)[:1]]
+    picked += [i for i in range(len(rows)) if i not in picked][: SAMPLE_COUNT - len(picked)]
+    samples = []
+    for i in sorted(picked)[:SAMPLE_COUNT]:
+        row = rows[i]
+        fields = {k: v for k, v in json.loads(row["fields"]).items() if v is not None}
+        expected = {
+            name: {
+                "label": c.labels[int(proba[name][i].argmax())],
+                "probabilities": dict(zip(c.labels, map(float, proba[name][i]), strict=True)),
+            }
+            for name, c in chosen.items()
+        }
+        ticket = {
+            "subject": row["subject"],
+            "description": row["description"],
+            "custom_fields": fields,
+        }
+        samples.append({"ticket": ticket, "expected": expected})
+    return samples
+
+
+def _test_metrics(
+    chosen: _Chosen, column: str, x_test: DataFrame, urgent: Sequence[str]
+) -> dict[str, Any]:
+    df = x_test.select("features", F.col(column).alias("truth"))
+    rows = chosen.model.transform(df).select("rawPrediction", "truth").collect()
+    k = len(chosen.labels)
+    raw = np.array([r["rawPrediction"].toArray() for r in rows], dtype=np.float64).reshape(-1, k)
+    proba = _softmax(raw / chosen.temperature)
+    predicted = [chosen.labels[i] for i in proba.argmax(axis=1)]
+    return classification_metrics(
+        [r["truth"] for r in rows],
+        predicted,
+        chosen.labels,
+        list(urgent),
+        proba.max(axis=1),
+        chosen.bands["high"],
+    )
+
+
+def _fingerprint(spark: SparkSession, location: str) -> str:
+    """SHA-256 of a local file; of the records' hashes for data behind a URL."""
+    path = Path(location)
+    if "://" not in location and path.is_file():
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+    total = _read(spark, location).agg(F.sum(F.xxhash64("text")).alias("h")).collect()[0]["h"]
+    return hashlib.sha256(str(total).encode()).hexdigest()
+
+
+def _library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for dist in ("ticket-enrich", "pyspark", "scikit-learn", "numpy"):
+        try:
+            versions[dist] = importlib_metadata.version(dist)
+        except importlib_metadata.PackageNotFoundError:
+            versions[dist] = "unknown"
+    return versions
+
+
+def _first_problem(spark: SparkSession, location: str, examples: DataFrame) -> None:
+    bad = examples.filter(F.col("error").isNotNull()).orderBy("_id").limit(1).collect()
+    if bad:
+        row = _read(spark, location).filter(F.col("_id") <= bad[0]["_id"]).count()
+        raise TrainingDataError(bad[0]["error"], column=bad[0]["column"], row=row)
+
+
+def train_model_spark(
+    spark: SparkSession,
+    data: str,
+    spec: DataSpec,
+    *,
+    out_dir: Path | None = None,
+    models_dir: Path = Path("models"),
+    config: ModelConfig | None = None,
+    test_fraction: float = 0.2,
+    validation_fraction: float = 0.2,
+    name: str = MODEL_NAME,
+    progress: Progress | None = None,
+) -> SparkTrainingResult:
+    """Train on Spark what `training.train.train_model` trains on one machine (priority and
+    the categorical targets), report on the newest tickets, write the same artifact format.
+
+    ``data`` is a CSV, TSV, JSONL or Parquet file, directory or URL Spark can read. Without
+    ``out_dir`` the artifact goes to ``models_dir/<version>``.
+    """
+    config = config or ModelConfig()
+    say = progress or (lambda _msg: None)
+    analyzers = _analyzers(spec, config)
+    targets = list(spec.target_columns)
+    examples = _examples(spark, data, spec, targets, analyzers).persist(
+        StorageLevel.MEMORY_AND_DISK
+    )
+    try:
+        return _train(
+            spark,
+            data,
+            spec,
+            examples,
+            analyzers,
+            targets,
+            out_dir,
+            models_dir,
+            config,
+            test_fraction,
+            validation_fraction,
+            name,
+            say,
+        )
+    finally:
+        examples.unpersist()
+
+
+def _train(
+    spark: SparkSession,
+    data: str,
+    spec: DataSpec,
+    examples: DataFrame,
+    analyzers: list[BlockAnalyzer],
+    targets: list[str],
+    out_dir: Path | None,
+    models_dir: Path,
+    config: ModelConfig,
+    test_fraction: float,
+    validation_fraction: float,
+    name: str,
+    say: Progress,
+) -> SparkTrainingResult:
+    _first_problem(spark, data, examples)
+    n = examples.count()
+    if n < MIN_ROWS:
+        where = f" matching {dict(spec.where)}" if spec.where else ""
+        raise TrainingDataError(
+            f"{data}: {n} rows{where}; at least {MIN_ROWS} closed tickets are needed"
+        )
+    by_label = {r["label"]: int(r["count"]) for r in examples.groupBy("label").count().collect()}
+    if len(by_label) < 2:
+        raise TrainingDataError(
+            f"has only one class ({next(iter(by_label))!r}); at least two are needed",
+            column=spec.label_column,
+        )
+    present = [
+        t for t in targets if examples.filter(F.col(f"target_{t}").isNotNull()).limit(1).count()
+    ]
+    skipped = sorted(set(targets) - set(present))
+    for t in skipped:
+        say(f"target {t!r}: the export has no such column; not trained")
+
+    n_train = int(n * (1 - test_fraction))
+    n_fit = int(n_train * (1 - validation_fraction))
+    if not 0 < n_fit < n_train < n:
+        raise ValueError("the split left a window empty; use more data or other fractions")
+    say(
+        f"{n} closed tickets: fit {n_fit}, validation {n_train - n_fit}, test {n - n_train} "
+        "(time-ordered, on Spark)"
+    )
+    base = _ranked(spark, examples, ["created_us", "_id"])
+    window = (
+        F.when(F.col("rank") < n_fit, "fit")
+        .when(F.col("rank") < n_train, "validation")
+        .otherwise("test")
+    )
+    ranked = base.withColumn("window", window)
+    fit = ranked.filter(F.col("window") == "fit")
+    validation = ranked.filter(F.col("window") == "validation")
+    train = ranked.filter(F.col("window") != "test")
+    test = ranked.filter(F.col("window") == "test")
+
+    say("vocabularies and document frequencies (fit window, then fit + validation)")
+    vocab_fit = _vocabulary(fit, analyzers, config)
+    vocab_all = _vocabulary(train, analyzers, config)
+    say(f"{vocab_all.size} terms in {len(analyzers)} block(s) over {vocab_all.documents} tickets")
+    blocks = len(analyzers)
+    vec_fit, vec_all = _vectorizer(spark, vocab_fit), _vectorizer(spark, vocab_all)
+    persisted: list[DataFrame] = []
+
+    def keep(df: DataFrame) -> DataFrame:
+        df = df.persist(StorageLevel.MEMORY_AND_DISK)
+        persisted.append(df)
+        return df
+
+    x_fit = keep(_features(fit, vec_fit, blocks))
+    x_val = keep(_features(validation, vec_fit, blocks))
+    x_all = keep(_features(train, vec_all, blocks))
+    x_test = keep(_features(test, vec_all, blocks))
+    try:
+        chosen: dict[str, _Chosen] = {}
+        columns: dict[str, str] = {}
+        for target in ("priority", *present):
+            column = "label" if target == "priority" else f"target_{target}"
+            if target == "priority":
+                labels = sorted(by_label)
+                frames = (x_fit, x_val, x_all)
+            else:
+                merged, labels = _rare_merged(train, column, config.min_label_count)
+                frames = (
+                    x_fit.withColumn(column, merged),
+                    x_val.withColumn(column, merged),
+                    x_all.withColumn(column, merged),
+                )
+            fit_labels = {r[column] for r in frames[0].select(column).distinct().collect()}
+            if len(fit_labels) < 2 or len(labels) < 2:
+                say(f"{target}: fewer than two labels in the training window; not trained")
+                continue
+            chosen[target] = _choose(target, column, labels, *frames, config, say)
+            columns[target] = column
+
+        say("evaluating on the test window")
+        urgent = [u for u in spec.urgent_labels if u in chosen["priority"].labels]
+        test_metrics = {
+            t: _test_metrics(
+                c,
+                columns[t],
+                x_test
+                if t == "priority"
+                else x_test.withColumn(
+                    columns[t], _rare_merged(train, columns[t], config.min_label_count)[0]
+                ),
+                urgent if t == "priority" else [],
+            )
+            for t, c in chosen.items()
+        }
+        samples = _samples(chosen, x_test, Limits())
+    finally:
+        for df in persisted:
+            df.unpersist()
+    times = ranked.agg(F.min("created_us").alias("a"), F.max("created_us").alias("b")).collect()[0]
+    base.unpersist()
+
+    data_sha256 = _fingerprint(spark, data)
+    created = datetime.now(UTC)
+    version = f"{created:%Y%m%d.%H%M%S}-{data_sha256[:8]}"
+    if out_dir is None:
+        out_dir = models_dir / version
+    priority = chosen["priority"]
+    params: dict[str, Any] = {
+        "ngram_max": config.ngram_max,
+        "description_max_chars": config.description_max_chars,
+        "min_df": config.min_df,
+        **{f"{t}_{k}": v for t, c in chosen.items() for k, v in c.params.items()},
+        **{f"{t}_temperature": c.temperature for t, c in chosen.items()},
+        "engine": "spark",
+    }
+
+    def summary(metrics: dict[str, Any]) -> dict[str, Any]:
+        keys = ("macro_f1", "accuracy", "urgent_recall", "calibration_error", "auto_apply")
+        return {k: metrics[k] for k in keys}
+
+    metadata: dict[str, Any] = {
+        "name": name,
+        "version": version,
+        "created_at": created.isoformat(timespec="seconds"),
+        "format": MODEL_FORMAT,
+        "target": "priority",
+        "labels": priority.labels,
+        "urgent_labels": urgent,
+        "custom_fields": list(spec.field_columns),
+        "targets": {t: {"labels": c.labels, "bands": c.bands} for t, c in chosen.items()},
+        "training_data": {
+            "file": data.rstrip("/").rsplit("/", 1)[-1],
+            "sha256": data_sha256,
+            "rows": n,
+            "rows_by_label": dict(sorted(by_label.items())),
+            "first_created": datetime.fromtimestamp(times["a"] / 1e6, UTC).isoformat(),
+            "last_created": datetime.fromtimestamp(times["b"] / 1e6, UTC).isoformat(),
+            "spec": {
+                **spec.as_dict(),
+                "target_columns": {t: spec.target_columns[t] for t in present},
+            },
+            "skipped_targets": skipped,
+            "split": {
+                "method": "time-ordered",
+                "test_fraction": test_fraction,
+                "validation_fraction": validation_fraction,
+                "fit": n_fit,
+                "validation": n_train - n_fit,
+                "test": n - n_train,
+            },
+        },
+        "features": params,
+        "bands": priority.bands,
+        "metrics": {
+            "test": summary(test_metrics["priority"]),
+            "validation": {"macro_f1": priority.validation_macro_f1},
+            "targets": {t: summary(m) for t, m in test_metrics.items() if t != "priority"},
+        },
+        "libraries": _library_versions(),
+    }
+    report = {
+        "title": f"{name} {version}: test window (trained on Spark)",
+        "context": {
+            "data": f"{metadata['training_data']['file']} (sha256 {data_sha256[:12]}…), {n} rows",
+            "split": f"time-ordered: fit {n_fit}, validation {n_train - n_fit}, test {n - n_train}",
+            "chosen": ", ".join(f"{k}={v}" for k, v in params.items()),
+            "bands": f"high ≥ {priority.bands['high']:.3f}, "
+            f"medium ≥ {priority.bands['medium']:.3f}",
+        },
+        "model": test_metrics["priority"],
+        "targets": {
+            t: {"model": m, "baselines": {}} for t, m in test_metrics.items() if t != "priority"
+        },
+    }
+    say(f"writing the artifact to {out_dir}")
+    model_spec, weights = _export(analyzers, vocab_all, chosen)
+    write_artifact(out_dir, model_spec, weights, metadata, samples)
+    write_report(out_dir / "report", report)
+    if out_dir.parent.resolve() == models_dir.resolve():
+        from training.train import _point_latest
+
+        _point_latest(models_dir, out_dir)
+    say(f"test macro-F1 {test_metrics['priority']['macro_f1']:.3f}")
+    return SparkTrainingResult(out_dir, metadata, report)
