@@ -7,6 +7,7 @@ import csv
 import importlib
 import importlib.util
 import json
+import os
 import signal
 import sys
 import threading
@@ -21,6 +22,7 @@ from core.ports import DELIVERY_STATUSES
 from core.settings import Settings
 
 if TYPE_CHECKING:
+    from adapters.local.registry import DirectoryModelRegistry
     from adapters.local.sqlite_store import SQLiteTicketStore
     from core.ports import HelpdeskClient
     from training.data import DataSpec
@@ -335,6 +337,45 @@ def ensure_model(settings: Settings) -> Path:
     return train_model(dataset, models_dir=settings.models_dir, progress=_say).artifact_dir
 
 
+def _with_local_credentials(settings: Settings) -> Settings:
+    """With no agents and no API key configured, a first start creates both — an agent
+    `admin` with a random password and a random API key — in `credentials.json` beside the
+    database (owner-only), so that a newcomer can sign in and call the API at once. Configured
+    agents or a configured key always win, and the file is then left alone."""
+    if settings.agents or settings.api_key is not None:
+        return settings
+    from pydantic import SecretStr
+
+    path = settings.database.parent / "credentials.json"
+    if path.exists():
+        data = json.loads(path.read_text())
+    else:
+        import secrets
+
+        from adapters.local.auth import hash_password
+
+        password = secrets.token_urlsafe(12)
+        data = {
+            "agent": "admin",
+            "password": password,
+            "api_key": secrets.token_urlsafe(24),
+            "agents": {"admin": hash_password(password)},
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2)
+        _say(f"first start: created local credentials in {path}")
+    _say(
+        f"agents sign in at /agent as {data['agent']!r} with password {data['password']!r}; "
+        f"API clients send X-API-Key: {data['api_key']} (from {path}; set "
+        "TICKET_ENRICH_AGENTS / TICKET_ENRICH_API_KEY to use your own)"
+    )
+    return settings.model_copy(
+        update={"agents": data["agents"], "api_key": SecretStr(data["api_key"])}
+    )
+
+
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -351,7 +392,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         )
         if v is not None
     }
-    settings = settings.model_copy(update=updates)
+    settings = _with_local_credentials(settings.model_copy(update=updates))
     model_dir = ensure_model(settings)
     enricher = load_enricher(model_dir, limits=settings.limits, options=settings.enrich_options)
     helpdesk = _helpdesk(settings) if settings.deliver else None
@@ -445,6 +486,107 @@ def _cmd_outbox(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _registry(args: argparse.Namespace, settings: Settings) -> DirectoryModelRegistry:
+    from adapters.local.registry import DirectoryModelRegistry
+
+    return DirectoryModelRegistry(args.registry or settings.model_registry_dir)
+
+
+def _cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
+    from core.artifact import read_artifact
+    from core.drift import REFERENCE_FILE, Profile, Reference, drift
+    from core.ports import TicketQuery
+
+    model = Path(args.model) if args.model else settings.serving_model_dir
+    reference = Reference.from_dict(read_artifact(model).read_json(REFERENCE_FILE))
+    window = args.window or settings.drift_window
+    threshold = args.threshold or settings.drift_psi_threshold
+    current = Profile()
+    with _open_store(args, settings) as store:
+        for stored in store.list(TicketQuery(limit=window)).items:
+            current.add(reference.features(stored.ticket, stored.enrichment))
+    if current.tickets < settings.drift_min_tickets:
+        _say(
+            f"{current.tickets} recent tickets, fewer than {settings.drift_min_tickets}: "
+            "too few to judge drift"
+        )
+        sys.stdout.write(json.dumps({"tickets": current.tickets, "features": []}) + "\n")
+        return 0
+    report = drift(reference, current, threshold)
+    sys.stdout.write(
+        json.dumps(
+            {
+                "model": str(model),
+                "tickets": current.tickets,
+                "threshold": threshold,
+                "features": [d.as_dict() for d in report],
+            }
+        )
+        + "\n"
+    )
+    for d in report:
+        moved = ", ".join(f"{v} {r:.1%}→{c:.1%}" for v, r, c in d.movers)
+        _say(f"{'ALERT' if d.alert else 'ok':5} {d.feature:22} PSI {d.psi:.3f}  ({moved})")
+    alerts = [d.feature for d in report if d.alert]
+    if alerts:
+        _say(f"drift at or above PSI {threshold} in: {', '.join(alerts)}")
+        return 1
+    return 0
+
+
+def _cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
+    from training.data import PRESETS, DataSpec, load_dataset, vendored_data_path
+    from training.retrain import corrections_as_examples, retrain_model
+
+    data = Path(args.data) if args.data else vendored_data_path()
+    spec = _spec(args, DataSpec() if args.data else PRESETS["hadoop"])
+    dataset = load_dataset(data, spec)
+    corrections = []
+    if args.corrections_from is not None:
+        with _open_store(argparse.Namespace(database=args.corrections_from), settings) as store:
+            pairs = [
+                (store.get(c.ticket_id), c)
+                for c in store.corrections(limit=1_000_000)
+                if c.target == "priority"
+            ]
+        corrections = corrections_as_examples(pairs)
+    registry = _registry(args, settings)
+    decision = retrain_model(
+        dataset,
+        registry,
+        work_dir=Path(args.work_dir) if args.work_dir else settings.models_dir,
+        corrections=corrections,
+        tolerance=settings.promotion_tolerance if args.tolerance is None else args.tolerance,
+        progress=_say,
+    )
+    sys.stdout.write(json.dumps(decision.as_dict()) + "\n")
+    return 0
+
+
+def _cmd_registry(args: argparse.Namespace, settings: Settings) -> int:
+    registry = _registry(args, settings)
+    if args.action == "list":
+        for entry in registry.versions():
+            sys.stdout.write(json.dumps(entry.as_dict()) + "\n")
+        return 0
+    if args.action == "promote":
+        entry = registry.set_stage(
+            args.version, "production", {"promoted": True, "reason": "promoted by hand"}
+        )
+    else:
+        current = registry.production()
+        if current is None or current.parent is None:
+            raise TicketEnrichError("nothing to roll back to: no production version with a parent")
+        entry = registry.set_stage(
+            current.parent,
+            "production",
+            {"promoted": True, "reason": f"rolled back from {current.version}"},
+        )
+    _say(f"{entry.version} is now in production")
+    sys.stdout.write(json.dumps(entry.as_dict()) + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="ticket-enrich", description=__doc__)
@@ -530,6 +672,35 @@ def build_parser() -> argparse.ArgumentParser:
     for command in (listing, retry, purge):
         command.add_argument("--database", type=Path)
 
+    monitor = sub.add_parser(
+        "monitor", help="drift of recent tickets from the model's training data (exit 1: alert)"
+    )
+    monitor.add_argument("--database", type=Path)
+    monitor.add_argument("--model", type=Path, help="default: the served model")
+    monitor.add_argument("--window", type=int, help="recent tickets to profile")
+    monitor.add_argument("--threshold", type=float, help="PSI that alerts")
+
+    retrain = sub.add_parser(
+        "retrain", help="train a challenger, judge it against production, promote it or not"
+    )
+    retrain.add_argument("--data", help="closed tickets; default: the vendored Hadoop data")
+    retrain.add_argument(
+        "--corrections-from", type=Path, help="a local database whose agents' corrections to add"
+    )
+    retrain.add_argument("--registry", type=Path)
+    retrain.add_argument("--work-dir", help="where the challenger is trained")
+    retrain.add_argument("--tolerance", type=float)
+    _add_spec_options(retrain)
+
+    registry = sub.add_parser("registry", help="model versions, promotion and rollback")
+    registry_sub = registry.add_subparsers(dest="action", required=True)
+    listing = registry_sub.add_parser("list", help="every version as JSON lines")
+    promote = registry_sub.add_parser("promote", help="put a version in production")
+    promote.add_argument("version")
+    rollback = registry_sub.add_parser("rollback", help="put production's parent back")
+    for command in (listing, promote, rollback):
+        command.add_argument("--registry", type=Path)
+
     deploy = sub.add_parser("deploy", help="build and deploy to a cloud (or --dry-run)")
     targets = deploy.add_subparsers(dest="cloud", required=True)
     for cloud in _deploy_targets():
@@ -573,6 +744,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "deliver": _cmd_deliver,
         "outbox": _cmd_outbox,
         "deploy": _cmd_deploy,
+        "monitor": _cmd_monitor,
+        "retrain": _cmd_retrain,
+        "registry": _cmd_registry,
     }
     try:
         return commands[args.command](args, Settings())
