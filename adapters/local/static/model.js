@@ -79,8 +79,21 @@
     holder.append(el("p", {}, el("a", { href: "/model/report/report.md", text: "The report as Markdown" })));
   }
 
+  function quality(q) {
+    const holder = clear(document.getElementById("quality"));
+    if (!q.overall || !q.overall.tickets) {
+      holder.append(el("p", { class: "muted", text: "No corrections yet: the model's live quality shows here once agents correct or confirm tickets." }));
+      return;
+    }
+    const rows = [["all versions", q.overall], ...Object.entries(q.versions || {})];
+    holder.append(table(["model version", "corrected tickets", "agreement", "macro-F1", "urgent recall"],
+      rows.map(([version, m]) => [version, m.tickets, m.agreement, m.macro_f1, m.urgent_recall]), "quality-table"));
+  }
+
   async function load() {
-    const [model, rep] = await Promise.all([api("/model"), api("/model/report")]);
+    const [model, rep, live] = await Promise.all([api("/model"), api("/model/report"), api("/model/quality")]);
+    if (live.ok) quality(live.data);
+    else clear(document.getElementById("quality")).append(el("p", { class: "muted", text: "Live quality needs a store that keeps corrections." }));
     if (model.ok) summary(model.data);
     if (rep.ok) report(rep.data);
     else clear(document.getElementById("report")).append(el("p", { text: "This artifact has no evaluation report." }));

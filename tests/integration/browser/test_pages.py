@@ -245,6 +245,14 @@ def test_re_enriched_and_new_tickets_appear_live_and_filters_apply(
 def test_the_model_page_shows_version_data_and_the_report(
     browser: Browser, service: Service
 ) -> None:
+    stored = service.api.post(
+        "/tickets", json={"subject": "Quota exceeded", "description": "Jobs fail at submit"}
+    ).json()
+    confirmed = service.api.post(
+        f"/tickets/{stored['id']}/feedback",
+        json={"target": "priority", "label": stored["enrichment"]["priority"]["label"]},
+    )
+    assert confirmed.status_code == 201, confirmed.text
     context = browser.new_context(viewport=DESKTOP)
     try:
         page = context.new_page()
@@ -252,6 +260,9 @@ def test_the_model_page_shows_version_data_and_the_report(
         page.click("text=Model")
         page.wait_for_selector("body[data-ready=true]")
         model = service.api.get("/model").json()
+        quality = page.locator("#quality-table")
+        expect(quality).to_contain_text(model["version"])
+        expect(quality).to_contain_text("agreement")
         summary = page.locator("#model-summary")
         expect(summary).to_contain_text(model["version"])
         expect(summary).to_contain_text(model["training_data"]["file"])
