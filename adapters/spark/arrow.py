@@ -52,9 +52,14 @@ def rows_batch(rows: Sequence[dict[str, Any]]) -> pa.RecordBatch:
     return pa.RecordBatch.from_pylist(list(rows), schema=ROWS)
 
 
-def enriched_table(batch: pa.RecordBatch) -> pa.Table:
+def _table(rows: pa.RecordBatch | pa.Table) -> pa.Table:
+    return pa.Table.from_batches([rows]) if isinstance(rows, pa.RecordBatch) else rows
+
+
+def enriched_table(rows: pa.RecordBatch | pa.Table) -> pa.Table:
     """The enriched rows of a batch, with `created_at` as a timestamp."""
-    table = pa.Table.from_batches([batch]).filter(pc.is_null(batch.column("reason")))
+    table = _table(rows)
+    table = table.filter(pc.is_null(table.column("reason")))
     created = table.column("created_at_us").cast(CREATED_AT)
     columns = [
         created if name == "created_at_us" else table.column(name) for name in ENRICHED_COLUMNS
@@ -62,7 +67,8 @@ def enriched_table(batch: pa.RecordBatch) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=ENRICHED)
 
 
-def errors_table(batch: pa.RecordBatch) -> pa.Table:
+def errors_table(rows: pa.RecordBatch | pa.Table) -> pa.Table:
     """The rejected rows of a batch."""
-    table = pa.Table.from_batches([batch]).filter(pc.is_valid(batch.column("reason")))
+    table = _table(rows)
+    table = table.filter(pc.is_valid(table.column("reason")))
     return table.select(list(ERROR_COLUMNS)).cast(ERRORS)

@@ -1,7 +1,7 @@
 """The batch job in one process, for files that one machine handles: `--engine local`.
 
 It streams: records are read one at a time (CSV and JSONL line by line, Parquet a row group at
-a time), enriched, and written in batches of `BATCH_ROWS`, so memory does not grow with the
+a time), enriched, and written `WRITE_ROWS` at a time, so memory does not grow with the
 input. The output is what the Spark engine writes: Parquet partitioned by creation date, and
 the rejected records with their reason beside it.
 """
@@ -34,6 +34,9 @@ from core.enricher import Enricher
 from core.errors import TicketEnrichError
 
 BATCH_ROWS = 1000
+# Rows written at a time: each write adds one row group to every date it touches, and history
+# spreads over thousands of dates, so small writes mean tiny row groups and a bloated output.
+WRITE_ROWS = 25_000
 
 
 def _files(path: Path, fmt: str) -> list[Path]:
@@ -113,14 +116,22 @@ def run_local_batch(
     with pq.ParquetWriter(errors_dir / "part-0.parquet", ERRORS) as rejected:
 
         def enriched_batches() -> Iterator[pa.RecordBatch]:
+            # Rows become Arrow every BATCH_ROWS (compact), and are written WRITE_ROWS at a time.
             pending: list[dict[str, Any]] = []
+            batches: list[pa.RecordBatch] = []
+            queued = 0
             for output_row in _records(Path(input_path), fmt, mapper):
                 pending.append(output_row)
                 if len(pending) == BATCH_ROWS:
-                    yield from _split(rows_batch(pending), rejected, counts)
-                    pending = []
+                    batches.append(rows_batch(pending))
+                    queued, pending = queued + len(pending), []
+                    if queued >= WRITE_ROWS:
+                        yield from _split(pa.Table.from_batches(batches), rejected, counts)
+                        batches, queued = [], 0
             if pending:
-                yield from _split(rows_batch(pending), rejected, counts)
+                batches.append(rows_batch(pending))
+            if batches:
+                yield from _split(pa.Table.from_batches(batches), rejected, counts)
 
         pads.write_dataset(
             enriched_batches(),
@@ -131,18 +142,21 @@ def run_local_batch(
                 pa.schema([ENRICHED.field("created_date")]), flavor="hive"
             ),
             basename_template="part-{i}.parquet",
+            # One file per date as long as the dates fit (each open file costs a little memory).
+            max_open_files=8192,
+            max_partitions=1_000_000,
             existing_data_behavior="overwrite_or_ignore",
         )
     return BatchSummary(counts["enriched"], counts["rejected"], str(out), str(errors_dir))
 
 
 def _split(
-    batch: pa.RecordBatch, rejected: pq.ParquetWriter, counts: dict[str, int]
+    rows: pa.Table, rejected: pq.ParquetWriter, counts: dict[str, int]
 ) -> Iterator[pa.RecordBatch]:
-    bad = errors_table(batch)
+    bad = errors_table(rows)
     if bad.num_rows:
         rejected.write_table(bad)
         counts["rejected"] += bad.num_rows
-    good = enriched_table(batch)
+    good = enriched_table(rows)
     counts["enriched"] += good.num_rows
-    yield from good.to_batches()
+    yield from good.combine_chunks().to_batches()
