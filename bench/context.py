@@ -153,6 +153,8 @@ class RunSettings:
     coldstart_repeats: int = 7
     latency_passes: int = 5
     training_repeats: int = 1
+    # Tickets the Spark batch benchmark enriches with each engine (about 30 min each at 10^6).
+    spark_rows: int = 1_000_000
 
 
 @dataclass
