@@ -8,15 +8,21 @@ registry answers "why is this model serving?" without digging through logs.
 
 from __future__ import annotations
 
+import json
+import random
 import re
-from collections.abc import Mapping
+import shutil
+import tempfile
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from core.artifact import read_artifact
-from core.errors import RegistryError
+from core.errors import ArtifactError, RegistryError
 
 STAGES = ("candidate", "production", "archived")
 # A version names a folder or key prefix in every registry: no separators, no leading dot.
@@ -157,3 +163,144 @@ def apply_stage(
         result.append(e)
     assert moved is not None
     return result, moved
+
+
+def listed_files(checksums_raw: bytes, where: str) -> list[str]:
+    """The file names an artifact's checksums.json lists, refusing any that would leave the
+    version's folder (``where`` names the file in messages)."""
+    try:
+        checksums = json.loads(checksums_raw)
+    except ValueError:
+        raise ArtifactError(f"{where} is not valid JSON") from None
+    if not isinstance(checksums, dict) or not checksums:
+        raise ArtifactError(f"{where} lists no files")
+    names = [str(n) for n in checksums]
+    for name in names:
+        if not name or "/" in name or "\\" in name or name.startswith("."):
+            raise ArtifactError(f"{where} names an unsafe path {name!r}")
+    return names
+
+
+T = TypeVar("T")
+IndexChange = Callable[[list[ModelVersion]], tuple[list[ModelVersion] | None, T]]
+
+
+class ObjectStoreRegistry(ABC):
+    """`ModelRegistry` over an object store (S3, Cloud Storage, Blob Storage).
+
+    Layout: ``registry.json`` (the index, oldest entry first) and ``<version>/<file>`` for every
+    file the version's ``checksums.json`` lists. Registering uploads the files, downloads them
+    again and verifies them, and only then adds the entry, so a crash never leaves an entry
+    without its files. The index is read with a concurrency token (an ETag, a generation) and
+    written back only if it still holds, the change recomputed on a fresh copy otherwise, so two
+    jobs registering or promoting at once do not lose each other's entries. Subclasses provide
+    the store's primitives.
+    """
+
+    attempts = 8
+
+    @abstractmethod
+    def _read_index(self) -> tuple[list[ModelVersion], Any]:
+        """The entries and the index's concurrency token (the store's "absent" when none)."""
+
+    @abstractmethod
+    def _write_index(self, entries: list[ModelVersion], token: Any) -> bool:
+        """Replace the index if it still has ``token``; False if another writer won."""
+
+    @abstractmethod
+    def _upload(self, source: Path, version: str) -> None:
+        """Put a verified artifact's files under the version (claiming the version first)."""
+
+    @abstractmethod
+    def _download(self, version: str, dest: Path) -> None:
+        """The version's files into ``dest``."""
+
+    @abstractmethod
+    def _location(self, name: str) -> str:
+        """Where ``name`` lives in the store, for messages."""
+
+    def register(self, artifact_dir: Path, parent: str | None = None) -> ModelVersion:
+        """Upload a verified artifact as a candidate; a version already registered is
+        returned as it is."""
+        source = Path(artifact_dir)
+        version = str(read_artifact(source).metadata["version"])
+        if not VERSION_NAME.fullmatch(version):
+            raise RegistryError(f"version {version!r} cannot name a folder of the registry")
+        existing = self._find(self._read_index()[0], version)
+        if existing is not None:
+            return existing
+        self._upload(source, version)
+        with tempfile.TemporaryDirectory(prefix="registry-check-") as tmp:
+            self._download(version, Path(tmp))
+            entry = entry_for(Path(tmp), parent)  # verifies what the store now holds
+
+        def add(entries: list[ModelVersion]) -> tuple[list[ModelVersion] | None, ModelVersion]:
+            found = self._find(entries, version)
+            return (None, found) if found is not None else ([*entries, entry], entry)
+
+        return self._update(add)
+
+    def get(self, version: str) -> ModelVersion:
+        """The entry of a version."""
+        found = self._find(self._read_index()[0], version)
+        if found is None:
+            raise RegistryError(f"no registered model version {version!r}")
+        return found
+
+    def versions(self) -> list[ModelVersion]:
+        """Every entry, oldest first."""
+        return self._read_index()[0]
+
+    def production(self) -> ModelVersion | None:
+        """The version in production, if any."""
+        return next((e for e in self._read_index()[0] if e.stage == "production"), None)
+
+    def set_stage(
+        self, version: str, stage: str, decision: Mapping[str, Any] | None = None
+    ) -> ModelVersion:
+        """Move a version to a stage; promoting archives the current production version."""
+        return self._update(lambda entries: apply_stage(entries, version, stage, decision))
+
+    def fetch(self, version: str, dest: Path | None = None) -> Path:
+        """Download the version's artifact into ``dest`` (a new temporary directory when
+        None), verified; nothing unverified is left in ``dest``."""
+        self.get(version)
+        if dest is None:
+            target = Path(tempfile.mkdtemp(prefix=f"model-{version}-"))
+            try:
+                self._download(version, target)
+                read_artifact(target)
+            except BaseException:
+                shutil.rmtree(target, ignore_errors=True)
+                raise
+            return target
+        target = Path(dest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=target.parent))
+        try:
+            self._download(version, staging)
+            read_artifact(staging)
+            if target.exists():
+                shutil.copytree(staging, target, dirs_exist_ok=True)
+            else:
+                staging.rename(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return target
+
+    @staticmethod
+    def _find(entries: list[ModelVersion], version: str) -> ModelVersion | None:
+        return next((e for e in entries if e.version == version), None)
+
+    def _update(self, change: IndexChange[T]) -> T:
+        """Apply ``change`` to the index, again on a fresh copy whenever another writer wins."""
+        for attempt in range(self.attempts):
+            entries, token = self._read_index()
+            updated, result = change(entries)
+            if updated is None or self._write_index(updated, token):
+                return result
+            time.sleep(random.uniform(0, 0.05 * 2**attempt))  # let the winner's burst pass
+        raise RegistryError(
+            f"{self._location('registry.json')} kept changing during {self.attempts} attempts; "
+            "try again"
+        )

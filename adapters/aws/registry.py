@@ -20,34 +20,23 @@ time do not lose each other's entries.
 from __future__ import annotations
 
 import json
-import random
-import re
-import shutil
-import tempfile
-import time
-from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from core.artifact import CHECKSUMS_FILE, read_artifact
+from core.artifact import CHECKSUMS_FILE
 from core.errors import ArtifactError, RegistryError
-from core.registry import ModelVersion, apply_stage, entry_for
+from core.registry import ModelVersion, ObjectStoreRegistry, listed_files
 
 _INDEX = "registry.json"
-_ATTEMPTS = 8
 _CHUNK = 1024 * 1024
 # 412: the condition did not hold; 409: a concurrent conditional write to the same key.
 _CONFLICTS = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 _MISSING = {"NoSuchKey", "404"}
-_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-
-T = TypeVar("T")
-Change = Callable[[list[ModelVersion]], tuple[list[ModelVersion] | None, T]]
 
 
-class S3ModelRegistry:
+class S3ModelRegistry(ObjectStoreRegistry):
     """`core.registry.ModelRegistry` in an S3 bucket, under a key prefix."""
 
     def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
@@ -55,74 +44,8 @@ class S3ModelRegistry:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
 
-    def register(self, artifact_dir: Path, parent: str | None = None) -> ModelVersion:
-        """Upload a verified artifact as a candidate; a version already registered is
-        returned as it is."""
-        source = Path(artifact_dir)
-        version = str(read_artifact(source).metadata["version"])
-        if not _VERSION.fullmatch(version):
-            raise RegistryError(f"version {version!r} cannot name a folder of the registry")
-        existing = self._find(self._read_index()[0], version)
-        if existing is not None:
-            return existing
-        self._upload(source, version)
-        with tempfile.TemporaryDirectory(prefix="registry-check-") as tmp:
-            self._download(version, Path(tmp))
-            entry = entry_for(Path(tmp), parent)  # verifies what S3 now holds
-
-        def add(entries: list[ModelVersion]) -> tuple[list[ModelVersion] | None, ModelVersion]:
-            found = self._find(entries, version)
-            return (None, found) if found is not None else ([*entries, entry], entry)
-
-        return self._update(add)
-
-    def get(self, version: str) -> ModelVersion:
-        """The entry of a version."""
-        found = self._find(self._read_index()[0], version)
-        if found is None:
-            raise RegistryError(f"no registered model version {version!r}")
-        return found
-
-    def versions(self) -> list[ModelVersion]:
-        """Every entry, oldest first."""
-        return self._read_index()[0]
-
-    def production(self) -> ModelVersion | None:
-        """The version in production, if any."""
-        return next((e for e in self._read_index()[0] if e.stage == "production"), None)
-
-    def set_stage(
-        self, version: str, stage: str, decision: Mapping[str, Any] | None = None
-    ) -> ModelVersion:
-        """Move a version to a stage; promoting archives the current production version."""
-        return self._update(lambda entries: apply_stage(entries, version, stage, decision))
-
-    def fetch(self, version: str, dest: Path | None = None) -> Path:
-        """Download the version's artifact into ``dest`` (a new temporary directory when
-        None), verified; nothing unverified is left in ``dest``."""
-        self.get(version)
-        if dest is None:
-            target = Path(tempfile.mkdtemp(prefix=f"model-{version}-"))
-            try:
-                self._download(version, target)
-                read_artifact(target)
-            except BaseException:
-                shutil.rmtree(target, ignore_errors=True)
-                raise
-            return target
-        target = Path(dest)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=target.parent))
-        try:
-            self._download(version, staging)
-            read_artifact(staging)
-            if target.exists():
-                shutil.copytree(staging, target, dirs_exist_ok=True)
-            else:
-                staging.rename(target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return target
+    def _location(self, name: str) -> str:
+        return self._uri(name)
 
     # The index.
 
@@ -131,10 +54,6 @@ class S3ModelRegistry:
 
     def _uri(self, *parts: str) -> str:
         return f"s3://{self.bucket}/{self._key(*parts)}"
-
-    @staticmethod
-    def _find(entries: list[ModelVersion], version: str) -> ModelVersion | None:
-        return next((e for e in entries if e.version == version), None)
 
     def _read_index(self) -> tuple[list[ModelVersion], str | None]:
         """The entries and the index's ETag (None: there is no index yet)."""
@@ -174,23 +93,11 @@ class S3ModelRegistry:
             raise RegistryError(f"cannot write {self._uri(_INDEX)}: {exc}") from exc
         return True
 
-    def _update(self, change: Change[T]) -> T:
-        """Apply ``change`` to the index, again on a fresh copy whenever another writer wins."""
-        for attempt in range(_ATTEMPTS):
-            entries, etag = self._read_index()
-            updated, result = change(entries)
-            if updated is None or self._write_index(updated, etag):
-                return result
-            time.sleep(random.uniform(0, 0.05 * 2**attempt))  # let the winner's burst pass
-        raise RegistryError(
-            f"{self._uri(_INDEX)} kept changing during {_ATTEMPTS} attempts; try again"
-        )
-
     # Artifact files.
 
     def _upload(self, source: Path, version: str) -> None:
         checksums_raw = (source / CHECKSUMS_FILE).read_bytes()
-        names = _listed(checksums_raw, str(source / CHECKSUMS_FILE))
+        names = listed_files(checksums_raw, str(source / CHECKSUMS_FILE))
         self._claim(version, checksums_raw)
         for name in names:
             try:
@@ -237,7 +144,7 @@ class S3ModelRegistry:
     def _download(self, version: str, dest: Path) -> None:
         """The files that the stored checksums.json lists, and it, into ``dest``."""
         checksums_raw = self._read(version, CHECKSUMS_FILE)
-        for name in _listed(checksums_raw, self._uri(version, CHECKSUMS_FILE)):
+        for name in listed_files(checksums_raw, self._uri(version, CHECKSUMS_FILE)):
             try:
                 body = self._client.get_object(Bucket=self.bucket, Key=self._key(version, name))
                 with (dest / name).open("wb") as out:
@@ -250,18 +157,3 @@ class S3ModelRegistry:
 
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _listed(checksums_raw: bytes, where: str) -> list[str]:
-    """The file names checksums.json lists, refusing any that would leave the folder."""
-    try:
-        checksums = json.loads(checksums_raw)
-    except ValueError:
-        raise ArtifactError(f"{where} is not valid JSON") from None
-    if not isinstance(checksums, dict) or not checksums:
-        raise ArtifactError(f"{where} lists no files")
-    names = [str(n) for n in checksums]
-    for name in names:
-        if not name or "/" in name or "\\" in name or name.startswith("."):
-            raise ArtifactError(f"{where} names an unsafe path {name!r}")
-    return names
