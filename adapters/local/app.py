@@ -3,13 +3,11 @@
 # No `from __future__ import annotations`: FastAPI reads the endpoints' annotations at runtime,
 # and the page-size bound in them is a local of `create_app` that a string could not resolve.
 
-import json
 import logging
 import secrets
 import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request, Security
@@ -38,6 +36,7 @@ from core.errors import (
     TicketTooLarge,
 )
 from core.intake import submit_ticket
+from core.logs import JsonFormatter
 from core.ports import (
     Correction,
     FeedbackStore,
@@ -54,35 +53,9 @@ from core.settings import Settings
 
 _log = logging.getLogger(__name__)
 
-# Attributes every LogRecord has; anything else on a record came from `extra=` and is logged.
-_RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
-    "message",
-    "asctime",
-}
 _DEFAULT_PAGE_SIZE = 50
 _STORE_RETRY_AFTER_SECONDS = "5"
 _WORKER_STOP_SECONDS = 30.0
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and every `extra=` field."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        """Render the record as a single JSON line."""
-        entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        entry.update(
-            (key, value)
-            for key, value in record.__dict__.items()
-            if key not in _RECORD_ATTRS and not key.startswith("_")
-        )
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
 
 
 def _install_json_logging() -> None:

@@ -21,7 +21,6 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
-from core.artifact import read_artifact
 from core.drift import REFERENCE_FILE, Profile, Reference, drift
 from core.enricher import Enricher
 from core.errors import ArtifactError
@@ -89,7 +88,7 @@ class _StoreCollector(Collector):
 
 def _reference(enricher: Enricher) -> Reference | None:
     try:
-        return Reference.from_dict(read_artifact(enricher.artifact.path).read_json(REFERENCE_FILE))
+        return Reference.from_dict(enricher.artifact.read_json(REFERENCE_FILE))
     except ArtifactError:
         return None
 

@@ -19,9 +19,10 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from adapters.local.app import JsonFormatter, create_app
+from adapters.local.app import create_app
 from adapters.local.sqlite_store import SQLiteTicketStore
 from core import Enricher, load_enricher
+from core.logs import JsonFormatter
 from core.ports import StoredTicket, TicketPage, TicketQuery
 from core.settings import Settings
 
