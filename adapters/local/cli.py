@@ -703,12 +703,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     deploy = sub.add_parser("deploy", help="build and deploy to a cloud (or --dry-run)")
     targets = deploy.add_subparsers(dest="cloud", required=True)
-    for cloud in _deploy_targets():
+    for cloud in _cloud_modules("command"):
         module = importlib.import_module(f"deploy.{cloud}.command")
         target = targets.add_parser(cloud, help=module.HELP)
         target.add_argument(
             "--dry-run", action="store_true", help="build and print what would be created"
         )
+        module.add_arguments(target)
+
+    rollout = sub.add_parser(
+        "rollout", help="gradual rollout on a cloud: a share of traffic, then promote or roll back"
+    )
+    clouds = rollout.add_subparsers(dest="cloud", required=True)
+    for cloud in _cloud_modules("rollout"):
+        module = importlib.import_module(f"deploy.{cloud}.rollout")
+        target = clouds.add_parser(cloud, help=module.HELP)
         module.add_arguments(target)
     return parser
 
@@ -716,18 +725,24 @@ def build_parser() -> argparse.ArgumentParser:
 _CLOUDS = ("aws", "gcp", "azure")
 
 
-def _deploy_targets() -> list[str]:
-    """The clouds whose `deploy.<cloud>.command` module is installed."""
+def _cloud_modules(name: str) -> list[str]:
+    """The clouds whose `deploy.<cloud>.<name>` module is installed."""
     return [
         c
         for c in _CLOUDS
         if importlib.util.find_spec(f"deploy.{c}") is not None
-        and importlib.util.find_spec(f"deploy.{c}.command") is not None
+        and importlib.util.find_spec(f"deploy.{c}.{name}") is not None
     ]
 
 
 def _cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
     module = importlib.import_module(f"deploy.{args.cloud}.command")
+    result: int = module.run(args, settings)
+    return result
+
+
+def _cmd_rollout(args: argparse.Namespace, settings: Settings) -> int:
+    module = importlib.import_module(f"deploy.{args.cloud}.rollout")
     result: int = module.run(args, settings)
     return result
 
@@ -744,6 +759,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "deliver": _cmd_deliver,
         "outbox": _cmd_outbox,
         "deploy": _cmd_deploy,
+        "rollout": _cmd_rollout,
         "monitor": _cmd_monitor,
         "retrain": _cmd_retrain,
         "registry": _cmd_registry,
