@@ -100,6 +100,39 @@ class HelpdeskClient(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class HelpdeskOutcome:
+    """How a helpdesk holds a ticket it was sent: its status, whether it is closed, and the
+    priority it has, both as the helpdesk's own value and mapped back onto the product's labels.
+
+    ``labels`` holds every product label whose helpdesk priority is ``helpdesk_priority`` (the
+    inverse of the connector's field mapping): empty when none maps to it, more than one when
+    several do. Only a single label is a label; the rest is reported, never guessed.
+    """
+
+    ref: HelpdeskRef
+    status: str
+    closed: bool
+    helpdesk_priority: str | None
+    labels: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class OutcomeSource(Protocol):
+    """A helpdesk connector that can read back a ticket it created, to learn how it closed.
+
+    ``ticket_outcome`` raises `core.errors.HelpdeskUnavailable` for what a later attempt can fix
+    (timeouts, connection errors, 5xx, 408, 429) and another `core.errors.HelpdeskError` for what
+    it cannot (the ticket is gone, no permission, an answer without a status).
+    """
+
+    name: str
+
+    def ticket_outcome(self, ref: HelpdeskRef) -> HelpdeskOutcome:
+        """The helpdesk's current status and priority of the ticket at ``ref``."""
+        ...
+
+
 DELIVERY_STATUSES = ("pending", "retrying", "delivered", "dead")
 
 
@@ -242,6 +275,17 @@ class FeedbackStore(Protocol):
 
     def agreement(self, target: str, window: int) -> Agreement:
         """Agreement between agents and the model over the last ``window`` corrected tickets."""
+        ...
+
+
+@runtime_checkable
+class OutcomeStore(FeedbackStore, Protocol):
+    """A `FeedbackStore` that can record a label only where none exists yet, in one step, so
+    that a label read from the helpdesk never replaces one an agent gave meanwhile."""
+
+    def add_correction_once(self, correction: Correction) -> bool:
+        """Record the correction unless its ticket already has one for its target; return
+        whether it was recorded."""
         ...
 
 

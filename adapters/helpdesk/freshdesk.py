@@ -3,6 +3,10 @@
 Plain httpx rather than a client library (python-freshdesk): two endpoints are used, and the
 connector must control the timeout and map every status onto the product's errors itself.
 
+Outcomes: ``ticket_outcome`` reads ``GET /api/v2/tickets/{id}``; a ticket is closed once its
+status is 4 (resolved) or 5 (closed), and its ``priority`` (4 urgent … 1 low) maps back onto the
+product's labels.
+
 Idempotency: Freshdesk has no idempotency header, so the ticket carries a tag derived from the
 key (``te-<hash>``) and ``create_ticket`` first searches for a ticket with that tag. Freshdesk's
 search is eventually consistent: a retry within moments of a creation whose response was lost
@@ -21,13 +25,18 @@ from adapters.helpdesk.transport import (
     DEFAULT_TIMEOUT_SECONDS,
     build_client,
     first_hit,
+    get_json,
+    path_segment,
     post_json,
 )
-from core.errors import HelpdeskUnavailable
-from core.ports import HelpdeskRef, StoredTicket
+from core.errors import HelpdeskError, HelpdeskUnavailable
+from core.ports import HelpdeskOutcome, HelpdeskRef, StoredTicket
 
 SYSTEM = "freshdesk"
 _STATUS_OPEN = 2
+# Freshdesk's built-in statuses; an account may add its own, which are reported by number.
+STATUS_NAMES = {2: "open", 3: "pending", 4: "resolved", 5: "closed"}
+CLOSED_STATUSES = frozenset({4, 5})
 
 
 class FreshdeskClient:
@@ -105,6 +114,24 @@ class FreshdeskClient:
             error_message=_error_message,
         )
         return self._ref(body)
+
+    def ticket_outcome(self, ref: HelpdeskRef) -> HelpdeskOutcome:
+        """The ticket's status and priority: closed once resolved (4) or closed (5)."""
+        body = get_json(
+            self._http,
+            SYSTEM,
+            f"/api/v2/tickets/{path_segment(ref.id)}",
+            error_message=_error_message,
+        )
+        status = body.get("status") if isinstance(body, dict) else None
+        if not isinstance(status, int) or isinstance(status, bool):
+            raise HelpdeskError(f"{SYSTEM}: ticket {ref.id} was read without a status")
+        return self.mapping.outcome(
+            ref,
+            STATUS_NAMES.get(status, str(status)),
+            closed=status in CLOSED_STATUSES,
+            priority=body.get("priority"),
+        )
 
     def close(self) -> None:
         """Close the connection pool."""

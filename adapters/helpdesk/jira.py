@@ -9,6 +9,10 @@ Idempotency: Jira has no idempotency header, so the issue carries a label derive
 Jira's search index is eventually consistent: a retry within moments of a creation whose
 response was lost may not see it yet, so the outbox should not retry immediately.
 
+Outcomes: ``ticket_outcome`` reads ``GET /rest/api/2/issue/{key}?fields=status,priority``; an
+issue is closed once its status is in the ``done`` category (whatever the workflow names it), and
+its priority's name maps back onto the product's labels.
+
 ``search_path`` is ``/rest/api/2/search/jql`` on Jira Cloud (the older ``/rest/api/2/search``
 is withdrawn there) and ``/rest/api/2/search`` on Jira Data Center; both answer
 ``{"issues": [{"id", "key"}, ...]}``.
@@ -25,10 +29,12 @@ from adapters.helpdesk.transport import (
     DEFAULT_TIMEOUT_SECONDS,
     build_client,
     first_hit,
+    get_json,
+    path_segment,
     post_json,
 )
-from core.errors import HelpdeskUnavailable
-from core.ports import HelpdeskRef, StoredTicket
+from core.errors import HelpdeskError, HelpdeskUnavailable
+from core.ports import HelpdeskOutcome, HelpdeskRef, StoredTicket
 
 SYSTEM = "jira"
 CLOUD_SEARCH_PATH = "/rest/api/2/search/jql"
@@ -111,6 +117,29 @@ class JiraClient:
             error_message=_error_message,
         )
         return self._ref(body)
+
+    def ticket_outcome(self, ref: HelpdeskRef) -> HelpdeskOutcome:
+        """The issue's status and priority: closed once its status is in the done category."""
+        body = get_json(
+            self._http,
+            SYSTEM,
+            f"/rest/api/2/issue/{path_segment(ref.id)}",
+            params={"fields": "status,priority"},
+            error_message=_error_message,
+        )
+        fields = body.get("fields") if isinstance(body, dict) else None
+        status = fields.get("status") if isinstance(fields, dict) else None
+        name = status.get("name") if isinstance(status, dict) else None
+        if not isinstance(fields, dict) or not isinstance(name, str):
+            raise HelpdeskError(f"{SYSTEM}: issue {ref.id} was read without a status")
+        category = status.get("statusCategory") if isinstance(status, dict) else None
+        priority = fields.get("priority")
+        return self.mapping.outcome(
+            ref,
+            name,
+            closed=isinstance(category, dict) and category.get("key") == "done",
+            priority=priority.get("name") if isinstance(priority, dict) else None,
+        )
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.ports import StoredTicket
+from core.ports import HelpdeskOutcome, HelpdeskRef, StoredTicket
 
 PriorityValue = str | int
 
@@ -89,6 +89,30 @@ class FieldMapping:
         if isinstance(label, str) and label in self.priorities:
             return self.priorities[label]
         return self.default_priority
+
+    def labels_for(self, value: Any) -> tuple[str, ...]:
+        """Every label whose helpdesk priority is ``value``: the inverse of `priorities`.
+
+        Values compare as text without regard to case, since helpdesks answer with their own
+        types (RT's priority 90 comes back as ``"90"``). Empty when no label maps to ``value``;
+        more than one when several do, which only the caller can settle.
+        """
+        if value is None or isinstance(value, bool):
+            return ()
+        key = _priority_key(value)
+        return tuple(label for label, v in self.priorities.items() if _priority_key(v) == key)
+
+    def outcome(
+        self, ref: HelpdeskRef, status: str, *, closed: bool, priority: Any
+    ) -> HelpdeskOutcome:
+        """A ticket read back from the helpdesk, its priority mapped back onto labels."""
+        return HelpdeskOutcome(
+            ref=ref,
+            status=status,
+            closed=closed,
+            helpdesk_priority=None if priority is None else str(priority),
+            labels=self.labels_for(priority),
+        )
 
     def custom_fields(self, enrichment: Mapping[str, Any]) -> dict[str, Any]:
         """Custom-field id → value for the configured fields that the enrichment has."""
@@ -208,6 +232,10 @@ def _get(data: Mapping[str, Any], outer: str, inner: str) -> Any:
 
 def _fmt(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def _priority_key(value: Any) -> str:
+    return str(value).strip().casefold()
 
 
 def _tag(value: str) -> str:

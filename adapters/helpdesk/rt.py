@@ -4,6 +4,11 @@ Plain httpx rather than the ``rt`` package: two endpoints are used, and the conn
 control the timeout and map every status (with ``Retry-After``) onto the product's errors,
 which the package's own exception classes would only stand between.
 
+Outcomes: ``ticket_outcome`` reads ``GET /REST/2.0/ticket/{id}``; a ticket is closed once its
+``Status`` is ``resolved``, and its ``Priority`` (the number the connector set, or the one an
+agent changed it to) maps back onto the product's labels. ``rejected`` and ``deleted`` tickets
+say nothing about the priority they deserved, so they count as not closed.
+
 Idempotency: RT has no idempotency header, so the ticket carries a token derived from the key
 (``te-<hash>``), in the custom field ``key_field`` when one is configured (it must exist and
 apply to the queue) or else at the end of the subject, and ``create_ticket`` first searches
@@ -22,12 +27,15 @@ from adapters.helpdesk.transport import (
     DEFAULT_TIMEOUT_SECONDS,
     build_client,
     first_hit,
+    get_json,
+    path_segment,
     post_json,
 )
-from core.errors import HelpdeskUnavailable
-from core.ports import HelpdeskRef, StoredTicket
+from core.errors import HelpdeskError, HelpdeskUnavailable
+from core.ports import HelpdeskOutcome, HelpdeskRef, StoredTicket
 
 SYSTEM = "rt"
+CLOSED_STATUSES = frozenset({"resolved"})
 
 
 class RTClient:
@@ -113,6 +121,21 @@ class RTClient:
             error_message=_error_message,
         )
         return self._ref(body)
+
+    def ticket_outcome(self, ref: HelpdeskRef) -> HelpdeskOutcome:
+        """The ticket's status and priority: closed once resolved."""
+        body = get_json(
+            self._http,
+            SYSTEM,
+            f"/REST/2.0/ticket/{path_segment(ref.id)}",
+            error_message=_error_message,
+        )
+        status = body.get("Status") if isinstance(body, dict) else None
+        if not isinstance(status, str):
+            raise HelpdeskError(f"{SYSTEM}: ticket {ref.id} was read without a Status")
+        return self.mapping.outcome(
+            ref, status, closed=status in CLOSED_STATUSES, priority=body.get("Priority")
+        )
 
     def close(self) -> None:
         """Close the connection pool."""

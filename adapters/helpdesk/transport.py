@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -130,3 +131,21 @@ def post_json(
     """POST a JSON payload and return the JSON the helpdesk answered with."""
     response = send(client, system, "POST", path, json=payload, error_message=error_message)
     return json_body(response, system)
+
+
+def get_json(
+    client: httpx.Client,
+    system: str,
+    path: str,
+    *,
+    error_message: ErrorMessage,
+    params: dict[str, Any] | None = None,
+) -> Any:
+    """GET a path and return the JSON the helpdesk answered with."""
+    response = send(client, system, "GET", path, params=params, error_message=error_message)
+    return json_body(response, system)
+
+
+def path_segment(value: str) -> str:
+    """A ticket id made safe to put in a URL path as one segment."""
+    return quote(value, safe="")

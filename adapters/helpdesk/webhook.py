@@ -4,6 +4,11 @@ Each request carries ``X-Ticket-Enrich-Timestamp`` (Unix seconds), ``X-Ticket-En
 sha256=<hex HMAC-SHA256 of "{timestamp}.{body}">`` keyed with the shared secret, and
 ``Idempotency-Key``, the same on every retry of one ticket. A receiver checks the signature with
 `verify_signature` and answers a repeated key with the ticket it created the first time.
+
+The webhook only pushes: there is no API to read a ticket back, so it is not an
+`core.ports.OutcomeSource` and ``ticket-enrich outcomes`` refuses it. A receiver that wants its
+closed tickets to become labels could later call back with the final priority, as agents'
+corrections do (``POST /tickets/{id}/feedback``).
 """
 
 from __future__ import annotations

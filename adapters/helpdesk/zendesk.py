@@ -4,6 +4,10 @@ Plain httpx rather than a client library (zenpy): one endpoint is used, and the 
 control the timeout, send the ``Idempotency-Key`` header and map every status onto the
 product's errors itself, which a wrapper would only hide behind its own exceptions.
 
+Outcomes: ``ticket_outcome`` reads ``GET /api/v2/tickets/{id}``; a ticket is closed once its
+status is ``solved`` or ``closed``, and its ``priority`` (urgent, high, normal, low or none) maps
+back onto the product's labels.
+
 Idempotency: Zendesk keeps the response of a ticket creation under its ``Idempotency-Key``
 header for two hours and returns it again for a repeated key, so a retry gets the first ticket.
 """
@@ -15,11 +19,19 @@ from typing import Any
 import httpx
 
 from adapters.helpdesk.mapping import FieldMapping, requester_of, subject_of
-from adapters.helpdesk.transport import DEFAULT_TIMEOUT_SECONDS, build_client, json_body, send
-from core.errors import HelpdeskUnavailable
-from core.ports import HelpdeskRef, StoredTicket
+from adapters.helpdesk.transport import (
+    DEFAULT_TIMEOUT_SECONDS,
+    build_client,
+    get_json,
+    json_body,
+    path_segment,
+    send,
+)
+from core.errors import HelpdeskError, HelpdeskUnavailable
+from core.ports import HelpdeskOutcome, HelpdeskRef, StoredTicket
 
 SYSTEM = "zendesk"
+CLOSED_STATUSES = frozenset({"solved", "closed"})
 
 
 class ZendeskClient:
@@ -84,6 +96,22 @@ class ZendeskClient:
         except (KeyError, TypeError) as exc:
             raise HelpdeskUnavailable(f"{SYSTEM}: response without ticket.id") from exc
         return HelpdeskRef(SYSTEM, ticket_id, f"{self.base_url}/agent/tickets/{ticket_id}")
+
+    def ticket_outcome(self, ref: HelpdeskRef) -> HelpdeskOutcome:
+        """The ticket's status and priority: closed once solved or closed."""
+        body = get_json(
+            self._http,
+            SYSTEM,
+            f"/api/v2/tickets/{path_segment(ref.id)}",
+            error_message=_error_message,
+        )
+        ticket = body.get("ticket") if isinstance(body, dict) else None
+        status = ticket.get("status") if isinstance(ticket, dict) else None
+        if not isinstance(ticket, dict) or not isinstance(status, str):
+            raise HelpdeskError(f"{SYSTEM}: ticket {ref.id} was read without a status")
+        return self.mapping.outcome(
+            ref, status, closed=status in CLOSED_STATUSES, priority=ticket.get("priority")
+        )
 
     def close(self) -> None:
         """Close the connection pool."""

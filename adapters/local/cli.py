@@ -486,6 +486,31 @@ def _cmd_outbox(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_outcomes(args: argparse.Namespace, settings: Settings) -> int:
+    from core.artifact import read_artifact
+    from core.outcomes import collect_outcomes
+
+    model = Path(args.model) if args.model else settings.serving_model_dir
+    # Only labels the served model predicts are recorded; without a model, any mapped label is.
+    labels = read_artifact(model).metadata.get("labels") if model.exists() else None
+    client = _helpdesk(settings)
+    try:
+        with _open_store(args, settings) as store:
+            report = collect_outcomes(store, store, client, store, labels=labels)
+    finally:
+        client.close()
+    sys.stdout.write(json.dumps(report.as_dict()) + "\n")
+    _say(
+        f"{report.asked} asked: {len(report.recorded)} closed tickets labelled, "
+        f"{len(report.still_open)} still open, {len(report.unmapped)} with a priority that maps "
+        f"to no label, {len(report.failed)} failed; {report.already_labelled} already labelled"
+    )
+    if report.stopped is not None:
+        _say(f"stopped, the rest is asked on the next run: {report.stopped}")
+        return 1
+    return 0
+
+
 def _registry(args: argparse.Namespace, settings: Settings) -> DirectoryModelRegistry:
     from adapters.local.registry import DirectoryModelRegistry
 
@@ -692,6 +717,19 @@ def build_parser() -> argparse.ArgumentParser:
     retrain.add_argument("--tolerance", type=float)
     _add_spec_options(retrain)
 
+    outcomes = sub.add_parser(
+        "outcomes",
+        help="label delivered tickets with the priority they closed with in the helpdesk",
+        description="Ask the configured helpdesk about every delivered ticket that has no "
+        "priority label yet, and record the final priority of each closed one as a correction "
+        "by helpdesk:<system>. Prints a JSON summary; exits 1 when the helpdesk was unavailable "
+        "and the run stopped early.",
+    )
+    outcomes.add_argument("--database", type=Path)
+    outcomes.add_argument(
+        "--model", type=Path, help="whose labels may be recorded; default: the served model"
+    )
+
     registry = sub.add_parser("registry", help="model versions, promotion and rollback")
     registry_sub = registry.add_subparsers(dest="action", required=True)
     listing = registry_sub.add_parser("list", help="every version as JSON lines")
@@ -763,6 +801,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "monitor": _cmd_monitor,
         "retrain": _cmd_retrain,
         "registry": _cmd_registry,
+        "outcomes": _cmd_outcomes,
     }
     try:
         return commands[args.command](args, Settings())

@@ -472,6 +472,40 @@ class SQLiteTicketStore:
             ) from exc
         return correction
 
+    def add_correction_once(self, correction: Correction) -> bool:
+        """Record the correction unless its ticket already has one for its target (checked and
+        written in one transaction, so an agent's correction stored meanwhile is never
+        superseded); return whether it was recorded. Raises `core.errors.TicketNotFound` for an
+        unknown ticket."""
+        try:
+            with self._lock, self._transaction():
+                exists = self._conn.execute(
+                    "SELECT 1 FROM tickets WHERE id = ?", (correction.ticket_id,)
+                ).fetchone()
+                if exists is None:
+                    raise TicketNotFound(correction.ticket_id)
+                cursor = self._conn.execute(
+                    f"INSERT INTO feedback ({_FEEDBACK_COLUMNS})"
+                    " SELECT ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS"
+                    " (SELECT 1 FROM feedback WHERE ticket_id = ? AND target = ?)",
+                    (
+                        correction.ticket_id,
+                        correction.target,
+                        correction.label,
+                        correction.predicted,
+                        correction.agent,
+                        correction.model_version,
+                        correction.corrected_at,
+                        correction.ticket_id,
+                        correction.target,
+                    ),
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"cannot store the correction of {correction.ticket_id}: {exc}"
+            ) from exc
+        return cursor.rowcount == 1
+
     def corrections(self, ticket_id: str | None = None, limit: int = 100) -> _Corrections:
         """The latest correction per ticket and target, newest first; of one ticket if given."""
         if limit < 0:
