@@ -5,6 +5,8 @@
 - ``on_ticket_written``: Eventarc, ``google.firebase.database.ref.v1.written`` on
   ``/tickets/{ticketId}``.
 - ``drain_outbox``: HTTP, called by Cloud Scheduler; delivers the due helpdesk deliveries.
+- ``retrain_on_upload`` and ``retrain_on_schedule``: retraining (`adapters.gcp.retrain`), deployed
+  from their own source, which has the training stack; importing them here loads no part of it.
 
 An exception makes the Functions Framework answer 500, so Eventarc retries the event: that is
 what a store outage gets. An invalid ticket is answered 200 after its error is written back.
@@ -21,10 +23,19 @@ import functions_framework
 from adapters.gcp import bootstrap
 from adapters.gcp.events import database_event, firestore_event
 from adapters.gcp.intake import take_in
+from adapters.gcp.retrain import retrain_on_schedule, retrain_on_upload
 
 if TYPE_CHECKING:
     import flask
     from cloudevents.http import CloudEvent
+
+__all__ = [
+    "drain_outbox",
+    "on_ticket_created",
+    "on_ticket_written",
+    "retrain_on_schedule",
+    "retrain_on_upload",
+]
 
 _log = logging.getLogger(__name__)
 
