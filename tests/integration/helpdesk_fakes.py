@@ -5,6 +5,10 @@ every request, and can be told to fail its next ticket creation in the ways real
 429 with Retry-After, 5xx, a response slower than the client's timeout, or a connection dropped
 after the request was received (the ticket is created in both of the last two, as happens when
 only the response is lost).
+
+They also answer a read of one ticket (``GET``) as the real APIs do, so that the connectors can
+learn how a ticket closed; `settle` plays the agent who closes it (status and priority), and
+`fail_next_read` fails the next reads the same ways.
 """
 
 from __future__ import annotations
@@ -48,12 +52,21 @@ class FakeHelpdesk:
         self.tickets: list[dict[str, Any]] = []
         self.requests: list[Request] = []
         self.failures: list[str] = []
+        self.read_failures: list[str] = []
         self.release = threading.Event()
         self.lock = threading.Lock()
 
     def fail_next_create(self, *failures: str) -> None:
         """Fail the next creations with "429", "500", "503-date", "slow" or "drop"."""
         self.failures.extend(failures)
+
+    def fail_next_read(self, *failures: str) -> None:
+        """Fail the next GET requests with "429", "500" or "503-date" ("pass" lets one through)."""
+        self.read_failures.extend(failures)
+
+    def settle(self, ticket_id: str, **fields: Any) -> None:
+        """Change a created ticket as an agent would (status, priority); subclasses say how."""
+        raise NotImplementedError
 
     def creates(self) -> list[Request]:
         return [r for r in self.requests if r.method == "POST"]
@@ -71,6 +84,8 @@ class FakeHelpdesk:
             if not self.authorised(request):
                 return self.unauthorised(), False
             failure = self.failures.pop(0) if request.method == "POST" and self.failures else None
+            if request.method == "GET" and self.read_failures:
+                failure = self.read_failures.pop(0)
             if failure == "429":
                 return Reply(429, {"error": "rate limited"}, {"Retry-After": "7"}), False
             if failure == "500":
@@ -110,7 +125,18 @@ class FakeZendesk(FakeHelpdesk):
     def authorised(self, request: Request) -> bool:
         return request.headers.get("authorization") == basic_auth(f"{self.EMAIL}/token", self.TOKEN)
 
+    def settle(self, ticket_id: str, **fields: Any) -> None:
+        """``status`` (new, open, pending, hold, solved, closed) and ``priority``."""
+        with self.lock:
+            next(t for t in self.tickets if str(t["id"]) == ticket_id).update(fields)
+
     def answer(self, request: Request) -> Reply:
+        read = re.fullmatch(r"/api/v2/tickets/(\d+)(?:\.json)?", request.path)
+        if request.method == "GET" and read is not None:
+            found = [t for t in self.tickets if str(t["id"]) == read.group(1)]
+            if not found:
+                return Reply(404, {"error": "RecordNotFound", "description": "Not found"})
+            return Reply(200, {"ticket": found[0]})
         if (request.method, request.path) != ("POST", "/api/v2/tickets.json"):
             return Reply(404, {"error": "InvalidEndpoint"})
         key = request.headers.get("idempotency-key")
@@ -184,7 +210,18 @@ class FakeFreshdesk(FakeHelpdesk):
             },
         )
 
+    def settle(self, ticket_id: str, **fields: Any) -> None:
+        """``status`` (2 open, 3 pending, 4 resolved, 5 closed) and ``priority`` (1–4)."""
+        with self.lock:
+            next(t for t in self.tickets if str(t["id"]) == ticket_id).update(fields)
+
     def answer(self, request: Request) -> Reply:
+        read = re.fullmatch(r"/api/v2/tickets/(\d+)", request.path)
+        if request.method == "GET" and read is not None:
+            found = [t for t in self.tickets if str(t["id"]) == read.group(1)]
+            if not found:
+                return Reply(404, {"code": "resource_not_found", "message": "Not found"})
+            return Reply(200, found[0])
         if (request.method, request.path) == ("GET", "/api/v2/search/tickets"):
             match = self._TAG_QUERY.match(request.query.get("query", ""))
             if match is None:
@@ -252,6 +289,15 @@ class FakeFreshdesk(FakeHelpdesk):
         return Reply(201, stored, {"Location": f"{self.base_url}/api/v2/tickets/{ticket_id}"})
 
 
+# Jira's status categories (new, indeterminate, done) of the statuses the fake's workflow has.
+_JIRA_CATEGORIES = {
+    "To Do": "new",
+    "In Progress": "indeterminate",
+    "Done": "done",
+    "Resolved": "done",
+}
+
+
 class FakeJira(FakeHelpdesk):
     """``POST /rest/api/2/issue`` and ``GET /rest/api/2/search/jql`` with a labels JQL clause."""
 
@@ -273,7 +319,34 @@ class FakeJira(FakeHelpdesk):
             },
         )
 
+    def settle(self, ticket_id: str, **fields: Any) -> None:
+        """``status`` (To Do, In Progress, Done or Resolved) and ``priority``."""
+        with self.lock:
+            issue = next(i for i in self.tickets if ticket_id in (i["key"], i["id"]))
+            if "status" in fields:
+                issue["status"] = fields["status"]
+            if "priority" in fields:
+                issue["fields"]["priority"] = {"name": fields["priority"]}
+
     def answer(self, request: Request) -> Reply:
+        read = re.fullmatch(r"/rest/api/2/issue/([^/]+)", request.path)
+        if request.method == "GET" and read is not None:
+            found = [i for i in self.tickets if read.group(1) in (i["key"], i["id"])]
+            if not found:
+                message = "Issue does not exist or you do not have permission to see it."
+                return Reply(404, {"errorMessages": [message], "errors": {}})
+            issue = found[0]
+            status = issue.get("status", "To Do")
+            every = {
+                "status": {
+                    "name": status,
+                    "statusCategory": {"key": _JIRA_CATEGORIES[status], "name": status},
+                },
+                "priority": issue["fields"].get("priority"),
+            }
+            wanted = request.query.get("fields")
+            fields = {k: v for k, v in every.items() if wanted is None or k in wanted.split(",")}
+            return Reply(200, {"id": issue["id"], "key": issue["key"], "fields": fields})
         if (request.method, request.path) == ("GET", "/rest/api/2/search/jql"):
             match = self._LABEL_JQL.match(request.query.get("jql", ""))
             if match is None:
