@@ -1,0 +1,1 @@
+../../../../adapters/__init__.py
