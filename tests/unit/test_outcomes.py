@@ -23,6 +23,7 @@ from core.ports import (
     StoredTicket,
 )
 from tests.unit.fakes import FakeHelpdeskClient, FakeOutbox
+from training.retrain import corrections_as_examples
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 LABELS = ("low", "normal", "urgent")
@@ -346,3 +347,18 @@ def test_the_sqlite_store_records_a_label_once_and_never_over_an_agents(tmp_path
         }
         with pytest.raises(TicketEnrichError, match="no ticket with id 'zz'"):
             store.add_correction_once(replace(helpdesk, ticket_id="zz"))
+
+
+def test_labels_from_the_helpdesk_are_training_examples_for_retrain(world: World) -> None:
+    world.helpdesk.set(world.deliver("a", predicted="normal"), "solved", True, "urgent")
+    world.collect()
+
+    # As `ticket-enrich retrain --corrections-from` reads the store.
+    pairs = [
+        (world.outbox.store.get(c.ticket_id), c)
+        for c in world.feedback.corrections(limit=1_000_000)
+        if c.target == "priority"
+    ]
+    [example] = corrections_as_examples(pairs)
+
+    assert example.label == "urgent" and example.doc["subject"] == "ticket a"
