@@ -1,6 +1,6 @@
 """The Azure Functions app (Python v2 programming model): HTTP triggers that take tickets in and
-read them back, and a timer that drains the helpdesk outbox. The handlers live in
-`functions.py`."""
+read them back, a timer that drains the helpdesk outbox, and an Event Grid trigger that starts
+retraining when a closed-ticket export lands. The handlers live in `functions.py`."""
 
 from __future__ import annotations
 
@@ -31,3 +31,12 @@ def get_ticket(req: func.HttpRequest) -> func.HttpResponse:
 def drain_outbox(timer: func.TimerRequest) -> None:
     """Deliver what is due in the outbox; the next tick retries what failed."""
     handlers.drain(handlers.runtime())
+
+
+# A closed-ticket export landed (Event Grid's BlobCreated, subscribed for the closed-tickets
+# container): submit the Azure ML retraining job for it. No blob is read here, and no model.
+@app.function_name("retrain_on_export")
+@app.event_grid_trigger(arg_name="event")
+def retrain_on_export(event: func.EventGridEvent) -> None:
+    """Submit the retraining job for the export, once per blob version."""
+    handlers.submit_retrain(event, handlers.retrain_submitter())

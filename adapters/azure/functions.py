@@ -1,19 +1,24 @@
-"""The Azure Functions front's handlers: HTTP in, `core.intake.submit_ticket`, HTTP out; and
-the outbox drain. `function_app.py` registers them with the Functions host.
+"""The Azure Functions front's handlers: HTTP in, `core.intake.submit_ticket`, HTTP out; the
+outbox drain; and the retraining trigger (a closed-ticket export landed in Blob Storage → the
+Azure ML retraining job submitted for it). `function_app.py` registers them with the Functions
+host.
 
-Everything is built once per worker process by `runtime()`, on the first invocation, never at
-import: the settings, the enricher (the model in this process, or the online endpoint), the
-Table Storage store that is also the outbox, and the helpdesk client.
+Everything is built once per worker process, on the first invocation, never at import:
+`runtime()` builds the settings, the enricher (the model in this process, or the online
+endpoint), the Table Storage store that is also the outbox, and the helpdesk client;
+`retrain_submitter()` builds only the Azure ML client, so the trigger loads no model.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import azure.functions as func
@@ -227,3 +232,112 @@ def drain(rt: FunctionsRuntime, *, clock: Callable[[], float] = time.monotonic) 
         },
     )
     return total
+
+
+# Where `ticket-enrich deploy azure` stages the retraining job in the Functions app: the job
+# definition, its environment and the code it runs, beside function_app.py.
+STAGED_RETRAIN_JOB = Path(__file__).resolve().parents[2] / "retrain" / "retrain-job.yml"
+_BLOB_CREATED = "Microsoft.Storage.BlobCreated"
+
+
+@dataclass
+class RetrainSubmitter:
+    """What the retraining trigger needs: the settings, an `azure.ai.ml.MLClient` (or a test
+    double: no Azure ML emulator exists) and the staged job definition."""
+
+    settings: AzureSettings
+    client: Any
+    job_file: Path = STAGED_RETRAIN_JOB
+
+
+@functools.cache
+def retrain_submitter() -> RetrainSubmitter:
+    """The worker's Azure ML client, built on the first export that lands."""
+    from adapters.azure.logs import install_json_logging
+
+    install_json_logging()
+    settings = AzureSettings()
+    where = {
+        "TICKET_ENRICH_AZURE_SUBSCRIPTION_ID": settings.azure_subscription_id,
+        "TICKET_ENRICH_AZURE_RESOURCE_GROUP": settings.azure_resource_group,
+        "TICKET_ENRICH_AZURE_ML_WORKSPACE": settings.azure_ml_workspace,
+    }
+    missing = [name for name, value in where.items() if not value]
+    if missing:
+        raise TicketEnrichError(f"the retraining trigger needs {', '.join(missing)}")
+    from azure.ai.ml import MLClient
+    from azure.identity import DefaultAzureCredential
+
+    client = MLClient(
+        DefaultAzureCredential(),
+        settings.azure_subscription_id,
+        settings.azure_resource_group,
+        settings.azure_ml_workspace,
+    )
+    return RetrainSubmitter(settings, client)
+
+
+def retrain_job_name(url: str, etag: str) -> str:
+    """One job name per version of an export: the same event delivered twice names the same
+    job; the same blob uploaded again (a new ETag) names a new one."""
+    return "retrain-" + hashlib.sha256(f"{url}\n{etag}".encode()).hexdigest()[:24]
+
+
+def _container_of(subject: str) -> str | None:
+    # Subjects read /blobServices/default/containers/<container>/blobs/<name>.
+    parts = subject.split("/")
+    return parts[4] if len(parts) > 5 and parts[3] == "containers" else None
+
+
+def _job_exists(jobs: Any, name: str) -> bool:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        jobs.get(name)
+    except ResourceNotFoundError:
+        return False
+    return True
+
+
+def submit_retrain(event: func.EventGridEvent, submitter: RetrainSubmitter) -> str | None:
+    """An export landed in the closed-tickets container: submit the retraining job with the
+    blob's URL as its input, once per blob version; the job's name if one was submitted or
+    found. Any other event is ignored. A failure raises, so that Event Grid delivers again."""
+    from azure.core.exceptions import HttpResponseError
+
+    container = _container_of(event.subject)
+    wanted = submitter.settings.azure_closed_tickets_container
+    data = event.get_json()
+    if event.event_type != _BLOB_CREATED or container != wanted or not data.get("contentLength"):
+        _log.info(
+            "event ignored",
+            extra={"event_id": event.id, "type": event.event_type, "subject": event.subject},
+        )
+        return None
+    url, etag = str(data["url"]), str(data["eTag"])
+    name = retrain_job_name(url, etag)
+    jobs = submitter.client.jobs
+    if _job_exists(jobs, name):
+        _log.info("retraining already submitted", extra={"job": name, "export": url})
+        return name
+    from azure.ai.ml import load_job
+
+    job = load_job(
+        submitter.job_file,
+        params_override=[
+            {"name": name},
+            {"inputs.closed_tickets": {"type": "uri_file", "path": url, "mode": "download"}},
+            {"tags.export": url},
+            {"tags.export_etag": etag},
+        ],
+    )
+    try:
+        jobs.create_or_update(job)
+    except HttpResponseError:
+        # Another delivery of the same event may have created it in between.
+        if not _job_exists(jobs, name):
+            raise
+        _log.info("retraining already submitted", extra={"job": name, "export": url})
+        return name
+    _log.info("retraining submitted", extra={"job": name, "export": url, "etag": etag})
+    return name

@@ -66,6 +66,17 @@ class AzureSettings(Settings):
     )
     azure_tickets_table: str = Field("tickets", pattern=r"^[A-Za-z][A-Za-z0-9]{2,62}$")
 
+    # The Blob Storage model registry (the retraining job, `rollout azure start --version`).
+    azure_registry_connection_string: SecretStr | None = Field(
+        None, description="Blob Storage connection string for the model registry."
+    )
+    azure_registry_account_url: str | None = Field(
+        None, description="Blob Storage account URL of the registry, with a managed identity."
+    )
+    azure_registry_container: str = Field("models", min_length=3, max_length=63)
+    # Where closed-ticket exports land; a new one starts a retraining job.
+    azure_closed_tickets_container: str = Field("closed-tickets", min_length=3, max_length=63)
+
     # Where `ticket-enrich deploy azure` deploys the online endpoint.
     azure_subscription_id: str | None = None
     azure_resource_group: str | None = None

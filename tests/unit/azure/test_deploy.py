@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.core.exceptions import ResourceNotFoundError
 
 from adapters.local.cli import main
 from core.errors import TicketEnrichError
@@ -24,6 +22,7 @@ from deploy.azure.command import (
     promoted,
     stage_functions_app,
 )
+from tests.unit.azure.fake_mlclient import Deployment, Endpoint, FakeMLClient
 
 # azure-ai-ml's schemas still use marshmallow 3 idioms that marshmallow warns about.
 pytestmark = [
@@ -61,69 +60,9 @@ def test_promote_moves_everything_to_the_canary() -> None:
         promoted({"blue": 100})
 
 
-@dataclass
-class _Poller:
-    result_value: Any = None
-
-    def result(self) -> Any:
-        return self.result_value
-
-
-@dataclass
-class _Endpoint:
-    name: str
-    traffic: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass
-class _Deployment:
-    name: str = "blue"
-    endpoint_name: str = "ticket-enrich"
-
-
-class FakeEndpoints:
-    def __init__(self, client: FakeMLClient) -> None:
-        self.client = client
-
-    def get(self, name: str) -> _Endpoint:
-        if name not in self.client.endpoints:
-            raise ResourceNotFoundError(f"endpoint {name} not found")
-        stored = self.client.endpoints[name]
-        return _Endpoint(stored.name, dict(stored.traffic))
-
-    def begin_create_or_update(self, endpoint: _Endpoint) -> _Poller:
-        unknown = set(endpoint.traffic) - set(self.client.deployments)
-        assert not unknown, f"traffic for deployments that do not exist: {unknown}"
-        self.client.calls.append(("endpoint", endpoint.name, dict(endpoint.traffic)))
-        self.client.endpoints[endpoint.name] = _Endpoint(endpoint.name, dict(endpoint.traffic))
-        return _Poller(endpoint)
-
-
-class FakeDeployments:
-    def __init__(self, client: FakeMLClient) -> None:
-        self.client = client
-
-    def begin_create_or_update(self, deployment: _Deployment) -> _Poller:
-        assert deployment.endpoint_name in self.client.endpoints
-        self.client.calls.append(("deployment", deployment.name, {}))
-        self.client.deployments[deployment.name] = deployment
-        return _Poller(deployment)
-
-
-class FakeMLClient:
-    """The part of `azure.ai.ml.MLClient` the deploy command uses."""
-
-    def __init__(self) -> None:
-        self.endpoints: dict[str, _Endpoint] = {}
-        self.deployments: dict[str, _Deployment] = {}
-        self.calls: list[tuple[str, str, dict[str, int]]] = []
-        self.online_endpoints = FakeEndpoints(self)
-        self.online_deployments = FakeDeployments(self)
-
-
 def test_first_deploy_creates_the_endpoint_and_blue_then_green_takes_10_percent() -> None:
     client = FakeMLClient()
-    first = apply(client, _Endpoint("ticket-enrich"), _Deployment(), 10)
+    first = apply(client, Endpoint("ticket-enrich"), Deployment(), 10)
     assert first.deployment == "blue"
     assert client.endpoints["ticket-enrich"].traffic == {"blue": 100}
     assert client.calls == [
@@ -133,7 +72,7 @@ def test_first_deploy_creates_the_endpoint_and_blue_then_green_takes_10_percent(
     ]
 
     client.calls.clear()
-    second = apply(client, _Endpoint("ticket-enrich"), _Deployment(), 10)
+    second = apply(client, Endpoint("ticket-enrich"), Deployment(), 10)
     assert second.deployment == "green" and second.live == "blue"
     assert client.endpoints["ticket-enrich"].traffic == {"blue": 90, "green": 10}
     # The new deployment exists before any traffic is sent to it; the endpoint is not recreated.
@@ -203,6 +142,13 @@ def test_dry_run_prints_the_plan_and_stages_the_code(
         "traffic": {"blue": 90, "green": 10},
     }
     assert plan["deployment"]["liveness_probe"]["initial_delay"] >= 10
+    assert plan["deployment"]["tags"]["model_version"] == plan["model_version"]
+    schedule = plan["retrain_schedule"]
+    assert schedule["trigger"]["type"].lower() == "recurrence"
+    assert schedule["trigger"]["frequency"] == "week"
+    step = schedule["job"]["steps"]["retrain"]
+    assert step["command"].startswith("python -m adapters.azure.retrain --data ")
+    assert Path(step["code"]) == tmp_path / "retrain" / "code"
     staged = tmp_path / "code"
     assert (staged / "adapters" / "azure" / "score.py").is_file()
     assert (staged / "core" / "enricher.py").is_file()
@@ -230,16 +176,20 @@ def test_staged_functions_app_indexes_both_functions(small_model_dir: Path, tmp_
     )
     module_file, names = json.loads(listing.stdout)
     assert Path(module_file).is_relative_to(app_root)
-    assert names == ["drain_outbox", "get_ticket", "submit_ticket"]
+    assert names == ["drain_outbox", "get_ticket", "retrain_on_export", "submit_ticket"]
+    # The retraining job travels with the app, to be uploaded to Azure ML; the app never
+    # imports its training code (scikit-learn is not in requirements.txt).
+    assert (app_root / "retrain" / "retrain-job.yml").is_file()
+    assert (app_root / "retrain" / "code" / "training" / "retrain.py").is_file()
 
 
 def test_promote_sends_all_traffic_to_the_canary() -> None:
     client = FakeMLClient()
-    apply(client, _Endpoint("ticket-enrich"), _Deployment(), 10)
-    apply(client, _Endpoint("ticket-enrich"), _Deployment(), 10)
+    apply(client, Endpoint("ticket-enrich"), Deployment(), 10)
+    apply(client, Endpoint("ticket-enrich"), Deployment(), 10)
     assert promote(client, "ticket-enrich") == {"blue": 0, "green": 100}
     # The next version then goes to blue, beside the now-live green.
-    assert apply(client, _Endpoint("ticket-enrich"), _Deployment(), 10).traffic == {
+    assert apply(client, Endpoint("ticket-enrich"), Deployment(), 10).traffic == {
         "green": 90,
         "blue": 10,
     }
