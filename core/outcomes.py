@@ -17,11 +17,12 @@ corrections, so they use these labels as they use agents'. The rules:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from core.delivery import Clock, utc_now
 from core.errors import HelpdeskError, HelpdeskUnavailable, TicketEnrichError
 from core.ports import (
     Correction,
@@ -77,10 +78,6 @@ class OutcomeReport:
         }
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _label(outcome: HelpdeskOutcome, labels: Collection[str] | None) -> str | None:
     candidates = [c for c in outcome.labels if labels is None or c in labels]
     return candidates[0] if len(candidates) == 1 else None
@@ -107,7 +104,7 @@ def collect_outcomes(
     feedback: OutcomeStore,
     *,
     labels: Collection[str] | None = None,
-    now: Callable[[], datetime] = _utc_now,
+    now: Clock = utc_now,
 ) -> OutcomeReport:
     """Record the final priority of every delivered, closed, not yet labelled ticket.
 
