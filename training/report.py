@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,8 @@ def write_report(out_dir: Path, report: dict[str, Any]) -> list[Path]:
     baselines: dict[str, dict[str, Any]] = report.get("baselines", {})
     columns = {"model": model, **baselines}
     paths = [out_dir / "metrics.json", out_dir / "report.md", out_dir / "confusion_matrix.png"]
+    # The AWS retrain function leaves matplotlib out to fit Lambda's 250 MB package limit.
+    draw = importlib.util.find_spec("matplotlib") is not None
     paths[0].write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     auto = {k: (v.get("auto_apply") or {}) for k, v in columns.items()}
     rows = [
@@ -76,7 +79,7 @@ def write_report(out_dir: Path, report: dict[str, Any]) -> list[Path]:
         "",
         "## Confusion matrix (model)",
         "",
-        "![confusion matrix](confusion_matrix.png)",
+        "![confusion matrix](confusion_matrix.png)" if draw else "(in metrics.json)",
         "",
     ]
     for name, section in report.get("targets", {}).items():
@@ -120,6 +123,8 @@ def write_report(out_dir: Path, report: dict[str, Any]) -> list[Path]:
             "",
         ]
     paths[1].write_text("\n".join(lines))
+    if not draw:
+        return paths[:2]
     cm = model["confusion_matrix"]
     confusion_matrix_png(paths[2], cm["matrix"], cm["labels"], report["title"])
     return paths

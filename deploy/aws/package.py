@@ -23,6 +23,12 @@ SAM_IN_TOOLS = REPO_ROOT / ".tools" / "sam" / "bin" / "sam"
 # Top-level packages that must never reach the functions: the training stack.
 FORBIDDEN = ("sklearn", "scipy", "pandas", "numpy", "joblib", "matplotlib", "training")
 BUNDLED_MODEL_DIR = "model"  # /var/task/model, as the template's TICKET_ENRICH_MODEL_DIR says
+# Functions that train: they carry the training stack, serve nothing and get no bundled model.
+TRAINING_FUNCTIONS = ("RetrainFunction",)
+# Third-party test suites that no function runs: 40 MB of the retrain function's package.
+_PRUNED_TESTS = ("sklearn", "scipy", "numpy")
+# The retrain function's runtime (python3.12) for `sam build`, linked by tests/setup.d/20-aws.sh.
+RUNTIMES_IN_TOOLS = REPO_ROOT / ".tools" / "runtimes"
 
 
 @dataclass
@@ -72,6 +78,8 @@ def sam_environment() -> dict[str, str]:
     """The environment for SAM: no telemetry, and no TICKET_ENRICH_ settings leaking in."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKET_ENRICH_")}
     env["SAM_CLI_TELEMETRY"] = "0"
+    if RUNTIMES_IN_TOOLS.is_dir():
+        env["PATH"] = os.pathsep.join([str(RUNTIMES_IN_TOOLS), env.get("PATH", "")])
     return env
 
 
@@ -94,6 +102,26 @@ def sam_build(sam: str, build_dir: Path, template: Path = TEMPLATE) -> Path:
 def function_dirs(build_dir: Path) -> list[Path]:
     """The built functions' directories."""
     return sorted(p for p in build_dir.iterdir() if p.is_dir())
+
+
+def is_training_function(function_dir: Path) -> bool:
+    """Whether the built function trains (and may carry scikit-learn) rather than serves."""
+    return function_dir.name in TRAINING_FUNCTIONS
+
+
+def prune_tests(function_dir: Path) -> int:
+    """Remove the test suites of the scientific libraries from a built function; return the
+    bytes freed."""
+    freed = 0
+    for top in _PRUNED_TESTS:
+        root = function_dir / top
+        if not root.is_dir():
+            continue
+        for tests in sorted(root.rglob("tests"), key=lambda p: len(p.parts)):
+            if tests.is_dir():
+                freed += sum(f.stat().st_size for f in tests.rglob("*") if f.is_file())
+                shutil.rmtree(tests)
+    return freed
 
 
 def bundle_model(function_dir: Path, model_dir: Path) -> int:

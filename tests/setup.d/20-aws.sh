@@ -6,7 +6,10 @@
 #   (pydantic, boto3, jsonschema...) that would clash with the project's in $VENV. The tests run
 #   `sam validate --lint`, `cfn-lint` and `sam build` (which pip-installs the functions'
 #   requirements from PyPI into Linux arm64 wheels, no Docker) on deploy/aws/template.yaml.
-# `sam build` needs the functions' runtime, python3.11, on PATH.
+# `sam build` needs the functions' runtimes on PATH: python3.11 for the serving functions, and
+# python3.12 (with pip) for the retrain function, whose scikit-learn wheels need Amazon Linux
+# 2023. A working python3.12 is linked into .tools/runtimes, which `ticket-enrich deploy aws`
+# puts first on sam's PATH (a pyenv shim on PATH may not run 3.12 unless it is selected).
 set -eu
 
 VENV=${VENV:-.venv}
@@ -40,3 +43,23 @@ fi
 SAM_CLI_TELEMETRY=0 "$SAM_VENV/bin/sam" --version >/dev/null || fail "$SAM_VENV/bin/sam does not run"
 "$SAM_VENV/bin/cfn-lint" --version >/dev/null || fail "$SAM_VENV/bin/cfn-lint does not run"
 command -v python3.11 >/dev/null 2>&1 || fail "python3.11 is not on PATH (sam build needs the functions' runtime)"
+
+python312_ok() {
+    [ -n "$1" ] && [ -x "$1" ] && "$1" -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1 \
+        && "$1" -m pip --version >/dev/null 2>&1
+}
+if ! python312_ok .tools/runtimes/python3.12; then
+    found=""
+    for candidate in "$(command -v python3.12 2>/dev/null || true)" \
+        "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12*/bin/python3.12 \
+        /usr/local/bin/python3.12 /usr/bin/python3.12; do
+        if python312_ok "$candidate"; then
+            found=$(readlink -f "$candidate")
+            break
+        fi
+    done
+    [ -n "$found" ] || fail "no python3.12 with pip found (the retrain function's runtime, for sam build): install one, e.g. pyenv install 3.12"
+    mkdir -p .tools/runtimes
+    ln -sf "$found" .tools/runtimes/python3.12
+fi
+python312_ok .tools/runtimes/python3.12 || fail ".tools/runtimes/python3.12 does not run with pip"

@@ -84,7 +84,7 @@ def test_every_iam_statement_names_its_actions_and_resources() -> None:
         assert resource != '"*"' and ':*"' not in resource and '"*"' not in resource, statement
     # No function falls back to SAM's generated role (which attaches AWS managed policies).
     functions = [v for v in resources.values() if v["Type"] == "AWS::Serverless::Function"]
-    assert len(functions) == 5
+    assert len(functions) == 6
     assert all("Role" in f["Properties"] and "Policies" not in f["Properties"] for f in functions)
 
 
@@ -154,14 +154,21 @@ def test_the_package_has_the_model_and_the_adapter_and_no_training_stack(
         "KinesisFunction",
         "OutboxFunction",
         "RestApiFunction",
+        "RetrainFunction",
         "S3BatchFunction",
     ]
+    serving = [f for f in functions if f.name != "RetrainFunction"]
+    assert all(measure(f).forbidden == [] for f in serving)
     package = functions[0]
     report = measure(package)
-    assert report.forbidden == []
     assert report.zipped_bytes < 25 * 1024 * 1024
     assert not report.bundles_boto3  # the Lambda runtime provides boto3
-    for module in ("adapters/aws/handlers.py", "adapters/helpdesk/zendesk.py", "core/intake.py"):
+    for module in (
+        "adapters/aws/api.py",
+        "adapters/aws/handlers.py",
+        "adapters/helpdesk/zendesk.py",
+        "core/intake.py",
+    ):
         assert (package / module).is_file(), module
     assert not (package / "adapters" / "local").exists()
     assert not (package / "training").exists()
@@ -172,3 +179,27 @@ def test_the_package_has_the_model_and_the_adapter_and_no_training_stack(
     # The wheels are Lambda's (Linux arm64), not this machine's.
     (native,) = (package / "pydantic_core").glob("_pydantic_core*.so")
     assert "aarch64" in native.name
+
+
+def test_the_retrain_package_has_the_training_stack_within_lambdas_limit_and_no_model(
+    dry_run: tuple[str, Path],
+) -> None:
+    from deploy.aws.command import UNZIPPED_LIMIT_BYTES
+    from deploy.aws.package import measure
+
+    out, build_dir = dry_run
+    package = build_dir / "RetrainFunction"
+    report = measure(package)
+    assert {"sklearn", "scipy", "numpy", "training"} <= set(report.forbidden)
+    assert report.unzipped_bytes < UNZIPPED_LIMIT_BYTES
+    assert report.model_bytes == 0 and not (package / "model").exists()
+    assert not report.bundles_boto3
+    assert not (package / "matplotlib").exists()
+    assert not list((package / "sklearn").rglob("tests"))
+    for module in ("adapters/aws/retrain.py", "adapters/aws/registry.py", "training/retrain.py"):
+        assert (package / module).is_file(), module
+    assert not (package / "adapters" / "local").exists()
+    # python3.12's wheels (Amazon Linux 2023), for Lambda's arm64.
+    assert list((package / "sklearn").rglob("*.cpython-312-aarch64-linux-gnu.so"))
+    line = next(x for x in out.splitlines() if x.strip().startswith("RetrainFunction"))
+    assert "model 0.0 MB" in line
