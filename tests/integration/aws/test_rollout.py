@@ -5,6 +5,7 @@ registry, start with a share, status, promote, and a second rollout rolled back.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import uuid
@@ -107,13 +108,12 @@ def test_publish_a_registry_model_start_with_a_share_and_promote(
     assert [(p["function"], p["version"]) for p in published] == [(n, "2") for n in names]
     uri = f"s3://{bucket}/models/{entry.version}/"
     checksums = (small_model_dir / "checksums.json").read_bytes()
-    import hashlib
 
     lam = client("lambda", aws_env)
     for name in names:
-        variables = lam.get_function_configuration(FunctionName=name, Qualifier="2")[
-            "Environment"
-        ]["Variables"]
+        variables = lam.get_function_configuration(FunctionName=name, Qualifier="2")["Environment"][
+            "Variables"
+        ]
         assert variables["TICKET_ENRICH_MODEL_S3_URI"] == uri
         assert variables["TICKET_ENRICH_MODEL_SHA256"] == hashlib.sha256(checksums).hexdigest()
         # The other settings are kept; the alias has not moved.
@@ -136,7 +136,9 @@ def test_publish_a_registry_model_start_with_a_share_and_promote(
         assert alias["RoutingConfig"]["AdditionalVersionWeights"] == {"2": 0.1}
 
     # A second rollout while one is in progress is refused; nothing changes.
-    code, _, err = _rollout(capsys, "start", "--stack-name", stack, "--version", "2", "--share", "50")
+    code, _, err = _rollout(
+        capsys, "start", "--stack-name", stack, "--version", "2", "--share", "50"
+    )
     assert code == 2 and "already rolling out version 2" in err
 
     code, status, _ = _rollout(capsys, "status", "--stack-name", stack)
@@ -154,7 +156,7 @@ def test_publish_a_registry_model_start_with_a_share_and_promote(
 def test_rollback_keeps_the_alias_on_the_old_version(
     functions: tuple[str, list[str]], aws_env: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    stack, names = functions
+    _, names = functions
     lam = client("lambda", aws_env)
     rest = names[0]
     assert _publish_code_change(lam, rest) == "2"
@@ -184,9 +186,13 @@ def test_a_version_that_does_not_exist_or_already_serves_is_refused(
     functions: tuple[str, list[str]], aws_env: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     stack, names = functions
-    code, _, err = _rollout(capsys, "start", "--stack-name", stack, "--version", "7", "--share", "5")
+    code, _, err = _rollout(
+        capsys, "start", "--stack-name", stack, "--version", "7", "--share", "5"
+    )
     assert code == 2 and "version 7" in err
-    code, _, err = _rollout(capsys, "start", "--stack-name", stack, "--version", "1", "--share", "5")
+    code, _, err = _rollout(
+        capsys, "start", "--stack-name", stack, "--version", "1", "--share", "5"
+    )
     assert code == 2 and "already serves version 1" in err
     lam = client("lambda", aws_env)
     for name in names:
