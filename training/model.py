@@ -347,24 +347,32 @@ class FittedModel:
         tickets, and the postings (term → tickets and weights) as one binary block."""
         if self.index is None:
             return None
-        m = self.index.matrix.tocsc()
-        m.sort_indices()
-        postings = (
-            m.indptr.astype("<u4").tobytes()
-            + m.indices.astype("<u4").tobytes()
-            + m.data.astype("<f8").tobytes()
+        return index_files(
+            self.index, self.features.transformer_list[0][0], self.params["similar_count"]
         )
-        header = {
-            "format": INDEX_FORMAT,
-            "block": self.features.transformer_list[0][0],
-            "threshold": self.index.threshold,
-            "count": self.params["similar_count"],
-            "query_terms": self.index.terms,
-            "terms": int(m.shape[1]),
-            "postings": int(m.nnz),
-            "docs": self.index.docs,
-        }
-        return header, postings
+
+
+def index_files(index: SimilarityIndex, block: str, count: int) -> tuple[dict[str, Any], bytes]:
+    """`index.json` and `index.bin` as `core.similar` reads them, for an index over the feature
+    block named ``block`` that returns ``count`` tickets."""
+    m = index.matrix.tocsc()
+    m.sort_indices()
+    postings = (
+        m.indptr.astype("<u4").tobytes()
+        + m.indices.astype("<u4").tobytes()
+        + m.data.astype("<f8").tobytes()
+    )
+    header = {
+        "format": INDEX_FORMAT,
+        "block": block,
+        "threshold": index.threshold,
+        "count": count,
+        "query_terms": index.terms,
+        "terms": int(m.shape[1]),
+        "postings": int(m.nnz),
+        "docs": index.docs,
+    }
+    return header, postings
 
 
 def _choose_classifier(

@@ -48,9 +48,7 @@ def build_reference(
 ) -> Reference:
     """Profile the tickets a model was trained on (inputs) and its served answers on tickets it
     was not fitted on (predictions); the vocabulary is the training data's most common words."""
-    enricher = Enricher(
-        Artifact(Path("."), dict(model_spec), weights, dict(metadata), [], {}), options=_OPTIONS
-    )
+    enricher = reference_enricher(model_spec, weights, metadata)
     df: Counter[str] = Counter()
     values: dict[str, Counter[str]] = {name: Counter() for name in fields}
     for e in trained_on:
@@ -68,6 +66,27 @@ def build_reference(
             n: frozenset(v for v, _ in c.most_common(FIELD_VALUES)) for n, c in values.items()
         },
     )
+    add_profiles(reference, enricher, trained_on, held_out)
+    return reference
+
+
+def reference_enricher(
+    model_spec: Mapping[str, Any], weights: bytes, metadata: Mapping[str, Any]
+) -> Enricher:
+    """An enricher of the model being written, with only what the reference needs on."""
+    return Enricher(
+        Artifact(Path("."), dict(model_spec), weights, dict(metadata), [], {}), options=_OPTIONS
+    )
+
+
+def add_profiles(
+    reference: Reference,
+    enricher: Enricher,
+    trained_on: Sequence[Example],
+    held_out: Sequence[Example],
+) -> None:
+    """Count ``trained_on`` into the reference's input profile and the model's answers on
+    ``held_out`` into its prediction profile (a part of the data at a time, if need be)."""
     for examples, profile in ((trained_on, reference.inputs), (held_out, reference.predictions)):
         for e in examples:
             ticket = _ticket(e)
@@ -79,4 +98,3 @@ def build_reference(
                 features.pop("priority", None)
                 features.pop("band", None)
             profile.add(features)
-    return reference

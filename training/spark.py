@@ -16,11 +16,11 @@ format so that serving does not change:
   matrix, as the single-machine trainer chooses them;
 - what is small is done on the driver with the single-machine code: temperature scaling and
   confidence bands on the validation window's logits, and the report's metrics on the test
-  window's predictions.
-
-Not carried: the resolution-time regressor and the similar-ticket index (an index of every
-closed ticket is itself as large as the history); an artifact without them serves every other
-field.
+  window's predictions;
+- the resolution-time model is MLlib's ridge regression with the single-machine objective
+  (`training.spark_resolution`), the similar-ticket index is built from postings joined on the
+  term (`training.spark_similar`), and the drift reference is counted by the workers
+  (`training.spark_reference`).
 """
 
 from __future__ import annotations
@@ -59,6 +59,8 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 
 from core.artifact import write_artifact
+from core.drift import REFERENCE_FILE
+from core.enricher import INDEX_FILE, INDEX_POSTINGS_FILE
 from core.errors import TrainingDataError
 from core.model import MODEL_FORMAT
 from core.schema import Limits
@@ -67,6 +69,9 @@ from training.data import MIN_ROWS, DataSpec
 from training.metrics import classification_metrics
 from training.model import OTHER, ModelConfig, Progress, band_thresholds
 from training.report import write_report
+from training.spark_reference import build_reference_spark
+from training.spark_resolution import SparkResolutionModel, fit_resolution, resolution_report
+from training.spark_similar import INDEX_TICKETS, SparkIndex, build_index
 from training.train import MODEL_NAME, SAMPLE_COUNT
 
 _POSITION_BITS = 33
@@ -163,16 +168,19 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _parse_time(value: Any, time_format: str | None) -> int:
-    """Microseconds since the epoch (UTC when the time has no zone), as training reads it."""
+def _parse_time(value: Any, time_format: str | None) -> datetime:
+    """The time as training reads it (UTC when it has no zone)."""
     text = _text(value).strip()
     parsed = (
         datetime.strptime(text, time_format)
         if time_format
         else datetime.fromisoformat(text.replace("Z", "+00:00"))
     )
-    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return round(parsed.timestamp() * 1_000_000)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _microseconds(time: datetime) -> int:
+    return round(time.timestamp() * 1_000_000)
 
 
 def _example(
@@ -205,7 +213,7 @@ def _example(
                 "column": spec.label_column,
             }
         label = spec.label_map[label]
-    times: dict[str, int | None] = {}
+    times: dict[str, datetime | None] = {}
     for name, column in (("created", spec.time_column), ("resolved", spec.resolved_column)):
         if column is None or (name == "resolved" and not _text(record[column]).strip()):
             times[name] = None
@@ -219,11 +227,18 @@ def _example(
     fields = {c: _text(record[c]).strip() or None for c in spec.field_columns}
     description = _text(record[spec.description_column]) if spec.description_column else ""
     doc = ticket_document(_text(record[spec.subject_column]), description, fields)
+    created, resolved = times["created"], times["resolved"]
+    assert created is not None
     out: dict[str, Any] = {
         "error": None,
         "column": None,
-        "created_us": times["created"],
-        "resolved_us": times["resolved"],
+        "created_us": _microseconds(created),
+        "resolved_us": None if resolved is None else _microseconds(resolved),
+        # The similar-ticket index names the date as written (in the time's own zone).
+        "created_date": created.date().isoformat(),
+        "source_id": (
+            _text(record[spec.id_column]) if spec.id_column and spec.id_column in record else None
+        ),
         "label": label,
         "subject": doc["subject"],
         "description": doc["description"],
@@ -246,6 +261,8 @@ def _example_schema(targets: Sequence[str], blocks: int) -> StructType:
         StructField("column", StringType()),
         StructField("created_us", LongType()),
         StructField("resolved_us", LongType()),
+        StructField("created_date", StringType()),
+        StructField("source_id", StringType()),
         StructField("label", StringType()),
         StructField("subject", StringType()),
         StructField("description", StringType()),
@@ -569,7 +586,10 @@ def _coefficients(chosen: _Chosen) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _export(
-    analyzers: Sequence[BlockAnalyzer], vocabulary: _Vocabulary, chosen: dict[str, _Chosen]
+    analyzers: Sequence[BlockAnalyzer],
+    vocabulary: _Vocabulary,
+    chosen: dict[str, _Chosen],
+    resolution: SparkResolutionModel | None,
 ) -> tuple[dict[str, Any], bytes]:
     """The model as `core.model.LinearTextModel` reads it (as `FittedModel.export` writes it)."""
     chunks: list[np.ndarray] = []
@@ -607,7 +627,17 @@ def _export(
             "temperature": c.temperature,
             "bands": c.bands,
         }
-    spec = {"format": MODEL_FORMAT, "blocks": blocks, "targets": targets}
+    spec: dict[str, Any] = {"format": MODEL_FORMAT, "blocks": blocks, "targets": targets}
+    if resolution is not None:
+        weights, bias = resolution.coefficients()
+        spec["regressors"] = {
+            "resolution_hours": {
+                "transform": "log1p",
+                "coef": [put(weights[a:b]) for a, b in slices],
+                "intercept": bias,
+                "residual_quantiles": resolution.residual_quantiles,
+            }
+        }
     return spec, np.concatenate(chunks).astype("<f8").tobytes()
 
 
@@ -618,7 +648,12 @@ def _probabilities(chosen: _Chosen, df: DataFrame) -> tuple[np.ndarray, list[Any
     return _softmax(raw.reshape(len(rows), -1) / chosen.temperature), rows
 
 
-def _samples(chosen: dict[str, _Chosen], test: DataFrame, limits: Limits) -> list[dict[str, Any]]:
+def _samples(
+    chosen: dict[str, _Chosen],
+    resolution: SparkResolutionModel | None,
+    test: DataFrame,
+    limits: Limits,
+) -> list[dict[str, Any]]:
     """A few test tickets with the outputs the MLlib models give them; serving must reproduce
     these to load the artifact (as `training.train` records them)."""
     usable = (
@@ -636,6 +671,11 @@ def _samples(chosen: dict[str, _Chosen], test: DataFrame, limits: Limits) -> lis
         proba[name], rows = _probabilities(c, usable)
     if not rows:
         return []
+    log_hours = (
+        [float(r["prediction"]) for r in resolution.model.transform(usable).collect()]
+        if resolution is not None
+        else []
+    )
     labels = chosen["priority"].labels
     predicted = np.asarray(labels)[proba["priority"].argmax(axis=1)]
     picked: list[int] = []
@@ -646,13 +686,15 @@ def _samples(chosen: dict[str, _Chosen], test: DataFrame, limits: Limits) -> lis
     for i in sorted(picked)[:SAMPLE_COUNT]:
         row = rows[i]
         fields = {k: v for k, v in json.loads(row["fields"]).items() if v is not None}
-        expected = {
+        expected: dict[str, Any] = {
             name: {
                 "label": c.labels[int(proba[name][i].argmax())],
                 "probabilities": dict(zip(c.labels, map(float, proba[name][i]), strict=True)),
             }
             for name, c in chosen.items()
         }
+        if resolution is not None and log_hours:
+            expected["resolution_hours"] = resolution.hours(log_hours[i])
         ticket = {
             "subject": row["subject"],
             "description": row["description"],
@@ -711,6 +753,63 @@ def _first_problem(spark: SparkSession, location: str, examples: DataFrame) -> N
         raise TrainingDataError(bad[0]["error"], column=bad[0]["column"], row=row)
 
 
+def _row_numbers(spark: SparkSession, location: str) -> Callable[[int], int]:
+    """Each record's number in the export, from its ``_id``, as `training.data` counts them
+    (a JSONL line, a CSV record after the header): one count per input partition."""
+    part = F.shiftright(F.col("_id"), _POSITION_BITS)
+    counts = sorted(
+        (int(r["p"]), int(r["n"]))
+        for r in _read(spark, location)
+        .groupBy(part.alias("p"))
+        .agg(F.count(F.lit(1)).alias("n"))
+        .collect()
+    )
+    offsets, total = {}, 0
+    for p, n in counts:
+        offsets[p] = total
+        total += n
+    mask = (1 << _POSITION_BITS) - 1
+    return lambda ident: offsets[ident >> _POSITION_BITS] + (ident & mask) + 1
+
+
+def _index(
+    spark: SparkSession,
+    data: str,
+    targets: Sequence[str],
+    frames: tuple[DataFrame, DataFrame, DataFrame, DataFrame],
+    vocab_fit: _Vocabulary,
+    vocab_all: _Vocabulary,
+    config: ModelConfig,
+    say: Progress,
+    limit: int,
+) -> SparkIndex:
+    """The similar-ticket index, its tickets named by their id, else by their row."""
+    x_fit, x_val, x_all, x_test = frames
+    rows: list[Callable[[int], int]] = []
+
+    def doc_id(r: Any) -> str:
+        if r["source_id"]:
+            return str(r["source_id"])
+        if not rows:
+            rows.append(_row_numbers(spark, data))
+        return str(rows[0](int(r["_id"])))
+
+    resolution = F.col("target_resolution") if "resolution" in targets else F.lit(None)
+    say("similar tickets: postings of the training window, duplicate threshold on validation")
+    return build_index(
+        x_fit,
+        x_val,
+        x_all.withColumn("resolution", resolution.cast("string")),
+        x_test,
+        (len(vocab_fit.terms[0]), len(vocab_all.terms[0])),
+        (vocab_fit.documents, vocab_all.documents),
+        doc_id,
+        config,
+        say,
+        limit,
+    )
+
+
 def train_model_spark(
     spark: SparkSession,
     data: str,
@@ -723,12 +822,15 @@ def train_model_spark(
     validation_fraction: float = 0.2,
     name: str = MODEL_NAME,
     progress: Progress | None = None,
+    index_tickets: int = INDEX_TICKETS,
 ) -> SparkTrainingResult:
-    """Train on Spark what `training.train.train_model` trains on one machine (priority and
-    the categorical targets), report on the newest tickets, write the same artifact format.
+    """Train on Spark what `training.train.train_model` trains on one machine (priority, the
+    categorical targets, the resolution time, the similar-ticket index and the drift
+    reference), report on the newest tickets, write the same artifact format.
 
     ``data`` is a CSV, TSV, JSONL or Parquet file, directory or URL Spark can read. Without
-    ``out_dir`` the artifact goes to ``models_dir/<version>``.
+    ``out_dir`` the artifact goes to ``models_dir/<version>``. The similar-ticket index holds
+    the newest ``index_tickets`` tickets of the training window.
     """
     config = config or ModelConfig()
     say = progress or (lambda _msg: None)
@@ -752,6 +854,7 @@ def train_model_spark(
             validation_fraction,
             name,
             say,
+            index_tickets,
         )
     finally:
         examples.unpersist()
@@ -771,6 +874,7 @@ def _train(
     validation_fraction: float,
     name: str,
     say: Progress,
+    index_tickets: int,
 ) -> SparkTrainingResult:
     _first_problem(spark, data, examples)
     n = examples.count()
@@ -866,13 +970,28 @@ def _train(
             )
             for t, c in chosen.items()
         }
-        samples = _samples(chosen, x_test, Limits())
+        resolution = fit_resolution(x_fit, x_val, x_all, config, say, GRID_PARALLELISM)
+        resolution_metrics = (
+            resolution_report(resolution, x_all, x_test) if resolution is not None else None
+        )
+        index = _index(
+            spark,
+            data,
+            present,
+            (x_fit, x_val, x_all, x_test),
+            vocab_fit,
+            vocab_all,
+            config,
+            say,
+            index_tickets,
+        )
+        samples = _samples(chosen, resolution, x_test, Limits())
     finally:
         for df in persisted:
             df.unpersist()
     times = ranked.agg(F.min("created_us").alias("a"), F.max("created_us").alias("b")).collect()[0]
-    base.unpersist()
 
+    duplicates = {"threshold": index.threshold, "validation": index.validation, "test": index.test}
     data_sha256 = _fingerprint(spark, data)
     created = datetime.now(UTC)
     version = f"{created:%Y%m%d.%H%M%S}-{data_sha256[:8]}"
@@ -883,6 +1002,10 @@ def _train(
         "ngram_max": config.ngram_max,
         "description_max_chars": config.description_max_chars,
         "min_df": config.min_df,
+        "similar_count": config.similar_count,
+        "index_terms": config.index_terms,
+        "query_terms": config.query_terms,
+        "index_tickets": index_tickets,
         **{f"{t}_{k}": v for t, c in chosen.items() for k, v in c.params.items()},
         **{f"{t}_temperature": c.temperature for t, c in chosen.items()},
         "engine": "spark",
@@ -929,6 +1052,8 @@ def _train(
             "test": summary(test_metrics["priority"]),
             "validation": {"macro_f1": priority.validation_macro_f1},
             "targets": {t: summary(m) for t, m in test_metrics.items() if t != "priority"},
+            "resolution_time": resolution_metrics,
+            "duplicates": duplicates,
         },
         "libraries": _library_versions(),
     }
@@ -945,10 +1070,24 @@ def _train(
         "targets": {
             t: {"model": m, "baselines": {}} for t, m in test_metrics.items() if t != "priority"
         },
+        "resolution_time": resolution_metrics,
+        "duplicates": duplicates,
     }
+    model_spec, weights = _export(analyzers, vocab_all, chosen, resolution)
+    say("profiling the training data and the model's answers for drift monitoring")
+    try:
+        reference = build_reference_spark(
+            spark, model_spec, weights, metadata, ranked, spec.field_columns
+        )
+    finally:
+        base.unpersist()
     say(f"writing the artifact to {out_dir}")
-    model_spec, weights = _export(analyzers, vocab_all, chosen)
-    write_artifact(out_dir, model_spec, weights, metadata, samples)
+    extra: dict[str, Any] = {
+        REFERENCE_FILE: reference.to_dict(),
+        INDEX_FILE: index.header,
+        INDEX_POSTINGS_FILE: index.postings,
+    }
+    write_artifact(out_dir, model_spec, weights, metadata, samples, extra)
     write_report(out_dir / "report", report)
     if out_dir.parent.resolve() == models_dir.resolve():
         from training.train import _point_latest
