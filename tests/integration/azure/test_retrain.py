@@ -108,9 +108,8 @@ def _run_like_azure_ml(
     for key, value in (step.environment_variables or {}).items():
         monkeypatch.setenv(key, value)
     from_job = AzureSettings()
-    assert from_job.azure_registry_account_url == (
-        step.environment_variables["TICKET_ENRICH_AZURE_REGISTRY_ACCOUNT_URL"]
-    )
+    account_url = step.environment_variables["TICKET_ENRICH_AZURE_REGISTRY_ACCOUNT_URL"]
+    assert from_job.azure_registry_account_url == account_url
     run_with = from_job.model_copy(
         update={
             "azure_registry_connection_string": settings.azure_registry_connection_string,
