@@ -166,7 +166,8 @@ def test_staged_functions_app_indexes_both_functions(small_model_dir: Path, tmp_
             sys.executable,
             "-c",
             "import function_app, json, adapters; "
-            "print(json.dumps([adapters.__file__, "
+            "from adapters.azure.functions import STAGED_RETRAIN_JOB as job; "
+            "print(json.dumps([adapters.__file__, str(job), "
             "sorted(f.get_function_name() for f in function_app.app.get_functions())]))",
         ],
         cwd=app_root,
@@ -174,7 +175,9 @@ def test_staged_functions_app_indexes_both_functions(small_model_dir: Path, tmp_
         text=True,
         check=True,
     )
-    module_file, names = json.loads(listing.stdout)
+    module_file, job_file, names = json.loads(listing.stdout)
+    # The retraining trigger finds the job definition where the staging put it.
+    assert Path(job_file) == app_root.resolve() / "retrain" / "retrain-job.yml"
     assert Path(module_file).is_relative_to(app_root)
     assert names == ["drain_outbox", "get_ticket", "retrain_on_export", "submit_ticket"]
     # The retraining job travels with the app, to be uploaded to Azure ML; the app never
