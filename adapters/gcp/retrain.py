@@ -162,7 +162,8 @@ def settings() -> RetrainSettings:
 @functools.cache
 def storage_client() -> Any:
     """The Cloud Storage client of this process."""
-    from google.cloud import storage
+    # google-cloud-storage ships no type information.
+    from google.cloud import storage  # type: ignore[attr-defined]
 
     return storage.Client(project=settings().gcp_project)
 
