@@ -1,6 +1,10 @@
 """`POST /tickets` and `GET /tickets/{id}` behind API Gateway, REST (payload 1.0) or HTTP
 (payload 2.0), routed by Powertools' event handler. Errors map to 4xx/503 JSON bodies, and any
-other exception to a 500 JSON body, so API Gateway never answers 502 for a handler failure."""
+other exception to a 500 JSON body, so API Gateway never answers 502 for a handler failure.
+
+The two API functions' entry points (`rest_api`, `http_api`) live here rather than beside the
+S3, Kinesis and outbox ones in `adapters.aws.handlers`: a module is imported whole, and the API
+functions' cold start should not pay for the batch utilities those need."""
 
 from __future__ import annotations
 
@@ -11,11 +15,17 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler import (
+    APIGatewayHttpResolver,
+    APIGatewayRestResolver,
+    Response,
+)
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from adapters.aws.runtime import Runtime
-from adapters.aws.telemetry import logger, record_enrichment
+from adapters.aws.runtime import Runtime, runtime
+from adapters.aws.telemetry import logger, metrics, record_enrichment
 from core.errors import (
     ArtifactError,
     FieldProblem,
@@ -138,3 +148,25 @@ def add_routes(app: Resolver, runtime: Callable[[], Runtime]) -> Resolver:
 
 def _dicts(exc: InvalidTicket) -> list[dict[str, str]]:
     return [problem.as_dict() for problem in exc.problems]
+
+
+rest_app = add_routes(APIGatewayRestResolver(), runtime)
+http_app = add_routes(APIGatewayHttpResolver(), runtime)
+
+
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
+)
+@metrics.log_metrics
+def rest_api(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """API Gateway REST API (payload 1.0)."""
+    return rest_app.resolve(event, context)
+
+
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
+)
+@metrics.log_metrics
+def http_api(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """API Gateway HTTP API (payload 2.0)."""
+    return http_app.resolve(event, context)

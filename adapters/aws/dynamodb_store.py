@@ -19,8 +19,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
+from adapters.aws.dynamodb_client import DynamoDBError, DynamoDBUnavailable
 from core.errors import StoreError, TicketNotFound
 from core.ports import (
     DELIVERY_STATUSES,
@@ -125,13 +124,14 @@ def _item_to_delivery(item: dict[str, Any]) -> Delivery:
     )
 
 
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
+def _error_code(exc: DynamoDBError) -> str:
+    return exc.code
 
 
 class DynamoDBTicketStore:
-    """A `core.ports.TicketStore` and `core.ports.Outbox` on one DynamoDB table, through a
-    boto3 DynamoDB client (low level, so numbers stay strings on the wire)."""
+    """A `core.ports.TicketStore` and `core.ports.Outbox` on one DynamoDB table, through
+    `adapters.aws.dynamodb_client.DynamoDBClient` (botocore's low-level shapes: typed attribute
+    values, numbers as strings on the wire)."""
 
     def __init__(self, client: Any, table: str) -> None:
         self._client = client
@@ -188,17 +188,17 @@ class DynamoDBTicketStore:
                         },
                     ]
                 )
-        except ClientError as exc:
+        except DynamoDBError as exc:
             if not self._is_duplicate(exc):
                 raise StoreError(f"cannot store ticket {ticket.id}: {exc}") from exc
             created = False
-        except BotoCoreError as exc:
+        except DynamoDBUnavailable as exc:
             raise StoreError(f"cannot store ticket {ticket.id}: {exc}") from exc
         # Read back rather than echo the argument: on a conflict the first version wins.
         return self.get(ticket.id), created
 
     @staticmethod
-    def _is_duplicate(exc: ClientError) -> bool:
+    def _is_duplicate(exc: DynamoDBError) -> bool:
         code = _error_code(exc)
         if code == "ConditionalCheckFailedException":
             return True
@@ -265,7 +265,7 @@ class DynamoDBTicketStore:
                 start = page.get("LastEvaluatedKey")
                 if not start:
                     break
-        except (ClientError, BotoCoreError) as exc:
+        except (DynamoDBError, DynamoDBUnavailable) as exc:
             raise StoreError(f"cannot claim deliveries: {exc}") from exc
         return claimed
 
@@ -285,7 +285,7 @@ class DynamoDBTicketStore:
                 ExpressionAttributeValues={":due": _s(_DUE), ":now": _n(at), ":until": _n(until)},
                 ReturnValues="ALL_NEW",
             )
-        except ClientError as exc:
+        except DynamoDBError as exc:
             if _error_code(exc) == "ConditionalCheckFailedException":
                 return None
             raise
@@ -329,11 +329,11 @@ class DynamoDBTicketStore:
                 ExpressionAttributeNames={"#status": "status", "#due": "due"},
                 ExpressionAttributeValues=values,
             )
-        except ClientError as exc:
+        except DynamoDBError as exc:
             if _error_code(exc) == "ConditionalCheckFailedException":
                 return  # no such delivery (purged meanwhile): nothing to record, as in SQLite
             raise StoreError(f"cannot save delivery of {delivery.ticket_id}: {exc}") from exc
-        except BotoCoreError as exc:
+        except DynamoDBUnavailable as exc:
             raise StoreError(f"cannot save delivery of {delivery.ticket_id}: {exc}") from exc
 
     def delivery(self, ticket_id: str) -> Delivery | None:
@@ -364,9 +364,11 @@ class DynamoDBTicketStore:
                     ExpressionAttributeValues={":status": _s(status)},
                 )
                 purged += 1
-            except ClientError as exc:
+            except DynamoDBError as exc:
                 if _error_code(exc) != "ConditionalCheckFailedException":
                     raise StoreError(f"cannot purge deliveries: {exc}") from exc
+            except DynamoDBUnavailable as exc:
+                raise StoreError(f"cannot purge deliveries: {exc}") from exc
         return purged
 
     # -- helpers -------------------------------------------------------------------------------
@@ -384,7 +386,7 @@ class DynamoDBTicketStore:
     def _get_item(self, key: dict[str, Any], what: str) -> dict[str, Any] | None:
         try:
             found = self._client.get_item(TableName=self.table, Key=key, ConsistentRead=True)
-        except (ClientError, BotoCoreError) as exc:
+        except (DynamoDBError, DynamoDBUnavailable) as exc:
             raise StoreError(f"cannot read {what}: {exc}") from exc
         item: dict[str, Any] | None = found.get("Item")
         return item
@@ -412,7 +414,7 @@ class DynamoDBTicketStore:
                 start = page.get("LastEvaluatedKey")
                 if not start:
                     return items
-        except (ClientError, BotoCoreError) as exc:
+        except (DynamoDBError, DynamoDBUnavailable) as exc:
             raise StoreError(f"cannot list {what}: {exc}") from exc
 
 

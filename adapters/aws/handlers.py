@@ -1,8 +1,8 @@
-"""The Lambda entry points (the SAM template names them): each parses its event with
-Powertools, calls the core and maps the outcome back. Clients and the model are built on the
-first invocation (`adapters.aws.runtime.runtime`), never at import.
+"""The event functions' Lambda entry points (the SAM template names them): each parses its
+event with Powertools, calls the core and maps the outcome back. Clients and the model are built
+on the first invocation (`adapters.aws.runtime.runtime`), never at import. The API functions'
+entry points are `adapters.aws.api.rest_api` and `http_api`.
 
-- `rest_api`, `http_api`: API Gateway REST (payload 1.0) and HTTP API (payload 2.0).
 - `s3_batch`: S3 ``ObjectCreated`` under the input prefix → enriched JSONL under the output one.
 - `kinesis_batch`: Kinesis records → stored tickets; failures reported per record.
 - `outbox_deliver`: the DynamoDB stream of new deliveries, or the schedule, → the helpdesk.
@@ -13,8 +13,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, APIGatewayRestResolver
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
@@ -25,38 +23,17 @@ from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from adapters.aws.api import add_routes
 from adapters.aws.runtime import helpdesk, runtime
 from adapters.aws.s3_batch import batch_format, enrich_object
 from adapters.aws.telemetry import logger, metrics, record_enrichment
 from core.delivery import deliver_due
 from core.intake import submit_ticket
 
-rest_app = add_routes(APIGatewayRestResolver(), runtime)
-http_app = add_routes(APIGatewayHttpResolver(), runtime)
 _kinesis = BatchProcessor(event_type=EventType.KinesisDataStreams)
 
 # Leave this much of the invocation's time when starting another delivery pass: one helpdesk
 # call may take the whole client timeout.
 _PASS_MARGIN_MS = 5_000
-
-
-@logger.inject_lambda_context(
-    correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
-)
-@metrics.log_metrics
-def rest_api(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """API Gateway REST API (payload 1.0)."""
-    return rest_app.resolve(event, context)
-
-
-@logger.inject_lambda_context(
-    correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
-)
-@metrics.log_metrics
-def http_api(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """API Gateway HTTP API (payload 2.0)."""
-    return http_app.resolve(event, context)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -4,19 +4,22 @@ per cold start behind a cached function (nothing networked happens at import).""
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any
 
+from adapters.aws.dynamodb_client import DynamoDBClient
 from adapters.aws.dynamodb_store import DynamoDBTicketStore
-from adapters.aws.s3_model import S3ModelStore
 from adapters.aws.settings import AwsSettings
 from core.enricher import Enricher, load_enricher
+from core.errors import StoreError
 from core.ports import HelpdeskClient, Outbox
 
 
 class Runtime:
-    """What a function needs, built once per container. Clients are made on first use: the
-    API functions never pay for an S3 client (botocore builds each from a large service
-    model), and no function pays for boto3's resource layer."""
+    """What a function needs, built once per container. DynamoDB is reached through the
+    standard-library client (`adapters.aws.dynamodb_client`), so the API functions never
+    import botocore; the S3 client (botocore's) is made on first use, by the functions that
+    read or write S3."""
 
     def __init__(
         self,
@@ -28,7 +31,7 @@ class Runtime:
     ) -> None:
         self.settings = settings
         self._s3 = s3
-        dynamodb = dynamodb if dynamodb is not None else aws_client("dynamodb", settings)
+        dynamodb = dynamodb if dynamodb is not None else dynamodb_client(settings)
         self.store = DynamoDBTicketStore(dynamodb, settings.tickets_table)
         self.enricher = enricher if enricher is not None else self._load_model()
 
@@ -48,13 +51,14 @@ class Runtime:
         """From S3 (cached under /tmp, checksums verified) when `model_s3_uri` is set, else
         the artifact bundled in the deployment package."""
         settings = self.settings
-        model_dir = (
-            S3ModelStore(self.s3, settings.model_cache_dir).fetch(
+        model_dir = settings.serving_model_dir
+        if settings.model_s3_uri:
+            # Imported here: it needs botocore, which a bundled model never does.
+            from adapters.aws.s3_model import S3ModelStore
+
+            model_dir = S3ModelStore(self.s3, settings.model_cache_dir).fetch(
                 settings.model_s3_uri, settings.model_sha256 or None
             )
-            if settings.model_s3_uri
-            else settings.serving_model_dir
-        )
         return load_enricher(model_dir, limits=settings.limits, options=settings.enrich_options)
 
 
@@ -65,6 +69,28 @@ def _session() -> Any:
     import botocore.session
 
     return botocore.session.get_session()
+
+
+def region(settings: AwsSettings) -> str:
+    """The functions' region: the setting, else Lambda's ``AWS_REGION``, else
+    ``AWS_DEFAULT_REGION`` (as botocore looks it up)."""
+    found = (
+        settings.aws_region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    )
+    if not found:
+        raise StoreError("no AWS region: set TICKET_ENRICH_AWS_REGION or AWS_REGION")
+    return found
+
+
+def dynamodb_client(settings: AwsSettings) -> DynamoDBClient:
+    """The DynamoDB client, with the same timeouts and attempts as `aws_client`'s."""
+    return DynamoDBClient(
+        region(settings),
+        endpoint_url=settings.aws_endpoint_url,
+        connect_timeout_s=5,
+        read_timeout_s=30,
+        max_attempts=4,
+    )
 
 
 def aws_client(service: str, settings: AwsSettings) -> Any:

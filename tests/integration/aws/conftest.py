@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from adapters.aws import runtime as aws_runtime
+from adapters.aws.dynamodb_client import DynamoDBClient
 from adapters.aws.runtime import Runtime, build_runtime
 from adapters.aws.settings import AwsSettings
 from core import Enricher, load_enricher
@@ -111,7 +112,13 @@ def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def client(service: str, endpoint: str) -> Any:
+    """boto3's client: the tests' independent view of what the functions wrote."""
     return boto3.client(service, endpoint_url=endpoint, region_name=REGION)
+
+
+def dynamodb(endpoint: str) -> DynamoDBClient:
+    """The client the functions use for DynamoDB."""
+    return DynamoDBClient(REGION, endpoint_url=endpoint)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from adapters.aws import handlers
+from adapters.aws import api
 from tests.integration.aws.conftest import FakeLambdaContext, client, load_event
 
 TICKET = {
@@ -31,7 +31,7 @@ def _with_body(event: dict[str, Any], body: str | bytes) -> dict[str, Any]:
 
 def _post(kind: str, body: str | bytes) -> dict[str, Any]:
     event = _with_body(load_event(f"{kind}_post_ticket.json"), body)
-    handler = handlers.rest_api if kind == "rest" else handlers.http_api
+    handler = api.rest_api if kind == "rest" else api.http_api
     response: dict[str, Any] = handler(event, FakeLambdaContext())
     return response
 
@@ -44,12 +44,12 @@ def _get(kind: str, ticket_id: str) -> dict[str, Any]:
         event["requestContext"]["path"] = event["requestContext"]["path"].replace(
             "TICKET_ID", ticket_id
         )
-        response: dict[str, Any] = handlers.rest_api(event, FakeLambdaContext())
+        response: dict[str, Any] = api.rest_api(event, FakeLambdaContext())
     else:
         event["rawPath"] = event["rawPath"].replace("TICKET_ID", ticket_id)
         event["requestContext"]["http"]["path"] = event["rawPath"]
         event["pathParameters"] = {"ticket_id": ticket_id}
-        response = handlers.http_api(event, FakeLambdaContext())
+        response = api.http_api(event, FakeLambdaContext())
     return response
 
 
@@ -76,9 +76,7 @@ def test_the_recorded_post_is_enriched_stored_and_read_back(
 ) -> None:
     configure()
     event = load_event(f"{kind}_post_ticket.json")
-    response = (handlers.rest_api if kind == "rest" else handlers.http_api)(
-        event, FakeLambdaContext()
-    )
+    response = (api.rest_api if kind == "rest" else api.http_api)(event, FakeLambdaContext())
 
     assert response["statusCode"] == 201, response["body"]
     created = _json(response)
@@ -182,11 +180,11 @@ def test_logs_are_json_with_the_request_and_ticket_ids(
     configure()
     logs = io.StringIO()
     # The logger keeps the stream it was created with; the metrics print to the current stdout.
-    stream = handlers.logger.registered_handler.setStream(logs)  # type: ignore[attr-defined]
+    stream = api.logger.registered_handler.setStream(logs)  # type: ignore[attr-defined]
     try:
         response = _post("rest", json.dumps(TICKET))
     finally:
-        handlers.logger.registered_handler.setStream(stream)  # type: ignore[attr-defined]
+        api.logger.registered_handler.setStream(stream)  # type: ignore[attr-defined]
     ticket_id = _json(response)["id"]
 
     lines = [json.loads(line) for line in logs.getvalue().splitlines() if line.strip()]

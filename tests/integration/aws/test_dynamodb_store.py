@@ -11,7 +11,7 @@ import pytest
 from adapters.aws.dynamodb_store import DynamoDBTicketStore
 from core.errors import StoreError, TicketNotFound
 from core.ports import HelpdeskRef, StoredTicket, TicketQuery
-from tests.integration.aws.conftest import client
+from tests.integration.aws.conftest import dynamodb
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -24,7 +24,7 @@ def _ticket(n: int, priority: str = "normal", review: bool = True) -> StoredTick
 
 @pytest.fixture
 def store(aws_env: str, table: str) -> DynamoDBTicketStore:
-    return DynamoDBTicketStore(client("dynamodb", aws_env), table)
+    return DynamoDBTicketStore(dynamodb(aws_env), table)
 
 
 def test_add_is_idempotent_and_the_first_version_wins(store: DynamoDBTicketStore) -> None:
@@ -105,7 +105,7 @@ def test_a_delivery_is_enqueued_once_and_leaves_the_queue_when_finished(
 
 
 def test_a_missing_table_is_a_store_error(aws_env: str) -> None:
-    store = DynamoDBTicketStore(client("dynamodb", aws_env), "no-such-table")
+    store = DynamoDBTicketStore(dynamodb(aws_env), "no-such-table")
     with pytest.raises(StoreError):
         store.get("t1")
     with pytest.raises(StoreError):

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from adapters.aws import handlers
+from adapters.aws import api
 from adapters.aws import runtime as aws_runtime
 from adapters.aws.s3_model import S3ModelStore, upload_artifact
 from core.errors import ArtifactError
@@ -55,7 +55,7 @@ def test_a_cold_start_serves_the_model_from_s3_and_the_next_uses_the_cache(
         TICKET_ENRICH_MODEL_CACHE_DIR=str(cache),
     )
     event = load_event("http_post_ticket.json")
-    assert handlers.http_api(event, FakeLambdaContext())["statusCode"] == 201
+    assert api.http_api(event, FakeLambdaContext())["statusCode"] == 201
     assert (cache / sha / "weights.bin").is_file()
 
     # The next cold start in the same sandbox reads the copy in /tmp, not the model files in S3.
@@ -63,7 +63,7 @@ def test_a_cold_start_serves_the_model_from_s3_and_the_next_uses_the_cache(
     bucket, prefix = uri[len("s3://") :].split("/", 1)
     s3.delete_object(Bucket=bucket, Key=prefix + "weights.bin")
     aws_runtime.runtime.cache_clear()  # a new cold start, same environment and /tmp
-    again = handlers.http_api(load_event("http_post_ticket.json"), FakeLambdaContext())
+    again = api.http_api(load_event("http_post_ticket.json"), FakeLambdaContext())
     assert again["statusCode"] == 200  # the same ticket, read back through the cached model
 
 

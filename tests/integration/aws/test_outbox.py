@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from adapters.aws import handlers
+from adapters.aws import api, handlers
 from adapters.aws.dynamodb_store import DynamoDBTicketStore
 from core.ports import StoredTicket
-from tests.integration.aws.conftest import FakeLambdaContext, client, load_event
+from tests.integration.aws.conftest import FakeLambdaContext, dynamodb, load_event
 from tests.integration.helpdesk_fakes import FakeZendesk, serving
 
 TICKET = {"subject": "Cluster down after upgrade", "external_id": "ZD-77"}
@@ -43,7 +43,7 @@ def _post(body: dict[str, Any]) -> dict[str, Any]:
     event = load_event("rest_post_ticket.json")
     event["body"] = json.dumps(body)
     event["isBase64Encoded"] = False
-    response: dict[str, Any] = handlers.rest_api(event, FakeLambdaContext())
+    response: dict[str, Any] = api.rest_api(event, FakeLambdaContext())
     return response
 
 
@@ -65,7 +65,7 @@ def test_a_ticket_posted_twice_reaches_the_helpdesk_once(
     assert [r.headers["idempotency-key"] for r in zendesk.creates()] == [
         f"ticket-enrich:{ticket_id}"
     ]
-    delivery = DynamoDBTicketStore(client("dynamodb", aws_env), table).delivery(ticket_id)
+    delivery = DynamoDBTicketStore(dynamodb(aws_env), table).delivery(ticket_id)
     assert delivery is not None and delivery.status == "delivered"
     assert delivery.ref is not None and delivery.ref.id == str(created["id"])
 
@@ -91,7 +91,7 @@ def test_a_failing_helpdesk_is_retried_and_a_dropped_reply_is_not_a_second_ticke
 def test_claims_are_leased_so_two_workers_never_send_the_same_delivery(
     aws_env: str, table: str
 ) -> None:
-    store = DynamoDBTicketStore(client("dynamodb", aws_env), table)
+    store = DynamoDBTicketStore(dynamodb(aws_env), table)
     now = datetime.now(UTC)
     for n in range(5):
         ticket = StoredTicket(f"t-{n}", None, now.isoformat(), {"subject": f"s{n}"}, {})
