@@ -64,7 +64,7 @@ def _labelled(df: DataFrame) -> DataFrame:
     return df.withColumn(_HOURS, hours_column()).withColumn(_LOG, F.log1p(F.col(_HOURS)))
 
 
-def _quantiles(
+def quantiles(
     df: DataFrame, columns: Mapping[str, Column], qs: tuple[float, ...]
 ) -> dict[str, list[float]]:
     """Each column's quantiles (nulls left out) as `numpy.quantile` computes them: linear
@@ -147,7 +147,7 @@ def fit_resolution(
 
     def evaluate(alpha: float) -> tuple[float, LinearRegressionModel]:
         model = _fit(fit, alpha, config)
-        error = _quantiles(_residuals(model, val), {"e": F.abs(F.col("r"))}, (0.5,))["e"][0]
+        error = quantiles(_residuals(model, val), {"e": F.abs(F.col("r"))}, (0.5,))["e"][0]
         return error, model
 
     with ThreadPoolExecutor(max_workers=parallelism) as pool:
@@ -158,11 +158,11 @@ def fit_resolution(
             best = (error, alpha, model)
     assert best is not None
     error, alpha, model = best
-    residuals = _quantiles(_residuals(model, val), {"r": F.col("r")}, QUANTILES)["r"]
-    quantiles = {f"{q:g}": r for q, r in zip(QUANTILES, residuals, strict=True)}
+    residuals = quantiles(_residuals(model, val), {"r": F.col("r")}, QUANTILES)["r"]
+    at = {f"{q:g}": r for q, r in zip(QUANTILES, residuals, strict=True)}
     say(f"resolution time: ridge alpha={alpha:g} (validation median |log error| {error:.3f})")
     final = _fit(train, alpha, config)
-    return SparkResolutionModel(final, alpha, quantiles, {"median_abs_log_error": error})
+    return SparkResolutionModel(final, alpha, at, {"median_abs_log_error": error})
 
 
 def resolution_report(
@@ -170,7 +170,7 @@ def resolution_report(
 ) -> dict[str, Any]:
     """The test window's errors in hours beside the training window's median, with the
     intervals' coverage (`training.train._resolution_report`), as distributed aggregates."""
-    train_median = _quantiles(_labelled(x_all), {"h": F.col(_HOURS)}, (0.5,))["h"][0]
+    train_median = quantiles(_labelled(x_all), {"h": F.col(_HOURS)}, (0.5,))["h"][0]
     r = resolution.residual_quantiles
     predicted = resolution.model.transform(_labelled(x_test).filter(F.col(_HOURS).isNotNull()))
 
@@ -186,7 +186,7 @@ def resolution_report(
     )
 
     guesses = {"model": F.col("p50"), "baseline": F.lit(train_median)}
-    medians = _quantiles(
+    medians = quantiles(
         scored,
         {
             **{f"{w}_hours": F.abs(p50 - F.col("h")) for w, p50 in guesses.items()},

@@ -57,7 +57,7 @@ def _truncated(size: int, k: int, decimals: int | None) -> Callable[[Column], Co
             weights = np.round(weights, decimals)
         return list(zip(idx[keep].tolist(), weights.tolist(), strict=True))
 
-    udf = F.udf(truncate, _POSTING)
+    udf = F.udf(truncate, _POSTING, useArrow=False)
     return lambda column: udf(column)
 
 
@@ -84,7 +84,7 @@ def _best(queries: DataFrame, index: DataFrame, rows: DataFrame) -> DataFrame:
     )
 
 
-def _threshold(scored: DataFrame) -> tuple[float, dict[str, Any]]:
+def duplicate_threshold_bucketed(scored: DataFrame) -> tuple[float, dict[str, Any]]:
     """`training.model.duplicate_threshold` over bucketed scores: the lowest best-match score
     that maximises F1 for "closed as duplicate", among the bucket minima."""
     buckets = (
@@ -146,7 +146,7 @@ def build_index(
     )
     queries = _postings(x_val, rank, _truncated(fit_size, config.query_terms, None))
     rows = x_val.select(rank.alias("d"), "is_duplicate")
-    threshold, stats = _threshold(_best(queries, fit_index, rows))
+    threshold, stats = duplicate_threshold_bucketed(_best(queries, fit_index, rows))
     say(f"similar tickets: duplicate threshold {threshold:.3f} on validation {stats}")
 
     first = max(n_train - limit, 0)
