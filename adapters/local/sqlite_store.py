@@ -456,15 +456,7 @@ class SQLiteTicketStore:
                     raise TicketNotFound(correction.ticket_id)
                 self._conn.execute(
                     f"INSERT INTO feedback ({_FEEDBACK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        correction.ticket_id,
-                        correction.target,
-                        correction.label,
-                        correction.predicted,
-                        correction.agent,
-                        correction.model_version,
-                        correction.corrected_at,
-                    ),
+                    _correction_row(correction),
                 )
         except sqlite3.Error as exc:
             raise StoreError(
@@ -488,17 +480,7 @@ class SQLiteTicketStore:
                     f"INSERT INTO feedback ({_FEEDBACK_COLUMNS})"
                     " SELECT ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS"
                     " (SELECT 1 FROM feedback WHERE ticket_id = ? AND target = ?)",
-                    (
-                        correction.ticket_id,
-                        correction.target,
-                        correction.label,
-                        correction.predicted,
-                        correction.agent,
-                        correction.model_version,
-                        correction.corrected_at,
-                        correction.ticket_id,
-                        correction.target,
-                    ),
+                    (*_correction_row(correction), correction.ticket_id, correction.target),
                 )
         except sqlite3.Error as exc:
             raise StoreError(
@@ -590,3 +572,16 @@ class SQLiteTicketStore:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _correction_row(correction: Correction) -> tuple[Any, ...]:
+    """A correction's values in `_FEEDBACK_COLUMNS` order."""
+    return (
+        correction.ticket_id,
+        correction.target,
+        correction.label,
+        correction.predicted,
+        correction.agent,
+        correction.model_version,
+        correction.corrected_at,
+    )
