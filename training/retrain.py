@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from core.enricher import load_enricher
+from core.errors import RegistryError
 from core.ports import Correction, StoredTicket
 from core.registry import ModelRegistry, ModelVersion
 from training.data import Dataset, Example
@@ -134,6 +135,10 @@ def retrain_model(
     challenger = registry.register(
         result.artifact_dir, parent=champion.version if champion else None
     )
+    if champion is not None and challenger.version == champion.version:
+        # Registering an existing version returns its entry: judging it would be judging the
+        # champion against itself, and refusing it would take production out of production.
+        raise RegistryError(f"the challenger has the production model's version {champion.version}")
     window = result.split.test
     last_seen = None
     metrics: dict[str, dict[str, Any]] = {}

@@ -72,7 +72,7 @@ from training.report import write_report
 from training.spark_reference import build_reference_spark
 from training.spark_resolution import SparkResolutionModel, fit_resolution, resolution_report
 from training.spark_similar import INDEX_TICKETS, SparkIndex, build_index
-from training.train import MODEL_NAME, SAMPLE_COUNT
+from training.train import MODEL_NAME, SAMPLE_COUNT, model_version
 
 _POSITION_BITS = 33
 # Grid points fitted at the same time (Spark runs their jobs side by side).
@@ -994,7 +994,7 @@ def _train(
     duplicates = {"threshold": index.threshold, "validation": index.validation, "test": index.test}
     data_sha256 = _fingerprint(spark, data)
     created = datetime.now(UTC)
-    version = f"{created:%Y%m%d.%H%M%S}-{data_sha256[:8]}"
+    version = model_version(created, data_sha256)
     if out_dir is None:
         out_dir = models_dir / version
     priority = chosen["priority"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import secrets
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,8 +44,11 @@ class TrainingResult:
     metadata: dict[str, Any]
 
 
-def _version(created: datetime, data_sha256: str) -> str:
-    return f"{created:%Y%m%d.%H%M%S}-{data_sha256[:8]}"
+def model_version(created: datetime, data_sha256: str) -> str:
+    """A new artifact's version: when it was made, the training data's hash, and a random
+    part, so that two models trained on the same data within a second (another configuration,
+    a retried job) never share a name in a models folder or a registry."""
+    return f"{created:%Y%m%d.%H%M%S}-{data_sha256[:8]}-{secrets.token_hex(3)}"
 
 
 def _library_versions() -> dict[str, str]:
@@ -272,7 +276,7 @@ def train_model(
     duplicates = _duplicate_report(model, split)
 
     created = datetime.now(UTC)
-    version = _version(created, dataset.sha256)
+    version = model_version(created, dataset.sha256)
     if out_dir is None:
         out_dir = models_dir / version
     times = [e.created for e in dataset.examples]

@@ -17,6 +17,7 @@ from adapters.local.cli import main
 from adapters.local.registry import DirectoryModelRegistry
 from adapters.local.sqlite_store import SQLiteTicketStore
 from core.enricher import load_enricher
+from core.errors import RegistryError
 from core.intake import submit_ticket
 from core.ports import Correction
 from training.data import PRESETS, load_dataset, vendored_data_path
@@ -124,3 +125,21 @@ def test_drift_retrain_promote_refuse_and_roll_back(
     assert main(["registry", "list", "--registry", str(registry.root)]) == 0
     listed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
     assert [e["stage"] for e in listed] == ["production", "archived", "candidate"]
+
+
+def test_a_challenger_named_like_the_champion_is_an_error_not_a_demotion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Versions carry a random part, so two trainings never share one; if a registry still
+    # answers a challenger's registration with the champion's entry, retraining must not judge
+    # the champion against itself and move it out of production.
+    data = load_dataset(vendored_data_path(), PRESETS["hadoop"])
+    data = replace(data, examples=data.examples[:2000])
+    registry = DirectoryModelRegistry(tmp_path / "registry")
+    monkeypatch.setattr("training.train.model_version", lambda *_: "20260101.000000-same")
+    first = retrain_model(data, registry, work_dir=tmp_path / "a", config=FAST)
+    assert first.promoted
+    with pytest.raises(RegistryError, match="production model's version 20260101.000000-same"):
+        retrain_model(data, registry, work_dir=tmp_path / "b", config=CRIPPLED)
+    production = registry.production()
+    assert production is not None and production.version == "20260101.000000-same"
