@@ -109,9 +109,16 @@ def bench_spark(ctx: Context, rows: int = ROWS) -> dict[str, Any]:
     for engine in ("local", "spark"):
         out = ctx.workdir / f"spark-bench-out-{engine}-{rows}"
         log(f"batch --engine {engine} on {rows} tickets")
-        wall, stdout, _ = run_child(
-            CHILD, engine, str(model), str(data), str(out), env=ctx.child_env
-        )
+        try:
+            wall, stdout, _ = run_child(
+                CHILD, engine, str(model), str(data), str(out), env=ctx.child_env
+            )
+        except RuntimeError as exc:
+            # One engine failing (a JVM out of heap) must not lose the other's figures.
+            reasons = [line for line in str(exc).splitlines() if "Error" in line]
+            engines[engine] = {"error": (reasons or [str(exc)[-500:]])[0][:500]}
+            log(f"batch --engine {engine} failed: {engines[engine]['error']}")
+            continue
         child = child_json(stdout)
         engines[engine] = {
             **child,
@@ -120,6 +127,7 @@ def bench_spark(ctx: Context, rows: int = ROWS) -> dict[str, Any]:
             "tickets_per_s_wall": rows / wall,
             "output_bytes": sum(p.stat().st_size for p in out.rglob("*") if p.is_file()),
         }
+        log(f"batch --engine {engine}: {json.dumps(engines[engine])}")
     return {"input": source, "engines": engines, "machine": machine_facts()}
 
 
@@ -132,6 +140,9 @@ def render_spark(result: dict[str, Any]) -> list[str]:
         ("spark", "`--engine spark`, local[2]"),
     ):
         e = result["engines"][name]
+        if "error" in e:
+            rows.append([label, "failed", "—", "—", "—", "—", e["error"]])
+            continue
         jvm = size(e["jvm_peak_kib"] * 1024) if e["jvm_peak_kib"] else "—"
         rows.append(
             [
