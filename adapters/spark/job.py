@@ -203,9 +203,6 @@ def _numbered(spark: SparkSession, df: DataFrame) -> DataFrame:
     )
 
 
-_CACHED_BATCH_ROWS = 1_000
-
-
 def run_spark_batch(
     spark: SparkSession,
     model: str,
@@ -236,11 +233,6 @@ def run_spark_batch(
     wanted = partitions or max(records.rdd.getNumPartitions(), 2 * parallelism)
     if wanted != records.rdd.getNumPartitions():
         records = records.repartition(wanted)
-    # The enriched rows are cached (on disk) for the two writes and the counts. Spark builds a
-    # cached block in column batches on the JVM heap, 10,000 rows each by default: with rows
-    # of several kB (text, enrichment JSON) those are buffers of 100 MB and more, which ran a
-    # 1 GB local driver out of heap on a million tickets. Smaller batches bound them.
-    spark.conf.set("spark.sql.inMemoryColumnarStorage.batchSize", str(_CACHED_BATCH_ROWS))
     mapped = records.mapInArrow(
         _enrich_batches(shipped, key, limits, options, load_date), from_arrow_schema(ROWS)
     ).persist(StorageLevel.DISK_ONLY)
