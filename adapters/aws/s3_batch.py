@@ -1,9 +1,11 @@
 """A CSV or JSONL batch dropped under the input prefix becomes enriched JSONL under the output
 prefix, streamed both ways: rows are read from the object's body as they arrive and written out
 through a multipart upload, so memory holds one part (8 MiB by default), whatever the file's
-size. Rows that fail go to a sidecar ``<name>.errors.jsonl`` (line number and problems), never
-failing the batch. Output keys derive from the input key, so a retried event rewrites the same
-objects: one effect.
+size. Each row is read as a ticket by the core's `core.export.ExportColumns`, as
+``ticket-enrich enrich`` and the Spark batch read it: a helpdesk export's row with the columns
+the model was trained on, any other row as ticket fields. Rows that fail go to a sidecar
+``<name>.errors.jsonl`` (line number and problems), never failing the batch. Output keys
+derive from the input key, so a retried event rewrites the same objects: one effect.
 """
 
 from __future__ import annotations
@@ -19,10 +21,8 @@ from typing import Any
 from adapters.aws.telemetry import logger
 from core.enricher import Enricher
 from core.errors import InvalidTicket
+from core.export import ExportColumns
 
-TICKET_KEYS = frozenset(
-    ("subject", "description", "requester", "channel", "custom_fields", "created_at", "external_id")
-)
 _FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 
 
@@ -132,19 +132,15 @@ def output_key(key: str, input_prefix: str, output_prefix: str, suffix: str = ".
     return f"{output_prefix}{stem}{suffix}"
 
 
-def _ticket_from_csv(row: dict[str, Any]) -> dict[str, Any]:
-    """A CSV row's ticket fields as the ticket; its other non-empty columns as custom fields."""
+def _csv_record(row: dict[str, Any]) -> dict[str, Any]:
+    """A CSV row whose cells match the header."""
     if None in row:
         raise ValueError("the row has more cells than the header has columns")
-    ticket = {k: v for k, v in row.items() if k in TICKET_KEYS and v not in (None, "")}
-    extra = {k: v for k, v in row.items() if k not in TICKET_KEYS and v not in (None, "")}
-    if extra and "custom_fields" not in ticket:
-        ticket["custom_fields"] = extra
-    return ticket
+    return row
 
 
-def _rows(body: Any, fmt: str) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-    """(line, ticket, error) per row, read from a streaming body."""
+def _rows(body: Any, fmt: str) -> Iterator[tuple[int, Any, str | None]]:
+    """(line, decoded record, error) per row, read from a streaming body."""
     text = codecs.getreader("utf-8")(body, "strict")
     if fmt == "jsonl":
         for number, line in enumerate(text, start=1):
@@ -160,7 +156,7 @@ def _rows(body: Any, fmt: str) -> Iterator[tuple[int, dict[str, Any] | None, str
     reader = csv.DictReader(text)
     for row in reader:
         try:
-            yield reader.line_num, _ticket_from_csv(row), None
+            yield reader.line_num, _csv_record(row), None
         except ValueError as exc:
             yield reader.line_num, None, str(exc)
 
@@ -183,18 +179,19 @@ def enrich_object(
     out_key = output_key(key, input_prefix, output_prefix)
     errors_key = output_key(key, input_prefix, output_prefix, ".errors.jsonl")
     report = BatchReport(f"s3://{bucket}/{key}", f"s3://{output_bucket}/{out_key}", None)
+    columns = ExportColumns.from_metadata(enricher.metadata)
     body = s3.get_object(Bucket=bucket, Key=key)["Body"]
     with (
         MultipartWriter(s3, output_bucket, out_key, part_bytes) as out,
         MultipartWriter(s3, output_bucket, errors_key, part_bytes, write_empty=False) as errors,
     ):
         try:
-            for line, raw, error in _rows(body, fmt):
+            for line, record, error in _rows(body, fmt):
                 report.rows += 1
                 problems: list[dict[str, str]]
                 if error is None:
                     try:
-                        enriched = enricher.enrich(raw if raw is not None else {})
+                        enriched = enricher.enrich(columns.ticket(record))
                     except InvalidTicket as exc:
                         problems = [p.as_dict() for p in exc.problems]
                     else:

@@ -16,8 +16,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from core.enricher import Enricher, load_enricher
-from core.errors import InvalidTicket, TicketEnrichError
+from core.enricher import load_enricher
+from core.errors import FieldProblem, InvalidTicket, TicketEnrichError
+from core.export import ExportColumns
 from core.ports import DELIVERY_STATUSES
 from core.settings import Settings
 
@@ -26,16 +27,6 @@ if TYPE_CHECKING:
     from adapters.local.sqlite_store import SQLiteTicketStore
     from core.ports import HelpdeskClient
     from training.data import DataSpec
-
-_TICKET_KEYS = (
-    "subject",
-    "description",
-    "requester",
-    "channel",
-    "custom_fields",
-    "created_at",
-    "external_id",
-)
 
 
 def _say(message: str) -> None:
@@ -269,33 +260,12 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise TicketEnrichError(f"{path}: unknown file type; use .csv or .jsonl")
 
 
-def _ticket_from_row(row: dict[str, Any], enricher: Enricher) -> Any:
-    """A JSONL line is a ticket; a CSV row is read with the columns the model was trained on
-    when it has them (so a helpdesk export enriches as it is), else as ticket fields."""
-    if "__error__" in row:
-        return row
-    spec = enricher.metadata.get("training_data", {}).get("spec", {})
-    subject_col = spec.get("subject_column")
-    if subject_col and subject_col in row and "subject" not in row:
-        ticket: dict[str, Any] = {
-            "subject": row.get(subject_col) or "",
-            "description": row.get(spec.get("description_column") or "", "") or "",
-            "custom_fields": {f: row[f] for f in spec.get("field_columns", []) if row.get(f)},
-        }
-        if spec.get("id_column") and row.get(spec["id_column"]):
-            ticket["external_id"] = str(row[spec["id_column"]])
-        return ticket
-    ticket = {k: v for k, v in row.items() if k in _TICKET_KEYS and v not in (None, "")}
-    extra = {k: v for k, v in row.items() if k not in _TICKET_KEYS and v not in (None, "")}
-    if extra and "custom_fields" not in ticket:
-        ticket["custom_fields"] = extra
-    return ticket
-
-
 def _cmd_enrich(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm
 
     enricher = load_enricher(args.model, limits=settings.limits, options=settings.enrich_options)
+    # A CSV row of a helpdesk export is read with the columns the model was trained on.
+    columns = ExportColumns.from_metadata(enricher.metadata)
     path = Path(args.file)
     out: TextIO = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
     ok = failed = 0
@@ -303,16 +273,13 @@ def _cmd_enrich(args: argparse.Namespace, settings: Settings) -> int:
         for number, row in tqdm(
             _rows(path), desc="enriching", unit=" tickets", file=sys.stderr, disable=None
         ):
-            ticket = _ticket_from_row(row, enricher)
             try:
-                if "__error__" in ticket:
-                    raise InvalidTicket([])
-                enriched = enricher.enrich(ticket)
+                if isinstance(row, dict) and "__error__" in row:
+                    raise InvalidTicket([FieldProblem("row", row["__error__"])])
+                enriched = enricher.enrich(columns.ticket(row))
             except InvalidTicket as exc:
                 failed += 1
-                problems = [p.as_dict() for p in exc.problems] or [
-                    {"field": "row", "message": ticket.get("__error__", "invalid")}
-                ]
+                problems = [p.as_dict() for p in exc.problems]
                 sys.stderr.write(json.dumps({"row": number, "problems": problems}) + "\n")
                 continue
             out.write(json.dumps({"row": number, **enriched}, ensure_ascii=False) + "\n")

@@ -1,9 +1,10 @@
 """One input record in, one output row out: the part of the batch job both engines share.
 
-A record is a JSON object (a JSONL line, a CSV row, a Parquet row). A CSV row of a helpdesk
-export is read with the columns the model was trained on, exactly as `ticket-enrich enrich`
-reads it, so history enriches as it was exported; anything else is read as ticket fields. The
-row is then validated and enriched by the core. Whatever goes wrong with one record (invalid
+A record is a JSON object (a JSONL line, a CSV row, a Parquet row), read as a ticket by the
+core's `core.export.ExportColumns`, exactly as `ticket-enrich enrich` and the AWS S3 batch read
+it: a helpdesk export's row with the columns the model was trained on, so history enriches as
+it was exported; anything else as ticket fields. The row is then validated and enriched by the
+core. Whatever goes wrong with one record (invalid
 JSON, a failed validation, an unreadable creation time) becomes an error row with its reason:
 one bad record never stops a batch.
 
@@ -21,18 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from core.enricher import Enricher
-from core.errors import FieldProblem, InvalidTicket, TicketEnrichError
+from core.errors import InvalidTicket, TicketEnrichError
+from core.export import ExportColumns
 
-# The ticket schema's fields: a record's other keys become custom fields.
-TICKET_KEYS = (
-    "subject",
-    "description",
-    "requester",
-    "channel",
-    "custom_fields",
-    "created_at",
-    "external_id",
-)
 # The start of a rejected record kept in the errors output, enough to find and fix it.
 RAW_MAX_CHARS = 16 * 1024
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -124,35 +116,11 @@ class RecordMapper:
     def __init__(self, enricher: Enricher, load_date: date) -> None:
         self.enricher = enricher
         self.load_date = load_date.isoformat()
-        spec = enricher.metadata.get("training_data", {}).get("spec") or {}
-        self._subject = spec.get("subject_column")
-        self._description = spec.get("description_column")
-        self._fields = tuple(spec.get("field_columns") or ())
-        self._id = spec.get("id_column")
-        self._time = spec.get("time_column")
-        self._time_format = spec.get("time_format")
+        self.columns = ExportColumns.from_metadata(enricher.metadata)
 
     def ticket(self, record: Mapping[str, Any]) -> dict[str, Any]:
-        """The ticket a record stands for (not yet validated)."""
-        if self._subject and self._subject in record and "subject" not in record:
-            ticket: dict[str, Any] = {
-                "subject": record.get(self._subject) or "",
-                "description": record.get(self._description or "", "") or "",
-                "custom_fields": {f: record[f] for f in self._fields if record.get(f)},
-            }
-            if self._id and record.get(self._id):
-                ticket["external_id"] = str(record[self._id])
-            created = record.get(self._time) if self._time else None
-            if created:
-                ticket["created_at"] = _export_time(
-                    str(created), self._time_format, str(self._time)
-                )
-            return ticket
-        ticket = {k: v for k, v in record.items() if k in TICKET_KEYS and v not in (None, "")}
-        extra = {k: v for k, v in record.items() if k not in TICKET_KEYS and v not in (None, "")}
-        if extra and "custom_fields" not in ticket:
-            ticket["custom_fields"] = extra
-        return ticket
+        """The ticket a record stands for (not yet validated); see `ExportColumns.ticket`."""
+        return self.columns.ticket(record)
 
     def map_text(self, row: int, source: str, text: str) -> dict[str, Any]:
         """One output row from a record given as JSON text (a JSONL line)."""
@@ -166,8 +134,6 @@ class RecordMapper:
         """One output row from a decoded record: enriched, or rejected with the reason (and
         the record, as JSON)."""
         try:
-            if not isinstance(record, dict):
-                return error_row(row, source, "ticket: must be a JSON object", record)
             return self._enriched_row(row, source, self.enricher.enrich(self.ticket(record)))
         except InvalidTicket as exc:
             return error_row(row, source, str(exc), record)
@@ -218,20 +184,3 @@ def error_row(row: int, source: str, reason: str, raw: Any) -> dict[str, Any]:
     raw = raw[:RAW_MAX_CHARS].encode("utf-8", "backslashreplace").decode("utf-8")
     empty = dict.fromkeys(ALL_COLUMNS)
     return {**empty, "row": row, "source": source, "reason": reason, "raw": raw}
-
-
-def _export_time(text: str, time_format: str | None, column: str) -> str:
-    """A creation time of a helpdesk export as ISO 8601, read as training reads it."""
-    text = text.strip()
-    try:
-        parsed = (
-            datetime.strptime(text, time_format)
-            if time_format
-            else datetime.fromisoformat(text.replace("Z", "+00:00"))
-        )
-    except ValueError:
-        expected = f"format {time_format!r}" if time_format else "ISO 8601"
-        raise InvalidTicket(
-            [FieldProblem(column, f"cannot read {text!r} as a time in {expected}")]
-        ) from None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).isoformat()

@@ -9,7 +9,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from adapters.aws.api import _raw_body
-from adapters.aws.s3_batch import _ticket_from_csv, batch_format, output_key
+from adapters.aws.s3_batch import _csv_record, batch_format, output_key
 from adapters.aws.s3_model import split_s3_uri
 from adapters.aws.settings import AwsSettings
 from core.errors import ArtifactError, InvalidTicket
@@ -45,11 +45,11 @@ def test_batch_format_by_extension(key: str, fmt: str | None) -> None:
     assert batch_format(key) == fmt
 
 
-def test_csv_columns_that_are_not_ticket_fields_become_custom_fields() -> None:
-    row = {"subject": "s", "description": "", "product": "hdfs", "team": ""}
-    assert _ticket_from_csv(row) == {"subject": "s", "custom_fields": {"product": "hdfs"}}
+def test_a_csv_row_with_more_cells_than_the_header_is_refused() -> None:
+    row = {"subject": "s", "description": "", "product": "hdfs"}
+    assert _csv_record(row) == row
     with pytest.raises(ValueError, match="more cells"):
-        _ticket_from_csv({"subject": "s", None: ["x"]})  # type: ignore[dict-item]
+        _csv_record({"subject": "s", None: ["x"]})  # type: ignore[dict-item]
 
 
 def test_s3_uris() -> None:
