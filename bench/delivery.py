@@ -186,6 +186,9 @@ class TimedOutbox:
     def purge(self, status: str) -> int:
         return self.inner.purge(status)
 
+    def count_by_status(self) -> dict[str, int]:
+        return self.inner.count_by_status()
+
 
 def _free_port() -> int:
     with socket.socket() as sock:

@@ -200,6 +200,11 @@ class Outbox(Protocol):
         """Forget every delivery of this status; return how many."""
         ...
 
+    def count_by_status(self) -> dict[str, int]:
+        """How many deliveries have each of `DELIVERY_STATUSES` (0 for none), counted by the
+        store without reading the deliveries themselves: the outbox depth a scrape reports."""
+        ...
+
 
 @dataclass(frozen=True)
 class Correction:

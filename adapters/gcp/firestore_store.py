@@ -265,6 +265,29 @@ class FirestoreTicketStore:
                 for s in query.order_by("enqueued_at").limit(limit).stream()
             ]
 
+    def count_by_status(self) -> dict[str, int]:
+        """How many deliveries have each status (0 for none): a ``count()`` aggregation per
+        status, which Firestore answers from the index without returning documents (billed as
+        one read per 1,000 counted). The four run in one read-only transaction, so a delivery
+        that changes status meanwhile is counted once."""
+        from google.cloud import firestore
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        def body(transaction: Transaction) -> dict[str, int]:
+            counts = {}
+            for status in DELIVERY_STATUSES:
+                aggregation: Any = self._outbox.where(
+                    filter=FieldFilter("status", "==", status)
+                ).count()
+                counts[status] = int(aggregation.get(transaction=transaction)[0][0].value)
+            return counts
+
+        with _store_errors("count deliveries"):
+            result: dict[str, int] = firestore.transactional(body)(
+                self._client.transaction(read_only=True)
+            )
+            return result
+
     def purge(self, status: str) -> int:
         """Forget every delivery of this status (the tickets stay); return how many."""
         from google.cloud.firestore_v1.base_query import FieldFilter

@@ -339,6 +339,18 @@ class SQLiteTicketStore:
             raise StoreError(f"cannot list deliveries: {exc}") from exc
         return [_row_to_delivery(row) for row in rows]
 
+    def count_by_status(self) -> dict[str, int]:
+        """How many deliveries have each status (0 for none): one GROUP BY over the index
+        ``outbox_due``, whose leading column is the status, so no row of the table is read."""
+        try:
+            with self._lock:
+                rows = self._conn.execute(
+                    "SELECT status, COUNT(*) FROM outbox GROUP BY status"
+                ).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot count deliveries: {exc}") from exc
+        return {**dict.fromkeys(DELIVERY_STATUSES, 0), **dict(rows)}
+
     def purge(self, status: str) -> int:
         """Forget every delivery of this status (the tickets stay); return how many."""
         if status not in ("delivered", "dead"):

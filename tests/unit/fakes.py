@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from core.errors import TicketNotFound
-from core.ports import Delivery, HelpdeskRef, StoredTicket, TicketPage, TicketQuery
+from core.ports import (
+    DELIVERY_STATUSES,
+    Delivery,
+    HelpdeskRef,
+    StoredTicket,
+    TicketPage,
+    TicketQuery,
+)
 
 
 class FakeTicketStore:
@@ -79,6 +86,12 @@ class FakeOutbox:
         for k in gone:
             del self.rows[k]
         return len(gone)
+
+    def count_by_status(self) -> dict[str, int]:
+        counts = dict.fromkeys(DELIVERY_STATUSES, 0)
+        for d in self.rows.values():
+            counts[d.status] += 1
+        return counts
 
 
 class FakeHelpdeskClient:

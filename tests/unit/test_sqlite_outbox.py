@@ -91,3 +91,21 @@ def test_purge_forgets_deliveries_of_one_status_only(store: SQLiteTicketStore) -
     assert store.get("a").id == "a"
     with pytest.raises(ValueError):
         store.purge("pending")
+
+
+def test_counts_by_status_include_the_empty_ones(store: SQLiteTicketStore) -> None:
+    assert store.count_by_status() == {"pending": 0, "retrying": 0, "delivered": 0, "dead": 0}
+    store.add(_ticket("z"))  # a ticket without a delivery is not counted
+    for name, status in (("a", "pending"), ("b", "dead"), ("c", "dead"), ("d", "retrying")):
+        store.add_with_delivery(_ticket(name), T0)
+        delivery = store.delivery(name)
+        assert delivery is not None
+        store.save(replace(delivery, status=status))
+
+    executed: list[str] = []
+    store._conn.set_trace_callback(executed.append)
+    assert store.count_by_status() == {"pending": 1, "retrying": 1, "delivered": 0, "dead": 2}
+    store._conn.set_trace_callback(None)
+    # Whatever the store ran, SQLite answered it from an index, reading no outbox row.
+    plans = [store._conn.execute(f"EXPLAIN QUERY PLAN {sql}").fetchall() for sql in executed]
+    assert plans and all("COVERING INDEX" in step[3] for plan in plans for step in plan)

@@ -104,6 +104,28 @@ def test_a_delivery_is_enqueued_once_and_leaves_the_queue_when_finished(
         store.purge("pending")
 
 
+def test_counts_by_status_read_every_page_of_the_scan(aws_env: str, table: str) -> None:
+    client = dynamodb(aws_env)
+    store = DynamoDBTicketStore(client, table, page_size=3)
+    assert store.count_by_status() == {"pending": 0, "retrying": 0, "delivered": 0, "dead": 0}
+    store.add(_ticket(0))  # a ticket without a delivery is not counted
+    statuses = ["pending"] * 4 + ["retrying"] * 2 + ["dead"]
+    for n, status in enumerate(statuses, start=1):
+        store.add_with_delivery(_ticket(n), NOW)
+        delivery = store.delivery(f"t{n}")
+        assert delivery is not None
+        store.save(replace(delivery, status=status))
+
+    # 15 items, 3 to a page: the counts below add up over five Scan requests.
+    first = client.scan(TableName=table, Limit=3)
+    assert len(first["Items"]) == 3 and "LastEvaluatedKey" in first
+    expected = {"pending": 4, "retrying": 2, "delivered": 0, "dead": 1}
+    assert store.count_by_status() == expected
+    assert DynamoDBTicketStore(client, table).count_by_status() == expected
+    with pytest.raises(ValueError):
+        DynamoDBTicketStore(client, table, page_size=0)
+
+
 def test_a_missing_table_is_a_store_error(aws_env: str) -> None:
     store = DynamoDBTicketStore(dynamodb(aws_env), "no-such-table")
     with pytest.raises(StoreError):
@@ -112,3 +134,5 @@ def test_a_missing_table_is_a_store_error(aws_env: str) -> None:
         store.add_with_delivery(_ticket(1), NOW)
     with pytest.raises(StoreError):
         store.claim_due(NOW, NOW, limit=1)
+    with pytest.raises(StoreError):
+        store.count_by_status()

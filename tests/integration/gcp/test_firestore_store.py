@@ -155,3 +155,16 @@ def test_enqueue_keeps_the_first_version(store: FirestoreTicketStore) -> None:
         == first.enrichment
         == {"priority": {"label": "low"}, "needs_review": True}
     )
+
+
+def test_counts_by_status_include_the_empty_ones(store: FirestoreTicketStore) -> None:
+    assert store.count_by_status() == {"pending": 0, "retrying": 0, "delivered": 0, "dead": 0}
+    store.add(_ticket(0))  # a ticket without a delivery is not counted
+    statuses = ["pending"] * 3 + ["retrying"] * 2 + ["dead"]
+    for n, status in enumerate(statuses, start=1):
+        store.add_with_delivery(_ticket(n), T0)
+        delivery = store.delivery(f"t{n}")
+        assert delivery is not None
+        store.save(replace(delivery, status=status))
+
+    assert store.count_by_status() == {"pending": 3, "retrying": 2, "delivered": 0, "dead": 1}
