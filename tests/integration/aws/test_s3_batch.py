@@ -1,16 +1,72 @@
 """S3 batches through the handler against moto's S3: JSONL and CSV with broken rows (reported
-in a sidecar errors file, the rest enriched) and a batch large enough to stream out in parts."""
+in a sidecar errors file, the rest enriched), a raw helpdesk export enriched as `ticket-enrich
+enrich` enriches it, and a batch large enough to stream out in parts."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from adapters.aws import handlers
 from tests.integration.aws.conftest import FakeLambdaContext, client, load_event
+from tests.support import SMALL_CONFIG, write_tickets
+from training.data import DataSpec, load_dataset
+from training.train import train_model
 
 BUCKET = "ticket-batches"  # as recorded in s3_put_batch.json
+# A helpdesk export whose columns are not the ticket's own, with its own time format.
+EXPORT_SPEC = DataSpec(
+    subject_column="Title",
+    description_column="Body",
+    field_columns=("Product",),
+    label_column="Priority",
+    time_column="Opened",
+    time_format="%d.%m.%Y %H:%M",
+    id_column="Ticket #",
+)
+EXPORT_HEADER = ("Ticket #", "Title", "Body", "Product", "Priority", "Status", "Opened")
+
+
+def _export_row(number: int, ticket: dict[str, Any]) -> dict[str, str]:
+    day, hour = ticket["created_at"][8:10], ticket["created_at"][11:13]
+    return {
+        "Ticket #": f"HD-{number}",
+        "Title": ticket["subject"],
+        "Body": ticket["description"],
+        "Product": ticket["product"],
+        "Priority": ticket["priority"],
+        "Status": "Closed",
+        "Opened": f"{day}.01.2024 {hour}:00",
+    }
+
+
+def _export_csv(rows: list[dict[str, str]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=EXPORT_HEADER, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def export_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small model trained on a helpdesk export with its own column names."""
+    root = tmp_path_factory.mktemp("export-model")
+    generated = write_tickets(root / "generated.jsonl")
+    tickets = [json.loads(line) for line in generated.read_text().splitlines()]
+    export = root / "closed.csv"
+    export.write_text(_export_csv([_export_row(n, t) for n, t in enumerate(tickets, start=1)]))
+    dataset = load_dataset(export, EXPORT_SPEC)
+    return train_model(dataset, models_dir=root / "models", config=SMALL_CONFIG).artifact_dir
 
 
 def _bucket(endpoint: str) -> Any:
@@ -85,6 +141,98 @@ def test_csv_rows_become_tickets_and_a_ragged_row_is_reported(configure: Any, aw
     (error,) = _lines(s3, out.replace(".jsonl", ".errors.jsonl"))
     assert error["line"] == 3
     assert "more cells" in error["problems"][0]["message"]
+
+
+def test_a_raw_helpdesk_export_enriches_as_the_cli_enriches_it(
+    configure: Any, aws_env: str, export_model_dir: Path, tmp_path: Path
+) -> None:
+    configure(TICKET_ENRICH_MODEL_DIR=str(export_model_dir))
+    s3 = _bucket(aws_env)
+    rows = [
+        {
+            "Ticket #": "HD-901",
+            "Title": "outage in cluster 3",
+            "Body": "production is down, data loss",
+            "Product": "hdfs",
+            "Priority": "",
+            "Status": "Open",
+            "Opened": "29.02.2024 23:30",
+        },
+        {
+            "Ticket #": "HD-902",
+            "Title": "yesterday's ticket",
+            "Body": "slow upgrade",
+            "Product": "yarn",
+            "Priority": "",
+            "Status": "Open",
+            "Opened": "yesterday",
+        },
+        {
+            "Ticket #": "",
+            "Title": "",
+            "Body": "configuration question about the upgrade",
+            "Product": "",
+            "Priority": "",
+            "Status": "New",
+            "Opened": "",
+        },
+    ]
+    text = _export_csv(rows)
+    key = f"incoming/{uuid.uuid4().hex}.csv"
+    s3.put_object(Bucket=BUCKET, Key=key, Body=text.encode())
+
+    (report,) = handlers.s3_batch(_event(key), FakeLambdaContext())["batches"]
+
+    assert (report["rows"], report["enriched"], report["failed"]) == (3, 2, 1)
+    out = key.replace("incoming/", "enriched/").replace(".csv", ".jsonl")
+    enriched = _lines(s3, out)
+    assert [e["ticket"] for e in enriched] == [
+        {
+            "subject": "outage in cluster 3",
+            "description": "production is down, data loss",
+            "custom_fields": {"Product": "hdfs"},
+            "created_at": "2024-02-29T23:30:00Z",
+            "external_id": "HD-901",
+        },
+        {
+            "subject": "",
+            "description": "configuration question about the upgrade",
+            "custom_fields": {},
+        },
+    ]
+    (error,) = _lines(s3, out.replace(".jsonl", ".errors.jsonl"))
+    assert error == {
+        "line": 3,
+        "problems": [
+            {
+                "field": "Opened",
+                "message": "cannot read 'yesterday' as a time in format '%d.%m.%Y %H:%M'",
+            }
+        ],
+    }
+
+    # The same export through `ticket-enrich enrich`: the same tickets, the same enrichment.
+    export = tmp_path / "export.csv"
+    export.write_text(text)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKET_ENRICH_")}
+    command = ["enrich", "--model", str(export_model_dir), str(export)]
+    done = subprocess.run(
+        [sys.executable, "-m", "adapters.local.cli", *command],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr  # one row rejected
+    by_cli = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r.pop("row") for r in by_cli] == [1, 3]
+    for record in (*by_cli, *enriched):
+        assert record["enrichment"].pop("enriched_at")
+    assert by_cli == enriched
+    rejected = [json.loads(x) for x in done.stderr.splitlines() if x.startswith('{"row"')]
+    assert rejected == [{"row": 2, "problems": error["problems"]}]
 
 
 def test_a_batch_larger_than_one_part_streams_out_as_a_multipart_upload(
