@@ -101,3 +101,11 @@ class DeliveryNotDead(TicketEnrichError):
 
 class RegistryError(TicketEnrichError):
     """The model registry cannot do what was asked (unknown version or stage, bad artifact)."""
+
+
+class RateLimited(TicketEnrichError):
+    """A client sent more than its rate limit allows; it may retry after ``retry_after_s``."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message)

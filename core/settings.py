@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, IPvAnyNetwork, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.delivery import RetryPolicy
@@ -100,6 +100,26 @@ class Settings(BaseSettings):
     )
     events_poll_interval_s: float = Field(
         0.5, gt=0, description="How often the live queue looks for changes in the store."
+    )
+    # The anonymous customer form is limited per client address by a token bucket: a burst,
+    # refilled at a sustained rate. Either one at 0 turns the limit off.
+    customer_rate_burst: int = Field(
+        5, ge=0, description="Tickets one address may send from the customer form at once."
+    )
+    customer_rate_per_hour: float = Field(
+        30.0, ge=0, description="Tickets per hour one address may send from the customer form."
+    )
+    customer_rate_clients_max: int = Field(
+        100_000,
+        ge=1,
+        description="Addresses whose buckets are remembered; beyond it the least recently "
+        "seen are forgotten, so many addresses cannot grow memory without limit.",
+    )
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="Reverse proxies whose X-Forwarded-For is believed, as a JSON list of "
+        'addresses or networks, e.g. ["127.0.0.1", "10.0.0.0/8"]; empty: the socket peer '
+        "is the client.",
     )
 
     # The learning loop: drift monitoring, the model registry and promotion.

@@ -23,6 +23,7 @@ from adapters.local.auth import Gate, Principal
 from adapters.local.body import read_body
 from adapters.local.observability import add_observability
 from adapters.local.pages import NotAllowed, PagesStore, add_pages, now_iso
+from adapters.local.ratelimit import ClientRateLimit
 from core.delivery import requeue_dead, run_delivery_worker
 from core.enricher import Enricher
 from core.errors import (
@@ -30,6 +31,7 @@ from core.errors import (
     DeliveryNotFound,
     FieldProblem,
     InvalidTicket,
+    RateLimited,
     StoreError,
     TicketEnrichError,
     TicketNotFound,
@@ -166,6 +168,19 @@ def build_gate(settings: Settings) -> Gate:
     return Gate(settings.agents, api_key, secret, settings.session_max_age_s)
 
 
+def server_options(settings: Settings) -> dict[str, Any]:
+    """The uvicorn options that make the settings' trusted proxies the only ones believed.
+
+    Uvicorn itself rewrites the client address (and scheme) from ``X-Forwarded-For`` (and
+    ``-Proto``) when the peer is one of its ``forwarded_allow_ips``, by default 127.0.0.1 and
+    ::1, before the app sees the request. Given these options it does so only for
+    ``TICKET_ENRICH_TRUSTED_PROXIES`` (the same walk from the right the rate limit does, so
+    doing both is harmless), and not at all when none are set.
+    """
+    trusted = [str(network) for network in settings.trusted_proxies]
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted}
+
+
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "The body is not UTF-8 JSON."},
     413: {"model": ErrorBody, "description": "The ticket or one of its fields is too large."},
@@ -181,6 +196,7 @@ def create_app(
     *,
     outbox: Outbox | None = None,
     helpdesk: HelpdeskClient | None = None,
+    customer_rate_limit: ClientRateLimit | None = None,
 ) -> FastAPI:
     """Build the local service around an enricher and a store; nothing happens at import.
 
@@ -192,6 +208,10 @@ def create_app(
     (``X-API-Key``); state-changing requests from browsers must pass the CSRF check. When the
     store also keeps corrections, a change feed and status links (`PagesStore`, as SQLite
     does), the customer page, the agent dashboard and ``POST /tickets/{id}/feedback`` exist.
+
+    Customer submissions are limited per client address as the settings say, or by
+    ``customer_rate_limit`` when given (tests pass one with their own clock); the JSON API of
+    agents and machine clients is not.
     """
     if helpdesk is not None and outbox is None:
         raise ValueError("a helpdesk client needs an outbox to deliver from")
@@ -447,7 +467,20 @@ def create_app(
 
     if isinstance(store, TicketChanges) and isinstance(store, StatusLinks):
         pages_store: PagesStore = store  # type: ignore[assignment]
-        add_pages(app, enricher, pages_store, settings, gate, outbox=outbox, principal=principal)
+        add_pages(
+            app,
+            enricher,
+            pages_store,
+            settings,
+            gate,
+            outbox=outbox,
+            principal=principal,
+            rate_limit=(
+                ClientRateLimit.from_settings(settings)
+                if customer_rate_limit is None
+                else customer_rate_limit
+            ),
+        )
 
     add_observability(app, enricher, store, settings, outbox=outbox, reader=principal)
 
@@ -492,6 +525,20 @@ def create_app(
     @app.exception_handler(NotAllowed)
     async def not_allowed(request: Request, exc: NotAllowed) -> JSONResponse:
         return _error(exc.status, exc.code, str(exc))
+
+    @app.exception_handler(RateLimited)
+    async def rate_limited(request: Request, exc: RateLimited) -> JSONResponse:
+        _log.info(
+            "request refused",
+            extra={
+                "code": "rate_limited",
+                "path": request.url.path,
+                "retry_after_s": exc.retry_after_s,
+            },
+        )
+        return _error(
+            429, "rate_limited", str(exc), headers={"Retry-After": str(exc.retry_after_s)}
+        )
 
     @app.exception_handler(TicketNotFound)
     async def not_found(request: Request, exc: TicketNotFound) -> JSONResponse:

@@ -31,6 +31,7 @@ from adapters.local.auth import (
     token_digest,
 )
 from adapters.local.body import read_body
+from adapters.local.ratelimit import ClientRateLimit
 from core.enricher import Enricher
 from core.errors import FieldProblem, InvalidTicket, TicketNotFound
 from core.intake import submit_ticket
@@ -135,11 +136,13 @@ def add_pages(
     *,
     outbox: Outbox | None,
     principal: Any,
+    rate_limit: ClientRateLimit | None = None,
 ) -> None:
     """Add the customer page, the agent dashboard, the model page and their endpoints.
 
     ``principal`` is the dependency that names the agent or machine client of a request and
-    refuses anybody else.
+    refuses anybody else. ``rate_limit``, when given, limits customer submissions per client
+    address (`RateLimited` when over it).
     """
     limits: Limits = settings.limits
     labels = _target_labels(enricher)
@@ -222,10 +225,17 @@ def add_pages(
             400: {"description": "The body is not UTF-8 JSON."},
             413: {"description": "The ticket or one of its fields is too large."},
             422: {"description": "The ticket is not valid; `problems` says why."},
+            429: {"description": "Too many tickets from this address; see `Retry-After`."},
         },
     )
     async def customer_submit(request: Request) -> JSONResponse:
         """Enrich and store a customer's ticket; answer with its id and a private status link."""
+        if rate_limit is not None:
+            # Before the body is read: a refused flood costs neither parsing nor enrichment.
+            rate_limit.check(
+                request.client.host if request.client is not None else None,
+                request.headers.getlist("x-forwarded-for"),
+            )
         body = await read_body(request, limits.ticket_bytes)
         return JSONResponse(await run_in_threadpool(take_in_from_customer, body), status_code=201)
 

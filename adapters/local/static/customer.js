@@ -85,6 +85,7 @@ const TicketForm = (() => {
   // One wording for the browser's and the server's problems alike.
   function say(problem) {
     const message = problem.message;
+    if (!problem.field) return `${message[0].toUpperCase()}${message.slice(1)}.`;
     if (problem.field === "ticket" && /^a /.test(message)) {
       return `${message[0].toUpperCase()}${message.slice(1)}.`;
     }
@@ -165,9 +166,15 @@ const TicketForm = (() => {
         confirm(data);
         return [];
       }
-      const problems = data && data.error && data.error.problems && data.error.problems.length
-        ? data.error.problems
-        : [{ field: "ticket", message: `could not be sent (error ${status}); please try again` }];
+      const error = (data && data.error) || {};
+      let problems = error.problems && error.problems.length ? error.problems : null;
+      // An answer about the request rather than a field (429: too many tickets from this
+      // address, and when to try again) is shown in the server's words.
+      if (!problems && error.message) problems = [{ field: "", message: error.message }];
+      if (!problems) {
+        problems = [{ field: "ticket",
+          message: `could not be sent (error ${status}); please try again` }];
+      }
       show(problems);
       return problems;
     } catch (_) {

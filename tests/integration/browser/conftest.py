@@ -20,8 +20,9 @@ import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from adapters.helpdesk.webhook import WebhookClient
-from adapters.local.app import create_app
+from adapters.local.app import create_app, server_options
 from adapters.local.auth import hash_password
+from adapters.local.ratelimit import ClientRateLimit
 from adapters.local.sqlite_store import SQLiteTicketStore
 from core import Enricher, load_enricher
 from core.settings import Settings
@@ -112,28 +113,47 @@ def agent_hash() -> str:
 
 
 @contextmanager
-def _running(
-    enricher: Enricher, database: Path, helpdesk_url: str, agent_hash: str
+def running(
+    enricher: Enricher,
+    database: Path,
+    helpdesk_url: str,
+    agent_hash: str,
+    *,
+    rate_limit: ClientRateLimit | None = None,
+    **overrides: Any,
 ) -> Iterator[Service]:
+    """The service on a free port of 127.0.0.1; ``overrides`` change its settings, and
+    ``rate_limit`` replaces the customer form's limit the settings describe."""
     settings = Settings(
-        database=database,
-        agents={AGENT: agent_hash},
-        api_key=API_KEY,
-        deliver=True,
-        delivery_poll_interval_s=0.1,
-        events_poll_interval_s=0.1,
-        similar_url_template="https://issues.apache.org/jira/secure/ViewIssue.jspa?id={id}",
+        **{
+            "database": database,
+            "agents": {AGENT: agent_hash},
+            "api_key": API_KEY,
+            "deliver": True,
+            "delivery_poll_interval_s": 0.1,
+            "events_poll_interval_s": 0.1,
+            "similar_url_template": "https://issues.apache.org/jira/secure/ViewIssue.jspa?id={id}",
+            **overrides,
+        }
     )
     helpdesk = WebhookClient(helpdesk_url, HELPDESK_SECRET, timeout=5.0)
     store = SQLiteTicketStore(settings.database)
-    app = create_app(enricher, store, settings, outbox=store, helpdesk=helpdesk)
+    app = create_app(
+        enricher, store, settings, outbox=store, helpdesk=helpdesk, customer_rate_limit=rate_limit
+    )
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     host, port = sock.getsockname()
     # Event streams end on their own within seconds; every test closes its pages before the
     # server stops, and the graceful-shutdown bound only guards against a test that does not.
     server = uvicorn.Server(
-        uvicorn.Config(app, lifespan="on", log_level="warning", timeout_graceful_shutdown=5)
+        uvicorn.Config(
+            app,
+            lifespan="on",
+            log_level="warning",
+            timeout_graceful_shutdown=5,
+            **server_options(settings),
+        )
     )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -158,19 +178,27 @@ def service(
     enricher: Enricher, tmp_path: Path, helpdesk_url: str, agent_hash: str
 ) -> Iterator[Service]:
     """The local service with the realistic model, delivering to a webhook helpdesk."""
-    with _running(enricher, tmp_path / "tickets.sqlite3", helpdesk_url, agent_hash) as running:
-        yield running
+    # The service's default limit on the customer form (5 at once from one address) is on.
+    with running(enricher, tmp_path / "tickets.sqlite3", helpdesk_url, agent_hash) as service:
+        yield service
 
 
 @pytest.fixture
 def small_service(
     small_enricher: Enricher, tmp_path: Path, helpdesk_url: str, agent_hash: str
 ) -> Iterator[Service]:
-    """The local service with the tiny model, whose form has a custom field."""
-    with _running(
-        small_enricher, tmp_path / "tickets.sqlite3", helpdesk_url, agent_hash
-    ) as running:
-        yield running
+    """The local service with the tiny model, whose form has a custom field.
+
+    Its customer form is not rate-limited: the validation test posts a table of bad tickets
+    from one address, more than a burst."""
+    with running(
+        small_enricher,
+        tmp_path / "tickets.sqlite3",
+        helpdesk_url,
+        agent_hash,
+        customer_rate_per_hour=0,
+    ) as service:
+        yield service
 
 
 def sign_in(page: Page, url: str) -> None:
