@@ -112,8 +112,13 @@ def _entity_to_delivery(entity: TableEntity) -> Delivery:
 class TableTicketStore:
     """A `core.ports.TicketStore` and `core.ports.Outbox` in one Azure Storage table."""
 
-    def __init__(self, table: TableClient) -> None:
+    def __init__(self, table: TableClient, *, page_size: int | None = None) -> None:
+        """``page_size`` caps the entities one page of a cross-partition query returns (None:
+        the service's 1,000)."""
+        if page_size is not None and page_size < 1:
+            raise ValueError(f"page_size must be >= 1, got {page_size}")
         self._table = table
+        self._page_size = page_size
 
     def create_table(self) -> None:
         """Create the table if it does not exist (once per deployment; cheap to repeat)."""
@@ -189,6 +194,7 @@ class TableTicketStore:
                     "RowKey eq @row and (status eq 'pending' or status eq 'retrying')"
                     " and next_attempt_at le @now and lease_until le @now",
                     parameters={"row": DELIVERY_ROW, "now": at},
+                    results_per_page=self._page_size,
                 ),
                 key=lambda e: (float(e["next_attempt_at"]), float(e.get("enqueued_at", 0.0))),
             )
@@ -238,7 +244,11 @@ class TableTicketStore:
         if status is not None:
             clauses.append("status eq @status")
             params["status"] = status
-        entities = list(self._table.query_entities(" and ".join(clauses), parameters=params))
+        entities = list(
+            self._table.query_entities(
+                " and ".join(clauses), parameters=params, results_per_page=self._page_size
+            )
+        )
         entities.sort(key=lambda e: float(e.get("enqueued_at", 0.0)))
         return entities
 
@@ -259,6 +269,26 @@ class TableTicketStore:
                 self._table.delete_entity(entity["PartitionKey"], DELIVERY_ROW)
         return len(entities)
 
+    def count_by_status(self) -> dict[str, int]:
+        """How many deliveries have each status (0 for none).
+
+        Table Storage has no count, and a filter on ``status`` would scan the table anyway, so
+        this is one query of the ``delivery`` rows selecting only their status, counted as its
+        pages arrive: the service still scans the table, but the answer carries a few bytes per
+        delivery rather than each delivery, and one scan serves all four statuses.
+        """
+        counts = dict.fromkeys(DELIVERY_STATUSES, 0)
+        with self._errors("cannot count deliveries"):
+            for entity in self._table.query_entities(
+                "RowKey eq @row",
+                parameters={"row": DELIVERY_ROW},
+                select=["status"],
+                results_per_page=self._page_size,
+            ):
+                status = entity["status"]
+                counts[status] = counts.get(status, 0) + 1
+        return counts
+
     def list(self, query: TicketQuery) -> TicketPage:
         """Tickets matching the query's filters, newest first, with the total that matched."""
         if query.limit < 0 or query.offset < 0:
@@ -278,6 +308,7 @@ class TableTicketStore:
                     " and ".join(clauses),
                     parameters=params,
                     select=["PartitionKey", "received_at"],
+                    results_per_page=self._page_size,
                 )
             ]
         keys.sort(reverse=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -12,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from adapters.local.app import create_app
 from adapters.local.sqlite_store import SQLiteTicketStore
 from core import load_enricher
+from core.ports import Delivery
 from core.settings import Settings
 from tests.integration.test_local_service import _serving
 
@@ -63,6 +65,42 @@ def test_metrics_count_enrichments_and_show_drift(client: httpx.Client) -> None:
         )
     features = {labels[0][1] for name, labels in samples if name == "ticket_enrich_drift_psi"}
     assert {"text_length", "language", "vocabulary", "priority", "band"} <= features
+
+
+class _UnlistedStore(SQLiteTicketStore):
+    """The real store, except that listing deliveries fails: a scrape must only count them."""
+
+    def deliveries(self, status: str | None = None, limit: int = 100) -> list[Delivery]:
+        raise AssertionError("the scrape listed deliveries")
+
+
+def test_metrics_count_the_outbox_by_status_without_listing_it(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    settings = Settings(database=tmp_path / "t.sqlite3", api_key="observability-key")
+    store = _UnlistedStore(settings.database)
+    app = create_app(load_enricher(model_dir), store, settings, outbox=store)
+    with _serving(app) as url, httpx.Client(base_url=url, timeout=30) as http:
+        ids = []
+        for ticket in [*TICKETS, {"subject": "Disk full", "description": "On every node"}]:
+            response = http.post("/tickets", json=ticket, headers=KEY)
+            assert response.status_code == 201
+            ids.append(response.json()["id"])
+        for ticket_id, status in zip(ids, ("dead", "retrying", "dead"), strict=False):
+            delivery = store.delivery(ticket_id)
+            assert delivery is not None
+            store.save(replace(delivery, status=status, attempts=1))
+
+        response = http.get("/metrics")
+    store.close()
+    assert response.status_code == 200
+    samples = _samples(response.text)
+    depth = {
+        labels[0][1]: value
+        for (name, labels), value in samples.items()
+        if name == "ticket_enrich_outbox_deliveries"
+    }
+    assert depth == {"pending": 1, "retrying": 1, "delivered": 0, "dead": 2}
 
 
 def test_quality_per_model_version_from_agents_corrections(client: httpx.Client) -> None:

@@ -8,6 +8,7 @@ import functools
 import json
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -263,6 +264,32 @@ def test_table_store_keeps_large_tickets_lists_and_leases(
     # An expired lease (a worker that died) makes the delivery due again.
     later = lease + timedelta(seconds=1)
     assert len(store.claim_due(later, later + timedelta(seconds=60), limit=10)) == 5
+
+
+def test_table_store_counts_deliveries_by_status_over_every_page(
+    azurite: Azurite, table_name: str
+) -> None:
+    table = TableClient.from_connection_string(azurite.connection_string, table_name)
+    store = TableTicketStore(table, page_size=2)
+    store.create_table()
+    now = datetime.now(UTC)
+    assert store.count_by_status() == {"pending": 0, "retrying": 0, "delivered": 0, "dead": 0}
+    store.add(_stored("no-delivery", "s", "normal", now))  # a ticket alone is not counted
+    statuses = ["pending"] * 3 + ["retrying"] * 2 + ["dead"]
+    for i, status in enumerate(statuses):
+        store.add_with_delivery(_stored(f"id-{i}", "s", "normal", now), now)
+        delivery = store.delivery(f"id-{i}")
+        assert delivery is not None
+        store.save(replace(delivery, status=status))
+
+    # Two delivery rows to a page: the counts below add up over three pages.
+    pages = table.query_entities("RowKey eq 'delivery'", results_per_page=2).by_page()
+    assert len(list(next(pages))) == 2
+    expected = {"pending": 3, "retrying": 2, "delivered": 0, "dead": 1}
+    assert store.count_by_status() == expected
+    assert TableTicketStore(table).count_by_status() == expected
+    with pytest.raises(ValueError):
+        TableTicketStore(table, page_size=0)
 
 
 @pytest.mark.usefixtures("env")
