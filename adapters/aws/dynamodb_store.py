@@ -381,8 +381,8 @@ class DynamoDBTicketStore:
 
         The table has no index by status (``due`` holds pending and retrying alike, without
         the status), so this is one paginated Scan that returns only each delivery's status:
-        DynamoDB still reads, and bills, the whole table, but a scrape moves a few bytes per
-        delivery instead of every delivery and four Scans become one.
+        DynamoDB still reads, and bills, the whole table, but the answer carries a few bytes
+        per delivery rather than each delivery, and one Scan serves all four statuses.
         """
         counts = dict.fromkeys(DELIVERY_STATUSES, 0)
         for item in self._scan_pages(
