@@ -465,8 +465,14 @@ def create_app(
                 },
             }
 
+    rate_limit: ClientRateLimit | None = None
     if isinstance(store, TicketChanges) and isinstance(store, StatusLinks):
         pages_store: PagesStore = store  # type: ignore[assignment]
+        rate_limit = (
+            ClientRateLimit.from_settings(settings)
+            if customer_rate_limit is None
+            else customer_rate_limit
+        )
         add_pages(
             app,
             enricher,
@@ -475,14 +481,12 @@ def create_app(
             gate,
             outbox=outbox,
             principal=principal,
-            rate_limit=(
-                ClientRateLimit.from_settings(settings)
-                if customer_rate_limit is None
-                else customer_rate_limit
-            ),
+            rate_limit=rate_limit,
         )
 
-    add_observability(app, enricher, store, settings, outbox=outbox, reader=principal)
+    add_observability(
+        app, enricher, store, settings, outbox=outbox, reader=principal, rate_limit=rate_limit
+    )
 
     @app.get("/model", summary="The model being served")
     def model() -> dict[str, Any]:

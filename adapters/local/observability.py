@@ -21,6 +21,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
+from adapters.local.ratelimit import ClientRateLimit, RateLimitCollector
 from core.drift import REFERENCE_FILE, Profile, Reference, drift
 from core.enricher import Enricher
 from core.errors import ArtifactError
@@ -101,8 +102,11 @@ def add_observability(
     *,
     outbox: Outbox | None,
     reader: Any,
+    rate_limit: ClientRateLimit | None = None,
 ) -> None:
-    """Add `/metrics` and, when the store keeps corrections, `/model/quality` to the app."""
+    """Add `/metrics` and, when the store keeps corrections, `/model/quality` to the app.
+    With the customer form's ``rate_limit``, `/metrics` also counts the submissions it
+    refused."""
     registry = CollectorRegistry()
     latency = Histogram(
         "ticket_enrich_enrichment_seconds",
@@ -124,6 +128,8 @@ def add_observability(
 
     enricher.add_listener(observe)
     registry.register(_StoreCollector(store, outbox, _reference(enricher), settings))
+    if rate_limit is not None:
+        registry.register(RateLimitCollector(rate_limit))
 
     @app.get("/metrics", summary="Prometheus metrics", include_in_schema=True)
     def metrics() -> Response:

@@ -79,6 +79,9 @@ def test_past_its_burst_an_address_gets_429_with_retry_after_and_nothing_is_stor
     clock.now += 60
     assert [a.status_code for a in _customer_posts(limited.url, 2)] == [201, 429]
     assert limited.api.get("/tickets").json()["total"] == 3
+    metrics = limited.api.get("/metrics").text.splitlines()
+    assert "ticket_enrich_customer_submissions_refused_total 4.0" in metrics
+    assert "ticket_enrich_rate_limit_clients 1.0" in metrics
 
 
 def test_a_refused_body_is_not_read_or_judged(limited: Service) -> None:
