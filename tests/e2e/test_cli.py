@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -140,6 +141,9 @@ def test_enrich_reads_a_helpdesk_export_with_the_training_columns(
     assert len(out) == 20
     assert out[0]["ticket"]["subject"] == rows[0]["Summary"]
     assert out[0]["ticket"]["external_id"] == rows[0]["Issue id"]
+    # The creation time too, read with the training time format (`30/Sep/21 17:20`).
+    created = datetime.strptime(rows[0]["Created"], "%d/%b/%y %H:%M").replace(tzinfo=UTC)
+    assert datetime.fromisoformat(out[0]["ticket"]["created_at"]) == created
 
 
 @pytest.mark.parametrize(

@@ -79,10 +79,9 @@ def test_spark_batch_on_the_vendored_data_matches_the_cli_row_for_row(
     for number, want in expected.items():
         row = got[number]
         assert row["enrichment"] == want["enrichment"], f"row {number}"
-        # Batch also carries the export's creation time, which `enrich` leaves out.
-        ticket = dict(row["ticket"])
-        created = ticket.pop("created_at")
-        assert ticket == want["ticket"], f"row {number}"
+        # Both read the export's creation time with the training time format.
+        assert row["ticket"] == want["ticket"], f"row {number}"
+        created = row["ticket"]["created_at"]
         assert row["created_date"] == created[:10] == row["created_at"].date().isoformat()
         assert row["priority"] == want["enrichment"]["priority"]["label"]
         assert row["external_id"] == want["ticket"]["external_id"]
@@ -207,4 +206,42 @@ def test_an_existing_output_is_kept_unless_overwrite_is_asked(
         spark, model, str(data), out, load_date=date(2032, 1, 1), overwrite=True
     )
     assert again.enriched == 4
-    assert "2032-01-01" in {r["created_date"] for r in enriched_rows(Path(out)).values()}
+    dates = {r["created_date"] for r in enriched_rows(Path(out)).values()}
+    # Replaced, not added to: the first run's load date is gone with its rows.
+    assert "2032-01-01" in dates and str(LOAD_DATE) not in dates
+    # The staged enrichment is removed once both outputs are written.
+    assert sorted(p.name for p in Path(out).iterdir() if p.name.startswith("_")) == [
+        "_SUCCESS",
+        "_errors",
+    ]
+
+
+def test_an_existing_errors_location_is_refused_before_any_work(
+    spark: SparkSession, small_model_dir: Path, tmp_path: Path
+) -> None:
+    data = _tickets(tmp_path / "tickets.jsonl")
+    errors = tmp_path / "rejected"
+    errors.mkdir()
+    (errors / "keep.txt").write_text("an earlier run's file")
+    out = tmp_path / "out"
+    with pytest.raises(TicketEnrichError, match=f"{errors} exists"):
+        run_spark_batch(
+            spark,
+            str(small_model_dir),
+            str(data),
+            str(out),
+            errors=str(errors),
+            load_date=LOAD_DATE,
+        )
+    assert not out.exists() and (errors / "keep.txt").is_file()
+    summary = run_spark_batch(
+        spark,
+        str(small_model_dir),
+        str(data),
+        str(out),
+        errors=str(errors),
+        load_date=LOAD_DATE,
+        overwrite=True,
+    )
+    assert summary.rejected == len(error_rows(errors)) > 0
+    assert not (errors / "keep.txt").exists() and not (out / "_errors").exists()
