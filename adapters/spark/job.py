@@ -17,13 +17,14 @@ import hashlib
 import json
 import os
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from pyspark import Broadcast, StorageLevel
+from pyspark import Broadcast
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -41,6 +42,7 @@ from adapters.spark.records import (
     errors_location,
     input_format,
 )
+from adapters.spark.session import delete_path, path_exists
 from core.artifact import CHECKSUMS_FILE
 from core.enricher import EnrichOptions, load_enricher
 from core.errors import ArtifactError, TicketEnrichError
@@ -221,11 +223,18 @@ def run_spark_batch(
     records into their own Parquet dataset; one bad record never fails the job."""
     fmt = input_format(input_location, fmt)
     errors = errors_location(output, errors)
+    out = output.rstrip("/")
+    targets = [out] if errors.startswith(out + "/") else [out, errors]
+    existing = [t for t in targets if path_exists(spark, t)]
+    if existing and not overwrite:
+        raise TicketEnrichError(f"{existing[0]} exists; pass --overwrite to replace it")
     limits, options = limits or Limits(), options or EnrichOptions()
     files = read_artifact_files(spark, model)
     # Fail here, once, on a bad artifact, rather than in every task.
     load_enricher(materialize(files), limits=limits, options=options)
     key = artifact_key(files)
+    for target in existing:  # replaced only once the artifact is known to load
+        delete_path(spark, target)
     shipped = spark.sparkContext.broadcast(files)
 
     records = _numbered(spark, _read(spark, input_location, fmt))
@@ -233,14 +242,21 @@ def run_spark_batch(
     wanted = partitions or max(records.rdd.getNumPartitions(), 2 * parallelism)
     if wanted != records.rdd.getNumPartitions():
         records = records.repartition(wanted)
-    mapped = records.mapInArrow(
-        _enrich_batches(shipped, key, limits, options, load_date), from_arrow_schema(ROWS)
-    ).persist(StorageLevel.DISK_ONLY)
-    mode = "overwrite" if overwrite else "errorifexists"
     # INT96, Spark's default, reads back as a time without zone elsewhere; this is UTC.
     spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+    mapped = records.mapInArrow(
+        _enrich_batches(shipped, key, limits, options, load_date), from_arrow_schema(ROWS)
+    )
+    # Enrichment runs once: its rows are staged as Parquet inside OUTPUT (a name starting with
+    # "_", which readers skip), and both outputs and the counts read from there. A disk-persisted
+    # cache ran a 1 GB local[2] driver out of heap on a million tickets: Spark serializes cached
+    # column batches with Java serialization, whose stream keeps the last 100 objects reachable,
+    # so a task held most of its partition's batches on the heap while writing them to disk.
+    staging = f"{out}/_staging-{uuid.uuid4().hex[:12]}"
     try:
-        enriched = mapped.filter(F.col("reason").isNull()).select(
+        mapped.write.parquet(staging)
+        staged = spark.read.parquet(staging)
+        enriched = staged.filter(F.col("reason").isNull()).select(
             *[
                 F.timestamp_micros("created_at_us").alias("created_at")
                 if c == "created_at_us"
@@ -248,22 +264,25 @@ def run_spark_batch(
                 for c in ENRICHED_COLUMNS
             ]
         )
-        enriched.repartition("created_date").write.mode(mode).partitionBy("created_date").parquet(
-            output
-        )
-        rejected = mapped.filter(F.col("reason").isNotNull()).select(*ERROR_COLUMNS)
-        rejected.repartition(1).write.mode(mode).parquet(errors)
+        # The output directory holds only the staging directory so far: append beside it.
+        enriched.repartition("created_date").write.mode("append").partitionBy(
+            "created_date"
+        ).parquet(out)
+        rejected = staged.filter(F.col("reason").isNotNull()).select(*ERROR_COLUMNS)
+        rejected.repartition(1).write.parquet(errors)
         counts = {
             bool(r["ok"]): int(r["n"])
-            for r in mapped.groupBy(F.col("reason").isNull().alias("ok"))
+            for r in staged.groupBy(F.col("reason").isNull().alias("ok"))
             .agg(F.count(F.lit(1)).alias("n"))
             .collect()
         }
     except AnalysisException as exc:
         if "PATH_ALREADY_EXISTS" in str(exc) or "already exists" in str(exc):
-            raise TicketEnrichError(f"{output} exists; pass --overwrite to replace it") from None
+            raise TicketEnrichError(
+                f"{output} was created while the job ran; pass --overwrite to replace it"
+            ) from None
         raise
     finally:
-        mapped.unpersist()
+        delete_path(spark, staging)
         shipped.unpersist()
     return BatchSummary(counts.get(True, 0), counts.get(False, 0), output, errors)

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from pyspark.sql import SparkSession
 
@@ -57,16 +58,35 @@ def session_for(master: str | None, app_name: str) -> Iterator[SparkSession]:
             spark.stop()
 
 
+def _hadoop_path(spark: SparkSession, url: str) -> tuple[Any, Any]:
+    """The Hadoop file system holding ``url`` (a local path or any URL the cluster reaches),
+    and the path on it."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    path = jvm.org.apache.hadoop.fs.Path(url)
+    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
+
+
+def path_exists(spark: SparkSession, url: str) -> bool:
+    """Whether anything is at ``url``."""
+    fs, path = _hadoop_path(spark, url)
+    return bool(fs.exists(path))
+
+
+def delete_path(spark: SparkSession, url: str) -> None:
+    """Remove ``url`` and all under it, if it is there."""
+    fs, path = _hadoop_path(spark, url)
+    if fs.exists(path):
+        fs.delete(path, True)
+
+
 def copy_to_url(spark: SparkSession, local_dir: Path, url: str) -> None:
     """Copy a local directory (a trained artifact) to any URL the cluster's Hadoop file
     systems reach (`s3://`, `gs://`, `abfss://`, `hdfs://`), replacing what is there."""
+    delete_path(spark, url)
+    fs, target = _hadoop_path(spark, url)
+    fs.mkdirs(target)
     jvm = spark.sparkContext._jvm
     assert jvm is not None
-    hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()
-    target = jvm.org.apache.hadoop.fs.Path(url)
-    fs = target.getFileSystem(hadoop_conf)
-    if fs.exists(target):
-        fs.delete(target, True)
-    fs.mkdirs(target)
     for child in sorted(local_dir.iterdir()):
         fs.copyFromLocalFile(False, True, jvm.org.apache.hadoop.fs.Path(str(child)), target)
