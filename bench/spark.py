@@ -10,6 +10,7 @@ driver's Python side, which must not grow with the input) and, for Spark, the JV
 local mode is the driver and both executor threads.
 
     python -m bench.spark --rows 20000     # a smaller run
+    python -m bench.spark --engines spark  # one engine
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from core.schema import Limits
 from training.data import vendored_data_path
 
 ROWS = 1_000_000
+ENGINES = ("local", "spark")
 SEED = 20240229
 
 # argv: engine, model dir, input, output. Prints one JSON line: job seconds and peak RSS.
@@ -99,14 +101,16 @@ def _iso(created: str) -> str:
     return datetime.strptime(created, "%d/%b/%y %H:%M").isoformat() + "Z"
 
 
-def bench_spark(ctx: Context, rows: int = ROWS) -> dict[str, Any]:
-    """Both engines on the same resampled input; see the module docstring."""
+def bench_spark(
+    ctx: Context, rows: int = ROWS, engines: tuple[str, ...] = ENGINES
+) -> dict[str, Any]:
+    """Both engines (or those named) on the same resampled input; see the module docstring."""
     model = ctx.trained().artifact_dir
     data = ctx.workdir / f"spark-bench-{rows}.jsonl"
     log(f"writing {rows} resampled tickets to {data}")
     source = write_input(data, rows)
-    engines: dict[str, Any] = {}
-    for engine in ("local", "spark"):
+    results: dict[str, Any] = {}
+    for engine in engines:
         out = ctx.workdir / f"spark-bench-out-{engine}-{rows}"
         log(f"batch --engine {engine} on {rows} tickets")
         try:
@@ -116,19 +120,19 @@ def bench_spark(ctx: Context, rows: int = ROWS) -> dict[str, Any]:
         except RuntimeError as exc:
             # One engine failing (a JVM out of heap) must not lose the other's figures.
             reasons = [line for line in str(exc).splitlines() if "Error" in line]
-            engines[engine] = {"error": (reasons or [str(exc)[-500:]])[0][:500]}
-            log(f"batch --engine {engine} failed: {engines[engine]['error']}")
+            results[engine] = {"error": (reasons or [str(exc)[-500:]])[0][:500]}
+            log(f"batch --engine {engine} failed: {results[engine]['error']}")
             continue
         child = child_json(stdout)
-        engines[engine] = {
+        results[engine] = {
             **child,
             "wall_s": wall,
             "tickets_per_s": rows / child["seconds"],
             "tickets_per_s_wall": rows / wall,
             "output_bytes": sum(p.stat().st_size for p in out.rglob("*") if p.is_file()),
         }
-        log(f"batch --engine {engine}: {json.dumps(engines[engine])}")
-    return {"input": source, "engines": engines, "machine": machine_facts()}
+        log(f"batch --engine {engine}: {json.dumps(results[engine])}")
+    return {"input": source, "engines": results, "machine": machine_facts()}
 
 
 def render_spark(result: dict[str, Any]) -> list[str]:
@@ -139,7 +143,9 @@ def render_spark(result: dict[str, Any]) -> list[str]:
         ("local", "`--engine local` (one process)"),
         ("spark", "`--engine spark`, local[2]"),
     ):
-        e = result["engines"][name]
+        e = result["engines"].get(name)
+        if e is None:
+            continue
         if "error" in e:
             rows.append([label, "failed", "—", "—", "—", "—", e["error"]])
             continue
@@ -184,9 +190,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=ROWS)
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-spark-"))
-    result = bench_spark(Context(workdir), rows=args.rows)
+    result = bench_spark(Context(workdir), rows=args.rows, engines=tuple(args.engines))
     (workdir / "spark.json").write_text(json.dumps(result, indent=2))
     print("\n".join(render_spark(result)))
 
