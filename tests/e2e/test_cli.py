@@ -22,7 +22,7 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         env=env,
-        timeout=300,
+        timeout=900,  # a guard against a hang: a full training takes minutes on a loaded machine
     )
 
 
