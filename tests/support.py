@@ -1,10 +1,22 @@
-"""Generated closed tickets for tests that need a real model trained in a second."""
+"""Generated closed tickets for tests that need a real model trained in a second, and
+`ticket-enrich serve` run as an operator runs it."""
 
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from training.data import DataSpec
 from training.model import ModelConfig
@@ -36,3 +48,63 @@ def write_tickets(path: Path, rows: int = 120, seed: int = 7) -> Path:
 
 SMALL_SPEC = DataSpec(field_columns=("product",))
 SMALL_CONFIG = ModelConfig(c_grid=(1.0, 10.0), min_band_support=5, min_df=1)
+
+
+ROOT = Path(__file__).parents[1]
+WAIT_LIMIT_SECONDS = 120.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def service_env(**settings: str) -> dict[str, str]:
+    """This process's environment without its TICKET_ENRICH_ variables, plus ``settings`` as
+    TICKET_ENRICH_<NAME>."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKET_ENRICH_")}
+    env.update({f"TICKET_ENRICH_{k.upper()}": v for k, v in settings.items()})
+    return env
+
+
+def wait_until(check: Callable[[], Any], what: str) -> Any:
+    """``check()``'s first truthy answer, polled for up to two minutes."""
+    deadline = time.monotonic() + WAIT_LIMIT_SECONDS
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextmanager
+def serving(settings: dict[str, str], log_path: Path) -> Iterator[str]:
+    """`ticket-enrich serve` in its own process on a free loopback port, with ``settings``;
+    yields its base URL once it is healthy, and stops it afterwards."""
+    port = free_port()
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "adapters.local.cli", "serve"],
+            cwd=ROOT,
+            env=service_env(**settings, host="127.0.0.1", port=str(port)),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base_url = f"http://127.0.0.1:{port}"
+
+        def healthy() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(log_path.read_text(errors="replace"))
+            try:
+                return httpx.get(f"{base_url}/healthz", timeout=5.0).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        try:
+            wait_until(healthy, "the service to start")
+            yield base_url
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)

@@ -346,7 +346,7 @@ def _with_local_credentials(settings: Settings) -> Settings:
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from adapters.local.app import create_app
+    from adapters.local.app import create_app, server_options
     from adapters.local.sqlite_store import SQLiteTicketStore
 
     updates = {
@@ -380,6 +380,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             host=settings.host,
             port=settings.port,
             log_level="info",
+            **server_options(settings),
         )
     finally:
         store.close()

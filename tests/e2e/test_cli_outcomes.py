@@ -5,13 +5,9 @@ labels, and the service's live quality counts them."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,35 +16,12 @@ import pytest
 
 from tests.integration import test_rt_real
 from tests.integration.test_rt_real import RT
+from tests.support import ROOT, service_env, serving, wait_until
 
-ROOT = Path(__file__).parents[2]
 API_KEY = "outcomes-test-key"
-WAIT_LIMIT_SECONDS = 120.0
 
 # The module-scoped Request Tracker fixture (a real RT 5 on loopback), shared by name.
 rt = test_rt_real.rt
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _env(**settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKET_ENRICH_")}
-    env.update({f"TICKET_ENRICH_{k.upper()}": v for k, v in settings.items()})
-    return env
-
-
-def _until(check: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + WAIT_LIMIT_SECONDS
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -81,33 +54,11 @@ def settings(rt: RT, tmp_path: Path, small_model_dir: Path) -> dict[str, str]:
 @pytest.fixture
 def service(settings: dict[str, str], tmp_path: Path) -> Iterator[httpx.Client]:
     """`ticket-enrich serve` in its own process on a free loopback port; stopped afterwards."""
-    port = _free_port()
-    log = (tmp_path / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "adapters.local.cli", "serve"],
-        cwd=ROOT,
-        env=_env(**settings, host="127.0.0.1", port=str(port)),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        if process.poll() is not None:
-            raise AssertionError((tmp_path / "serve.log").read_text(errors="replace"))
-        try:
-            return httpx.get(f"{base_url}/healthz", timeout=5.0).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        _until(healthy, "the service to start")
-        with httpx.Client(base_url=base_url, headers={"X-API-Key": API_KEY}, timeout=30) as api:
-            yield api
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)
-        log.close()
+    with (
+        serving(settings, tmp_path / "serve.log") as base_url,
+        httpx.Client(base_url=base_url, headers={"X-API-Key": API_KEY}, timeout=30) as api,
+    ):
+        yield api
 
 
 def test_tickets_resolved_in_rt_become_labels_the_service_scores(
@@ -127,7 +78,7 @@ def test_tickets_resolved_in_rt_become_labels_the_service_scores(
         items = service.get("/outbox", params={"status": "delivered"}).json()["items"]
         return items if len(items) == 2 else None
 
-    refs = {d["ticket_id"]: d["helpdesk"]["id"] for d in _until(delivered, "delivery to RT")}
+    refs = {d["ticket_id"]: d["helpdesk"]["id"] for d in wait_until(delivered, "delivery to RT")}
     assert service.get("/model/quality").json()["overall"]["tickets"] == 0
 
     # In RT, an agent resolves the first as the model said and the second as the other label.
@@ -142,7 +93,7 @@ def test_tickets_resolved_in_rt_become_labels_the_service_scores(
         )
         assert response.status_code == 200, response.text
 
-    result = _cli("outcomes", env=_env(**settings))
+    result = _cli("outcomes", env=service_env(**settings))
 
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
@@ -156,7 +107,7 @@ def test_tickets_resolved_in_rt_become_labels_the_service_scores(
         ticket_id: (label, "helpdesk:rt") for ticket_id, label in final.items()
     }
 
-    again = _cli("outcomes", env=_env(**settings))
+    again = _cli("outcomes", env=service_env(**settings))
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["recorded"] == []
     assert service.get("/model/quality").json()["overall"]["tickets"] == 2
@@ -165,7 +116,7 @@ def test_tickets_resolved_in_rt_become_labels_the_service_scores(
 def test_outcomes_with_the_webhook_says_it_cannot_read_tickets_back(tmp_path: Path) -> None:
     result = _cli(
         "outcomes",
-        env=_env(
+        env=service_env(
             database=str(tmp_path / "t.sqlite3"),
             models_dir=str(tmp_path / "models"),
             helpdesk_webhook_url="http://127.0.0.1:9/hook",
