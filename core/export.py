@@ -99,11 +99,11 @@ def _cell(row: Mapping[str, Any], column: str | None) -> Any:
     return row.get(column) if column is not None else None
 
 
-def export_time(text: str, time_format: str | None, column: str) -> str:
-    """A creation time from an export as ISO 8601, read as training reads it: with the given
-    `datetime.strptime` format, else as ISO 8601; a time without a zone is UTC.
+def parse_export_time(text: str, time_format: str | None) -> datetime:
+    """A time from an export, read with the given `datetime.strptime` format, else as ISO 8601;
+    a time without a zone is UTC. The one reading of export times, for training and serving.
 
-    Raises `InvalidTicket` naming the column and the expected format.
+    Raises `ValueError` saying what was expected.
     """
     text = text.strip()
     try:
@@ -114,7 +114,16 @@ def export_time(text: str, time_format: str | None, column: str) -> str:
         )
     except ValueError:
         expected = f"format {time_format!r}" if time_format else "ISO 8601"
-        raise InvalidTicket(
-            [FieldProblem(column, f"cannot read {text!r} as a time in {expected}")]
-        ) from None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).isoformat()
+        raise ValueError(f"cannot read {text!r} as a time in {expected}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def export_time(text: str, time_format: str | None, column: str) -> str:
+    """A creation time from an export as ISO 8601 (`parse_export_time`).
+
+    Raises `InvalidTicket` naming the column and the expected format.
+    """
+    try:
+        return parse_export_time(text, time_format).isoformat()
+    except ValueError as exc:
+        raise InvalidTicket([FieldProblem(column, str(exc))]) from None

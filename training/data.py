@@ -9,12 +9,13 @@ import math
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from core.errors import TrainingDataError
+from core.export import parse_export_time
 from core.text import ticket_document
 
 THREE_LEVEL = {
@@ -178,19 +179,10 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _parse_time(value: Any, spec_format: str | None, column: str, row: int) -> datetime:
-    text = "" if value is None else str(value).strip()
     try:
-        parsed = (
-            datetime.strptime(text, spec_format)
-            if spec_format
-            else datetime.fromisoformat(text.replace("Z", "+00:00"))
-        )
-    except ValueError:
-        expected = f"format {spec_format!r}" if spec_format else "ISO 8601"
-        raise TrainingDataError(
-            f"cannot read {text!r} as a time in {expected}", column=column, row=row
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return parse_export_time("" if value is None else str(value), spec_format)
+    except ValueError as exc:
+        raise TrainingDataError(str(exc), column=column, row=row) from None
 
 
 def _text(value: Any) -> str:
