@@ -459,21 +459,9 @@ class SQLiteTicketStore:
     def add_correction(self, correction: Correction) -> Correction:
         """Record an agent's correction; raises `core.errors.TicketNotFound` for an unknown
         ticket. A later correction of the same ticket and target supersedes this one."""
-        try:
-            with self._lock, self._transaction():
-                exists = self._conn.execute(
-                    "SELECT 1 FROM tickets WHERE id = ?", (correction.ticket_id,)
-                ).fetchone()
-                if exists is None:
-                    raise TicketNotFound(correction.ticket_id)
-                self._conn.execute(
-                    f"INSERT INTO feedback ({_FEEDBACK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    _correction_row(correction),
-                )
-        except sqlite3.Error as exc:
-            raise StoreError(
-                f"cannot store the correction of {correction.ticket_id}: {exc}"
-            ) from exc
+        self._insert_correction(
+            correction, f"INSERT INTO feedback ({_FEEDBACK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        )
         return correction
 
     def add_correction_once(self, correction: Correction) -> bool:
@@ -481,6 +469,19 @@ class SQLiteTicketStore:
         written in one transaction, so an agent's correction stored meanwhile is never
         superseded); return whether it was recorded. Raises `core.errors.TicketNotFound` for an
         unknown ticket."""
+        return self._insert_correction(
+            correction,
+            f"INSERT INTO feedback ({_FEEDBACK_COLUMNS})"
+            " SELECT ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS"
+            " (SELECT 1 FROM feedback WHERE ticket_id = ? AND target = ?)",
+            (correction.ticket_id, correction.target),
+        )
+
+    def _insert_correction(
+        self, correction: Correction, insert: str, extra: tuple[str, ...] = ()
+    ) -> bool:
+        """Run ``insert`` with the correction's row (then ``extra``) in one transaction with
+        the check that its ticket exists; return whether a row was written."""
         try:
             with self._lock, self._transaction():
                 exists = self._conn.execute(
@@ -488,12 +489,7 @@ class SQLiteTicketStore:
                 ).fetchone()
                 if exists is None:
                     raise TicketNotFound(correction.ticket_id)
-                cursor = self._conn.execute(
-                    f"INSERT INTO feedback ({_FEEDBACK_COLUMNS})"
-                    " SELECT ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS"
-                    " (SELECT 1 FROM feedback WHERE ticket_id = ? AND target = ?)",
-                    (*_correction_row(correction), correction.ticket_id, correction.target),
-                )
+                cursor = self._conn.execute(insert, (*_correction_row(correction), *extra))
         except sqlite3.Error as exc:
             raise StoreError(
                 f"cannot store the correction of {correction.ticket_id}: {exc}"
