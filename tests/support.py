@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,26 @@ def service_env(**settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKET_ENRICH_")}
     env.update({f"TICKET_ENRICH_{k.upper()}": v for k, v in settings.items()})
     return env
+
+
+def run_cli(
+    *args: str,
+    cwd: Path = ROOT,
+    timeout: float = 900,
+    settings: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`ticket-enrich ARGS` in a fresh interpreter, as an operator runs it, with only
+    ``settings`` as TICKET_ENRICH_ variables. The timeout guards against a hang: training
+    takes minutes on a loaded machine."""
+    return subprocess.run(
+        [sys.executable, "-m", "adapters.local.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=service_env(**(settings or {})),
+        timeout=timeout,
+        check=False,
+    )
 
 
 def wait_until(check: Callable[[], Any], what: str) -> Any:

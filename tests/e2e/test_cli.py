@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from tests.support import write_tickets
+from tests.support import run_cli, write_tickets
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKET_ENRICH_")}
-    return subprocess.run(
-        [sys.executable, "-m", "adapters.local.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,  # a guard against a hang: a full training takes minutes on a loaded machine
-    )
+    return run_cli(*args, cwd=cwd)
 
 
 def test_train_with_no_options_uses_the_vendored_data(tmp_path: Path) -> None:

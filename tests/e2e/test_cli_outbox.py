@@ -3,30 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from adapters.local.sqlite_store import SQLiteTicketStore
 from core.ports import StoredTicket
+from tests.support import run_cli
 
 ROOT = Path(__file__).parents[2]
 
 
-def run(*args: str, db: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("TICKET_ENRICH_")}
-    clean.update(TICKET_ENRICH_DATABASE=str(db), **env)
-    return subprocess.run(
-        [sys.executable, "-m", "adapters.local.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=clean,
-        timeout=120,
-    )
+def run(*args: str, db: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(*args, settings={"database": str(db), **settings})
 
 
 def _seed(db: Path) -> None:
@@ -77,9 +67,9 @@ def test_deliver_once_records_an_unreachable_webhook_as_retrying(tmp_path: Path)
         "deliver",
         "--once",
         db=db,
-        TICKET_ENRICH_HELPDESK_WEBHOOK_URL="http://127.0.0.1:9/hook",
-        TICKET_ENRICH_HELPDESK_WEBHOOK_SECRET="s",
-        TICKET_ENRICH_HELPDESK_TIMEOUT_S="5",
+        helpdesk_webhook_url="http://127.0.0.1:9/hook",
+        helpdesk_webhook_secret="s",
+        helpdesk_timeout_s="5",
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"delivered": [], "retrying": ["d"], "dead": []}

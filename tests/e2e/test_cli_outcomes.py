@@ -5,8 +5,6 @@ labels, and the service's live quality counts them."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,23 +14,12 @@ import pytest
 
 from tests.integration import test_rt_real
 from tests.integration.test_rt_real import RT
-from tests.support import ROOT, service_env, serving, wait_until
+from tests.support import run_cli, serving, wait_until
 
 API_KEY = "outcomes-test-key"
 
 # The module-scoped Request Tracker fixture (a real RT 5 on loopback), shared by name.
 rt = test_rt_real.rt
-
-
-def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "adapters.local.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
 
 
 @pytest.fixture
@@ -93,7 +80,7 @@ def test_tickets_resolved_in_rt_become_labels_the_service_scores(
         )
         assert response.status_code == 200, response.text
 
-    result = _cli("outcomes", env=service_env(**settings))
+    result = run_cli("outcomes", settings=settings)
 
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
@@ -107,21 +94,21 @@ def test_tickets_resolved_in_rt_become_labels_the_service_scores(
         ticket_id: (label, "helpdesk:rt") for ticket_id, label in final.items()
     }
 
-    again = _cli("outcomes", env=service_env(**settings))
+    again = run_cli("outcomes", settings=settings)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["recorded"] == []
     assert service.get("/model/quality").json()["overall"]["tickets"] == 2
 
 
 def test_outcomes_with_the_webhook_says_it_cannot_read_tickets_back(tmp_path: Path) -> None:
-    result = _cli(
+    result = run_cli(
         "outcomes",
-        env=service_env(
-            database=str(tmp_path / "t.sqlite3"),
-            models_dir=str(tmp_path / "models"),
-            helpdesk_webhook_url="http://127.0.0.1:9/hook",
-            helpdesk_webhook_secret="s",
-        ),
+        settings={
+            "database": str(tmp_path / "t.sqlite3"),
+            "models_dir": str(tmp_path / "models"),
+            "helpdesk_webhook_url": "http://127.0.0.1:9/hook",
+            "helpdesk_webhook_secret": "s",
+        },
     )
     assert result.returncode == 2
     assert "the webhook helpdesk cannot be asked how its tickets closed" in result.stderr

@@ -7,9 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,7 +15,7 @@ import pytest
 
 from adapters.aws import handlers
 from tests.integration.aws.conftest import FakeLambdaContext, client, load_event
-from tests.support import SMALL_CONFIG, write_tickets
+from tests.support import SMALL_CONFIG, run_cli, write_tickets
 from training.data import DataSpec, load_dataset
 from training.train import train_model
 
@@ -214,17 +211,7 @@ def test_a_raw_helpdesk_export_enriches_as_the_cli_enriches_it(
     # The same export through `ticket-enrich enrich`: the same tickets, the same enrichment.
     export = tmp_path / "export.csv"
     export.write_text(text)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKET_ENRICH_")}
-    command = ["enrich", "--model", str(export_model_dir), str(export)]
-    done = subprocess.run(
-        [sys.executable, "-m", "adapters.local.cli", *command],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
+    done = run_cli("enrich", "--model", str(export_model_dir), str(export), cwd=tmp_path)
     assert done.returncode == 1, done.stderr  # one row rejected
     by_cli = [json.loads(line) for line in done.stdout.splitlines()]
     assert [r.pop("row") for r in by_cli] == [1, 3]

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from adapters.spark.job import run_spark_batch
 from adapters.spark.local import run_local_batch
 from core import load_enricher
 from core.errors import TicketEnrichError
+from tests.support import run_cli
 from training.data import vendored_data_path
 
 ROOT = Path(__file__).parents[3]
@@ -27,16 +26,7 @@ LOAD_DATE = date(2031, 1, 2)
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKET_ENRICH_")}
-    return subprocess.run(
-        [sys.executable, "-m", "adapters.local.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
+    return run_cli(*args, cwd=cwd)
 
 
 def enriched_rows(path: Path) -> dict[int, dict[str, Any]]:

@@ -5,10 +5,7 @@ generated tickets where the two must write the same index and reference."""
 from __future__ import annotations
 
 import json
-import os
 import random
-import subprocess
-import sys
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,7 +18,7 @@ from pyspark.sql import SparkSession
 from core import load_enricher
 from core.drift import REFERENCE_FILE, Reference
 from core.errors import TrainingDataError
-from tests.support import SMALL_CONFIG, write_tickets
+from tests.support import SMALL_CONFIG, run_cli, write_tickets
 from training.data import PRESETS, DataSpec, load_dataset, vendored_data_path
 from training.spark import SparkTrainingResult, train_model_spark
 from training.train import TrainingResult, train_model
@@ -270,30 +267,19 @@ def test_resolution_time_is_left_out_when_a_ticket_has_no_resolved_time(
 
 def test_train_engine_spark_from_the_command_line(tmp_path: Path) -> None:
     data = write_tickets(tmp_path / "closed.jsonl", rows=80)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKET_ENRICH_")}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "adapters.local.cli",
-            "train",
-            "--engine",
-            "spark",
-            "--master",
-            "local[2]",
-            "--data",
-            str(data),
-            "--field-column",
-            "product",
-            "--out",
-            str(tmp_path / "m"),
-        ],
+    done = run_cli(
+        "train",
+        "--engine",
+        "spark",
+        "--master",
+        "local[2]",
+        "--data",
+        str(data),
+        "--field-column",
+        "product",
+        "--out",
+        str(tmp_path / "m"),
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "test macro-F1" in done.stderr
