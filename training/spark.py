@@ -69,6 +69,7 @@ from training.data import MIN_ROWS, DataSpec
 from training.metrics import classification_metrics
 from training.model import OTHER, ModelConfig, Progress, band_thresholds
 from training.report import write_report
+from training.spark_csv import read_csv
 from training.spark_reference import build_reference_spark
 from training.spark_resolution import SparkResolutionModel, fit_resolution, resolution_report
 from training.spark_similar import INDEX_TICKETS, SparkIndex, build_index
@@ -137,16 +138,8 @@ def _read(spark: SparkSession, location: str) -> DataFrame:
     if fmt == "jsonl":
         df = spark.read.text(location).select(F.col("value").alias("text"))
     elif fmt in ("csv", "tsv"):
-        reader = spark.read.options(
-            header="true",
-            multiLine="true",
-            quote='"',
-            escape='"',
-            sep="\t" if fmt == "tsv" else ",",
-        )
-        raw = reader.csv(location)
-        record = F.struct(*[F.col(f"`{c}`") for c in raw.columns])
-        df = raw.select(F.to_json(record, {"ignoreNullFields": "false"}).alias("text"))
+        raw, record = read_csv(spark, location, sep="\t" if fmt == "tsv" else ",")
+        df = raw.select(F.to_json(record).alias("text"))
     else:
         raw = spark.read.parquet(location)
         record = F.struct(*[F.col(f"`{c}`") for c in raw.columns])

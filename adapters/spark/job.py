@@ -29,7 +29,6 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
-from pyspark.sql.types import StringType, StructField, StructType
 
 from adapters.spark.arrow import ROWS, rows_batch
 from adapters.spark.records import (
@@ -47,6 +46,7 @@ from core.artifact import CHECKSUMS_FILE
 from core.enricher import EnrichOptions, load_enricher
 from core.errors import ArtifactError, TicketEnrichError
 from core.schema import Limits
+from training.spark_csv import read_csv
 
 ArtifactFiles = dict[str, bytes]
 _CORRUPT = "_corrupt_record"
@@ -153,16 +153,7 @@ def _read(spark: SparkSession, location: str, fmt: str) -> DataFrame:
             F.col("value").alias("text"), F.lit(None).cast("string").alias("malformed"), source
         )
     if fmt == "csv":
-        # RFC 4180 quoting, as Python's csv module reads it; fields may span lines.
-        reader = spark.read.options(
-            header="true", multiLine="true", quote='"', escape='"', mode="PERMISSIVE"
-        )
-        header = reader.csv(location).schema
-        columns = [f.name for f in header.fields]
-        schema = StructType([*header.fields, StructField(_CORRUPT, StringType())])
-        df = reader.schema(schema).option("columnNameOfCorruptRecord", _CORRUPT).csv(location)
-        # An empty field is "", never null, as Python's csv module reads it.
-        record = F.struct(*[F.coalesce(F.col(f"`{c}`"), F.lit("")).alias(c) for c in columns])
+        df, record = read_csv(spark, location, corrupt_column=_CORRUPT)
         return df.select(
             F.to_json(record).alias("text"),
             F.col(_CORRUPT).alias("malformed"),
