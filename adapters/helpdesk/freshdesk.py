@@ -21,15 +21,9 @@ from typing import Any
 import httpx
 
 from adapters.helpdesk.mapping import FieldMapping, requester_of, subject_of
-from adapters.helpdesk.transport import (
-    DEFAULT_TIMEOUT_SECONDS,
-    build_client,
-    first_hit,
-    get_json,
-    path_segment,
-    post_json,
-)
-from core.errors import HelpdeskError, HelpdeskUnavailable
+from adapters.helpdesk.searched import SearchedHelpdesk
+from adapters.helpdesk.transport import DEFAULT_TIMEOUT_SECONDS, build_client, path_segment
+from core.errors import HelpdeskError
 from core.ports import HelpdeskOutcome, HelpdeskRef, StoredTicket
 
 SYSTEM = "freshdesk"
@@ -39,10 +33,11 @@ STATUS_NAMES = {2: "open", 3: "pending", 4: "resolved", 5: "closed"}
 CLOSED_STATUSES = frozenset({4, 5})
 
 
-class FreshdeskClient:
+class FreshdeskClient(SearchedHelpdesk):
     """A `HelpdeskClient` for one Freshdesk account (``https://<domain>.freshdesk.com``)."""
 
     name = SYSTEM
+    create_path = "/api/v2/tickets"
 
     def __init__(
         self,
@@ -57,6 +52,7 @@ class FreshdeskClient:
         self.base_url = base_url.rstrip("/")
         self.mapping = mapping or FieldMapping.for_system(SYSTEM)
         self.default_requester_email = default_requester_email
+        self.error_message = _error_message
         # Freshdesk's basic auth: the API key as user name, any password ("X" by convention).
         self._http = build_client(
             self.base_url,
@@ -88,41 +84,17 @@ class FreshdeskClient:
             body["custom_fields"] = fields
         return body
 
-    def find_ticket(self, idempotency_key: str) -> HelpdeskRef | None:
-        """The ticket an earlier call with this key created, if the search sees one."""
-        tag = self.mapping.idempotency_tag(idempotency_key)
-        hit = first_hit(
-            self._http,
-            SYSTEM,
-            "/api/v2/search/tickets",
-            params={"query": f"\"tag:'{tag}'\""},
-            items="results",
-            error_message=_error_message,
-        )
-        return self._ref(hit) if hit is not None else None
+    def search(self, token: str) -> tuple[str, dict[str, Any], str]:
+        """Freshdesk's ticket search by tag."""
+        return "/api/v2/search/tickets", {"query": f"\"tag:'{token}'\""}, "results"
 
-    def create_ticket(self, ticket: StoredTicket, idempotency_key: str) -> HelpdeskRef:
-        """Return the ticket this key created before, else create it."""
-        found = self.find_ticket(idempotency_key)
-        if found is not None:
-            return found
-        body = post_json(
-            self._http,
-            SYSTEM,
-            "/api/v2/tickets",
-            self.payload(ticket, idempotency_key),
-            error_message=_error_message,
-        )
-        return self._ref(body)
+    def ticket_url(self, ticket_id: str) -> str:
+        """The agent's view of the ticket."""
+        return f"{self.base_url}/a/tickets/{ticket_id}"
 
     def ticket_outcome(self, ref: HelpdeskRef) -> HelpdeskOutcome:
         """The ticket's status and priority: closed once resolved (4) or closed (5)."""
-        body = get_json(
-            self._http,
-            SYSTEM,
-            f"/api/v2/tickets/{path_segment(ref.id)}",
-            error_message=_error_message,
-        )
+        body = self.read(f"/api/v2/tickets/{path_segment(ref.id)}")
         status = body.get("status") if isinstance(body, dict) else None
         if not isinstance(status, int) or isinstance(status, bool):
             raise HelpdeskError(f"{SYSTEM}: ticket {ref.id} was read without a status")
@@ -132,17 +104,6 @@ class FreshdeskClient:
             closed=status in CLOSED_STATUSES,
             priority=body.get("priority"),
         )
-
-    def close(self) -> None:
-        """Close the connection pool."""
-        self._http.close()
-
-    def _ref(self, body: Any) -> HelpdeskRef:
-        try:
-            ticket_id = str(body["id"])
-        except (KeyError, TypeError) as exc:
-            raise HelpdeskUnavailable(f"{SYSTEM}: response without a ticket id") from exc
-        return HelpdeskRef(SYSTEM, ticket_id, f"{self.base_url}/a/tickets/{ticket_id}")
 
 
 def _error_message(body: Any) -> str | None:

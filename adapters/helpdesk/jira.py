@@ -25,15 +25,9 @@ from typing import Any
 import httpx
 
 from adapters.helpdesk.mapping import FieldMapping, subject_of
-from adapters.helpdesk.transport import (
-    DEFAULT_TIMEOUT_SECONDS,
-    build_client,
-    first_hit,
-    get_json,
-    path_segment,
-    post_json,
-)
-from core.errors import HelpdeskError, HelpdeskUnavailable
+from adapters.helpdesk.searched import SearchedHelpdesk
+from adapters.helpdesk.transport import DEFAULT_TIMEOUT_SECONDS, build_client, path_segment
+from core.errors import HelpdeskError
 from core.ports import HelpdeskOutcome, HelpdeskRef, StoredTicket
 
 SYSTEM = "jira"
@@ -41,10 +35,13 @@ CLOUD_SEARCH_PATH = "/rest/api/2/search/jql"
 DATA_CENTER_SEARCH_PATH = "/rest/api/2/search"
 
 
-class JiraClient:
+class JiraClient(SearchedHelpdesk):
     """A `HelpdeskClient` that creates issues in one Jira project."""
 
     name = SYSTEM
+    create_path = "/rest/api/2/issue"
+    id_field = "key"
+    id_noun = "an issue key"
 
     def __init__(
         self,
@@ -64,6 +61,7 @@ class JiraClient:
         self.issue_type = issue_type
         self.mapping = mapping or FieldMapping.for_system(SYSTEM)
         self.search_path = search_path
+        self.error_message = _error_message
         self._http = build_client(
             self.base_url,
             auth=(email, api_token),
@@ -87,46 +85,18 @@ class JiraClient:
         fields.update(self.mapping.custom_fields(ticket.enrichment))
         return {"fields": fields}
 
-    def find_issue(self, idempotency_key: str) -> HelpdeskRef | None:
-        """The issue an earlier call with this key created, if the search sees one."""
-        label = self.mapping.idempotency_tag(idempotency_key)
-        hit = first_hit(
-            self._http,
-            SYSTEM,
-            self.search_path,
-            params={
-                "jql": f'project = "{self.project_key}" AND labels = "{label}"',
-                "fields": "key",
-                "maxResults": 1,
-            },
-            items="issues",
-            error_message=_error_message,
-        )
-        return self._ref(hit) if hit is not None else None
+    def search(self, token: str) -> tuple[str, dict[str, Any], str]:
+        """A JQL search of the project for issues with the label."""
+        jql = f'project = "{self.project_key}" AND labels = "{token}"'
+        return self.search_path, {"jql": jql, "fields": "key", "maxResults": 1}, "issues"
 
-    def create_ticket(self, ticket: StoredTicket, idempotency_key: str) -> HelpdeskRef:
-        """Return the issue this key created before, else create it."""
-        found = self.find_issue(idempotency_key)
-        if found is not None:
-            return found
-        body = post_json(
-            self._http,
-            SYSTEM,
-            "/rest/api/2/issue",
-            self.payload(ticket, idempotency_key),
-            error_message=_error_message,
-        )
-        return self._ref(body)
+    def ticket_url(self, ticket_id: str) -> str:
+        """The issue's page."""
+        return f"{self.base_url}/browse/{ticket_id}"
 
     def ticket_outcome(self, ref: HelpdeskRef) -> HelpdeskOutcome:
         """The issue's status and priority: closed once its status is in the done category."""
-        body = get_json(
-            self._http,
-            SYSTEM,
-            f"/rest/api/2/issue/{path_segment(ref.id)}",
-            params={"fields": "status,priority"},
-            error_message=_error_message,
-        )
+        body = self.read(f"/rest/api/2/issue/{path_segment(ref.id)}", {"fields": "status,priority"})
         fields = body.get("fields") if isinstance(body, dict) else None
         status = fields.get("status") if isinstance(fields, dict) else None
         name = status.get("name") if isinstance(status, dict) else None
@@ -140,17 +110,6 @@ class JiraClient:
             closed=isinstance(category, dict) and category.get("key") == "done",
             priority=priority.get("name") if isinstance(priority, dict) else None,
         )
-
-    def close(self) -> None:
-        """Close the connection pool."""
-        self._http.close()
-
-    def _ref(self, body: Any) -> HelpdeskRef:
-        try:
-            key = str(body["key"])
-        except (KeyError, TypeError) as exc:
-            raise HelpdeskUnavailable(f"{SYSTEM}: response without an issue key") from exc
-        return HelpdeskRef(SYSTEM, key, f"{self.base_url}/browse/{key}")
 
 
 def _error_message(body: Any) -> str | None:

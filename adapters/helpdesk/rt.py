@@ -23,25 +23,20 @@ from typing import Any
 import httpx
 
 from adapters.helpdesk.mapping import FieldMapping, requester_of, subject_of
-from adapters.helpdesk.transport import (
-    DEFAULT_TIMEOUT_SECONDS,
-    build_client,
-    first_hit,
-    get_json,
-    path_segment,
-    post_json,
-)
-from core.errors import HelpdeskError, HelpdeskUnavailable
+from adapters.helpdesk.searched import SearchedHelpdesk
+from adapters.helpdesk.transport import DEFAULT_TIMEOUT_SECONDS, build_client, path_segment
+from core.errors import HelpdeskError
 from core.ports import HelpdeskOutcome, HelpdeskRef, StoredTicket
 
 SYSTEM = "rt"
 CLOSED_STATUSES = frozenset({"resolved"})
 
 
-class RTClient:
+class RTClient(SearchedHelpdesk):
     """A `HelpdeskClient` that creates tickets in one RT queue."""
 
     name = SYSTEM
+    create_path = "/REST/2.0/ticket"
 
     def __init__(
         self,
@@ -58,6 +53,7 @@ class RTClient:
         self.queue = queue
         self.key_field = key_field
         self.mapping = mapping or FieldMapping.for_system(SYSTEM)
+        self.error_message = _error_message
         self._http = build_client(
             self.base_url,
             headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
@@ -90,63 +86,29 @@ class RTClient:
             body["CustomFields"] = custom_fields
         return body
 
-    def find_ticket(self, idempotency_key: str) -> HelpdeskRef | None:
-        """The ticket an earlier call with this key created, if there is one."""
-        token = self.mapping.idempotency_tag(idempotency_key)
+    def search(self, token: str) -> tuple[str, dict[str, Any], str]:
+        """A TicketSQL search of the queue for the token, in its custom field or the subject."""
         where = (
             f"Subject LIKE '{token}'"
             if self.key_field is None
-            else (f"CF.{{{self.key_field}}} = '{token}'")
+            else f"CF.{{{self.key_field}}} = '{token}'"
         )
-        hit = first_hit(
-            self._http,
-            SYSTEM,
-            "/REST/2.0/tickets",
-            params={"query": f"Queue = '{_quoted(self.queue)}' AND {where}", "per_page": 1},
-            items="items",
-            error_message=_error_message,
-        )
-        return self._ref(hit) if hit is not None else None
+        query = f"Queue = '{_quoted(self.queue)}' AND {where}"
+        return "/REST/2.0/tickets", {"query": query, "per_page": 1}, "items"
 
-    def create_ticket(self, ticket: StoredTicket, idempotency_key: str) -> HelpdeskRef:
-        """Return the ticket this key created before, else create it."""
-        found = self.find_ticket(idempotency_key)
-        if found is not None:
-            return found
-        body = post_json(
-            self._http,
-            SYSTEM,
-            "/REST/2.0/ticket",
-            self.payload(ticket, idempotency_key),
-            error_message=_error_message,
-        )
-        return self._ref(body)
+    def ticket_url(self, ticket_id: str) -> str:
+        """The ticket's page in RT's web interface."""
+        return f"{self.base_url}/Ticket/Display.html?id={ticket_id}"
 
     def ticket_outcome(self, ref: HelpdeskRef) -> HelpdeskOutcome:
         """The ticket's status and priority: closed once resolved."""
-        body = get_json(
-            self._http,
-            SYSTEM,
-            f"/REST/2.0/ticket/{path_segment(ref.id)}",
-            error_message=_error_message,
-        )
+        body = self.read(f"/REST/2.0/ticket/{path_segment(ref.id)}")
         status = body.get("Status") if isinstance(body, dict) else None
         if not isinstance(status, str):
             raise HelpdeskError(f"{SYSTEM}: ticket {ref.id} was read without a Status")
         return self.mapping.outcome(
             ref, status, closed=status in CLOSED_STATUSES, priority=body.get("Priority")
         )
-
-    def close(self) -> None:
-        """Close the connection pool."""
-        self._http.close()
-
-    def _ref(self, body: Any) -> HelpdeskRef:
-        try:
-            ticket_id = str(body["id"])
-        except (KeyError, TypeError) as exc:
-            raise HelpdeskUnavailable(f"{SYSTEM}: response without a ticket id") from exc
-        return HelpdeskRef(SYSTEM, ticket_id, f"{self.base_url}/Ticket/Display.html?id={ticket_id}")
 
 
 def _quoted(value: str) -> str:
