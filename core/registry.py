@@ -21,12 +21,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from core.artifact import read_artifact
+from core.artifact import CHECKSUMS_FILE, read_artifact
 from core.errors import ArtifactError, RegistryError
 
 STAGES = ("candidate", "production", "archived")
 # A version names a folder or key prefix in every registry: no separators, no leading dot.
 VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# The index of an object-store registry, at its root.
+INDEX_FILE = "registry.json"
 
 
 @dataclass(frozen=True)
@@ -198,26 +200,82 @@ class ObjectStoreRegistry(ABC):
     """
 
     attempts = 8
+    # The concurrency token of an object that does not exist (S3 and Blob Storage: no ETag;
+    # Cloud Storage: generation 0).
+    absent: Any = None
 
-    @abstractmethod
-    def _read_index(self) -> tuple[list[ModelVersion], Any]:
-        """The entries and the index's concurrency token (the store's "absent" when none)."""
-
-    @abstractmethod
-    def _write_index(self, entries: list[ModelVersion], token: Any) -> bool:
-        """Replace the index if it still has ``token``; False if another writer won."""
-
-    @abstractmethod
-    def _upload(self, source: Path, version: str) -> None:
-        """Put a verified artifact's files under the version (claiming the version first)."""
-
-    @abstractmethod
-    def _download(self, version: str, dest: Path) -> None:
-        """The version's files into ``dest``."""
+    # The store's primitives; ``name`` is relative to the registry's root.
 
     @abstractmethod
     def _location(self, name: str) -> str:
         """Where ``name`` lives in the store, for messages."""
+
+    @abstractmethod
+    def _get_with_token(self, name: str) -> tuple[bytes | None, Any]:
+        """An object and its concurrency token, read as one; ``(None, self.absent)`` when
+        there is none. Raises `RegistryError`."""
+
+    @abstractmethod
+    def _put_if(self, name: str, data: bytes, token: Any) -> bool:
+        """Write a JSON object if its token is still ``token`` (``self.absent``: create it
+        only if there is none); False if it has another. Raises `RegistryError`."""
+
+    @abstractmethod
+    def _get(self, name: str) -> bytes:
+        """An object's bytes. Raises `ArtifactError`."""
+
+    @abstractmethod
+    def _put_file(self, name: str, source: Path) -> None:
+        """Upload a file as an object, replacing any. Raises `RegistryError`."""
+
+    @abstractmethod
+    def _get_file(self, name: str, dest: Path) -> None:
+        """Download an object into a file, streaming. Raises `ArtifactError`."""
+
+    # The index and the artifact files, on those primitives.
+
+    def _read_index(self) -> tuple[list[ModelVersion], Any]:
+        """The entries and the index's concurrency token (``self.absent``: no index yet)."""
+        raw, token = self._get_with_token(INDEX_FILE)
+        if raw is None:
+            return [], token
+        try:
+            entries = [ModelVersion.from_dict(e) for e in json.loads(raw)["versions"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            where = self._location(INDEX_FILE)
+            raise RegistryError(f"{where} is not a registry index: {exc}") from None
+        return entries, token
+
+    def _write_index(self, entries: list[ModelVersion], token: Any) -> bool:
+        """Replace the index if it still has ``token``; False if another writer won."""
+        payload = json.dumps({"versions": [e.as_dict() for e in entries]}, indent=2) + "\n"
+        return self._put_if(INDEX_FILE, payload.encode(), token)
+
+    def _upload(self, source: Path, version: str) -> None:
+        """Put a verified artifact's files under the version, claiming the version first:
+        its checksums.json is created only if absent, so a version's files are never
+        replaced by another artifact's."""
+        checksums_raw = (source / CHECKSUMS_FILE).read_bytes()
+        names = listed_files(checksums_raw, str(source / CHECKSUMS_FILE))
+        claim = f"{version}/{CHECKSUMS_FILE}"
+        # An identical checksums.json is what an earlier attempt at this very artifact left.
+        if not self._put_if(claim, checksums_raw, self.absent) and self._get(claim) != (
+            checksums_raw
+        ):
+            raise RegistryError(
+                f"{self._location(version)}/ already holds another artifact of version "
+                f"{version!r}; a version names one artifact"
+            )
+        for name in names:
+            self._put_file(f"{version}/{name}", source / name)
+
+    def _download(self, version: str, dest: Path) -> None:
+        """The files that the stored checksums.json lists, and it, into ``dest``."""
+        claim = f"{version}/{CHECKSUMS_FILE}"
+        checksums_raw = self._get(claim)
+        for name in listed_files(checksums_raw, self._location(claim)):
+            self._get_file(f"{version}/{name}", dest / name)
+        (dest / CHECKSUMS_FILE).write_bytes(checksums_raw)
 
     def register(self, artifact_dir: Path, parent: str | None = None) -> ModelVersion:
         """Upload a verified artifact as a candidate; a version already registered is
@@ -301,6 +359,5 @@ class ObjectStoreRegistry(ABC):
                 return result
             time.sleep(random.uniform(0, 0.05 * 2**attempt))  # let the winner's burst pass
         raise RegistryError(
-            f"{self._location('registry.json')} kept changing during {self.attempts} attempts; "
-            "try again"
+            f"{self._location(INDEX_FILE)} kept changing during {self.attempts} attempts; try again"
         )

@@ -20,7 +20,8 @@ lose each other's entries.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,14 +34,13 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import ContentSettings
 
-from core.artifact import CHECKSUMS_FILE
 from core.errors import ArtifactError, RegistryError
-from core.registry import ModelVersion, ObjectStoreRegistry, listed_files
+from core.registry import ObjectStoreRegistry
 
 if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
 
-_INDEX = "registry.json"
+_JSON = ContentSettings(content_type="application/json")
 
 
 class BlobModelRegistry(ObjectStoreRegistry):
@@ -50,99 +50,54 @@ class BlobModelRegistry(ObjectStoreRegistry):
         self._container = container_client
 
     def _location(self, name: str) -> str:
-        return self._where(name)
-
-    # The index.
-
-    def _where(self, name: str) -> str:
         return f"{self._container.url}/{name}"
 
-    def _read_index(self) -> tuple[list[ModelVersion], str | None]:
-        """The entries and the index's ETag (None: there is no index yet)."""
+    @contextmanager
+    def _failing(self, error: type[Exception], doing: str, name: str) -> Iterator[None]:
         try:
-            download = self._container.get_blob_client(_INDEX).download_blob()
+            yield
+        except AzureError as exc:
+            raise error(f"cannot {doing} {self._location(name)}: {exc}") from exc
+
+    def _get_with_token(self, name: str) -> tuple[bytes | None, str | None]:
+        """The blob and its ETag, or (None, None)."""
+        try:
+            download = self._container.get_blob_client(name).download_blob()
             raw = download.readall()
         except ResourceNotFoundError:
-            return [], None
+            return None, None
         except AzureError as exc:
-            raise RegistryError(f"cannot read {self._where(_INDEX)}: {exc}") from exc
-        try:
-            entries = [ModelVersion.from_dict(e) for e in json.loads(raw)["versions"]]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise RegistryError(f"{self._where(_INDEX)} is not a registry index: {exc}") from None
-        return entries, str(download.properties.etag)
+            raise RegistryError(f"cannot read {self._location(name)}: {exc}") from exc
+        return raw, str(download.properties.etag)
 
-    def _write_index(self, entries: list[ModelVersion], etag: str | None) -> bool:
-        """Replace the index if it still has ``etag`` (create it if None); False if another
-        writer changed it first."""
-        payload = json.dumps({"versions": [e.as_dict() for e in entries]}, indent=2) + "\n"
-        settings = ContentSettings(content_type="application/json")
-        blob = self._container.get_blob_client(_INDEX)
+    def _put_if(self, name: str, data: bytes, token: str | None) -> bool:
+        """Upload on condition that the ETag still matches, or create only."""
+        blob = self._container.get_blob_client(name)
         try:
-            if etag is None:
-                blob.upload_blob(payload.encode(), overwrite=False, content_settings=settings)
+            if token is None:
+                blob.upload_blob(data, overwrite=False, content_settings=_JSON)
             else:
                 blob.upload_blob(
-                    payload.encode(),
+                    data,
                     overwrite=True,
-                    content_settings=settings,
-                    etag=etag,
+                    content_settings=_JSON,
+                    etag=token,
                     match_condition=MatchConditions.IfNotModified,
                 )
         except (ResourceExistsError, ResourceModifiedError):
             return False
         except AzureError as exc:
-            raise RegistryError(f"cannot write {self._where(_INDEX)}: {exc}") from exc
+            raise RegistryError(f"cannot write {self._location(name)}: {exc}") from exc
         return True
 
-    # Artifact files.
-
-    def _upload(self, source: Path, version: str) -> None:
-        checksums_raw = (source / CHECKSUMS_FILE).read_bytes()
-        names = listed_files(checksums_raw, str(source / CHECKSUMS_FILE))
-        self._claim(version, checksums_raw)
-        for name in names:
-            try:
-                with (source / name).open("rb") as body:
-                    self._container.upload_blob(f"{version}/{name}", body, overwrite=True)
-            except AzureError as exc:
-                raise RegistryError(
-                    f"cannot write {self._where(f'{version}/{name}')}: {exc}"
-                ) from exc
-
-    def _claim(self, version: str, checksums_raw: bytes) -> None:
-        """Create the version's checksums.json, or accept an identical one left by an earlier
-        attempt; refuse a version that already holds another artifact."""
-        name = f"{version}/{CHECKSUMS_FILE}"
-        try:
-            self._container.upload_blob(name, checksums_raw, overwrite=False)
-            return
-        except (ResourceExistsError, ResourceModifiedError):
-            pass
-        except AzureError as exc:
-            raise RegistryError(f"cannot write {self._where(name)}: {exc}") from exc
-        if self._read(name) != checksums_raw:
-            raise RegistryError(
-                f"{self._where(version)}/ already holds another artifact of version "
-                f"{version!r}; a version names one artifact"
-            )
-
-    def _read(self, name: str) -> bytes:
-        try:
+    def _get(self, name: str) -> bytes:
+        with self._failing(ArtifactError, "read", name):
             return self._container.get_blob_client(name).download_blob().readall()
-        except AzureError as exc:
-            raise ArtifactError(f"cannot read {self._where(name)}: {exc}") from exc
 
-    def _download(self, version: str, dest: Path) -> None:
-        """The files that the stored checksums.json lists, and it, into ``dest``."""
-        checksums_raw = self._read(f"{version}/{CHECKSUMS_FILE}")
-        for name in listed_files(checksums_raw, self._where(f"{version}/{CHECKSUMS_FILE}")):
-            try:
-                blob = self._container.get_blob_client(f"{version}/{name}")
-                with (dest / name).open("wb") as out:
-                    blob.download_blob().readinto(out)
-            except AzureError as exc:
-                raise ArtifactError(
-                    f"cannot read {self._where(f'{version}/{name}')}: {exc}"
-                ) from exc
-        (dest / CHECKSUMS_FILE).write_bytes(checksums_raw)
+    def _put_file(self, name: str, source: Path) -> None:
+        with self._failing(RegistryError, "write", name), source.open("rb") as body:
+            self._container.upload_blob(name, body, overwrite=True)
+
+    def _get_file(self, name: str, dest: Path) -> None:
+        with self._failing(ArtifactError, "read", name), dest.open("wb") as out:
+            self._container.get_blob_client(name).download_blob().readinto(out)
