@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 class TicketEnrichError(Exception):
@@ -109,3 +111,25 @@ class RateLimited(TicketEnrichError):
     def __init__(self, message: str, *, retry_after_s: int) -> None:
         self.retry_after_s = retry_after_s
         super().__init__(message)
+
+
+def refusal(exc: InvalidTicket) -> tuple[int, str]:
+    """The HTTP status and error code a refused ticket is answered with at every HTTP entry
+    point: 413 ``ticket_too_large``; 400 ``malformed_body`` when the bytes were not a JSON
+    ticket at all (a problem with the ``body``); else 422 ``invalid_ticket``."""
+    if isinstance(exc, TicketTooLarge):
+        return 413, "ticket_too_large"
+    if any(problem.field == "body" for problem in exc.problems):
+        return 400, "malformed_body"
+    return 422, "invalid_ticket"
+
+
+def error_body(code: str, message: str, problems: Sequence[FieldProblem] = ()) -> dict[str, Any]:
+    """The JSON body of every error answer: ``{"error": {"code", "message", "problems"}}``."""
+    return {
+        "error": {
+            "code": code,
+            "message": message,
+            "problems": [problem.as_dict() for problem in problems],
+        }
+    }

@@ -33,7 +33,8 @@ from core.errors import (
     StoreError,
     TicketEnrichError,
     TicketNotFound,
-    TicketTooLarge,
+    error_body,
+    refusal,
 )
 from core.intake import submit_ticket
 from core.schema import parse_ticket_json
@@ -59,14 +60,7 @@ def _error(
     problems: Sequence[FieldProblem] = (),
     headers: dict[str, str] | None = None,
 ) -> Response[str]:
-    body = {
-        "error": {
-            "code": code,
-            "message": message,
-            "problems": [problem.as_dict() for problem in problems],
-        }
-    }
-    return _json(status, body, headers)
+    return _json(status, error_body(code, message, problems), headers)
 
 
 def _raw_body(body: str | None, base64_encoded: bool) -> bytes:
@@ -106,18 +100,8 @@ def add_routes(app: Resolver, runtime: Callable[[], Runtime]) -> Resolver:
             found["delivery"] = None if delivery is None else delivery.as_dict()
         return _json(200, found)
 
-    # Handlers are looked up along the exception's MRO, so TicketTooLarge gets 413 while
-    # other InvalidTickets get 400 or 422.
-    def too_large(exc: TicketTooLarge) -> Response[str]:
-        logger.info("ticket rejected", code="ticket_too_large", problems=_dicts(exc))
-        return _error(413, "ticket_too_large", str(exc), exc.problems)
-
     def invalid(exc: InvalidTicket) -> Response[str]:
-        # "body" problems mean the bytes were not JSON at all: a malformed request.
-        if any(problem.field == "body" for problem in exc.problems):
-            status, code = 400, "malformed_body"
-        else:
-            status, code = 422, "invalid_ticket"
+        status, code = refusal(exc)  # TicketTooLarge, a subclass, lands here too
         logger.info("ticket rejected", code=code, problems=_dicts(exc))
         return _error(status, code, str(exc), exc.problems)
 
@@ -138,7 +122,6 @@ def add_routes(app: Resolver, runtime: Callable[[], Runtime]) -> Resolver:
         return _error(500, "internal_error", "the service failed; this was logged")
 
     # Registered by call: the decorator form is untyped.
-    app.exception_handler(TicketTooLarge)(too_large)
     app.exception_handler(InvalidTicket)(invalid)
     app.exception_handler(TicketNotFound)(not_found)
     app.exception_handler([StoreError, ArtifactError])(unavailable)

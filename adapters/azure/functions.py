@@ -36,7 +36,8 @@ from core.errors import (
     StoreError,
     TicketEnrichError,
     TicketNotFound,
-    TicketTooLarge,
+    error_body,
+    refusal,
 )
 from core.intake import submit_ticket
 from core.ports import HelpdeskClient
@@ -131,10 +132,7 @@ def _error(
     problems: Sequence[FieldProblem] = (),
     headers: dict[str, str] | None = None,
 ) -> func.HttpResponse:
-    body = {
-        "error": {"code": code, "message": message, "problems": [p.as_dict() for p in problems]}
-    }
-    return _json(body, status, headers)
+    return _json(error_body(code, message, problems), status, headers)
 
 
 def _request_id(req: func.HttpRequest) -> str | None:
@@ -157,12 +155,8 @@ def submit(req: func.HttpRequest, rt: FunctionsRuntime) -> func.HttpResponse:
         stored, created = submit_ticket(
             ticket, cast(Enricher, rt.enricher), rt.store, outbox=outbox
         )
-    except TicketTooLarge as exc:
-        return _rejected(413, "ticket_too_large", exc, request_id)
     except InvalidTicket as exc:
-        malformed = any(p.field == "body" for p in exc.problems)
-        code = "malformed_body" if malformed else "invalid_ticket"
-        return _rejected(400 if malformed else 422, code, exc, request_id)
+        return _rejected(exc, request_id)
     except (StoreError, EndpointUnavailable) as exc:
         _log.warning("ticket not taken in", extra={"request_id": request_id, "error": str(exc)})
         return _error(
@@ -198,11 +192,12 @@ def get_ticket(req: func.HttpRequest, rt: FunctionsRuntime) -> func.HttpResponse
     return _json(body, 200)
 
 
-def _rejected(
-    status: int, code: str, exc: InvalidTicket, request_id: str | None
-) -> func.HttpResponse:
+def _rejected(exc: InvalidTicket, request_id: str | None) -> func.HttpResponse:
+    status, code = refusal(exc)
     problems = [p.as_dict() for p in exc.problems]
-    _log.info("ticket rejected", extra={"request_id": request_id, "problems": problems})
+    _log.info(
+        "ticket rejected", extra={"request_id": request_id, "code": code, "problems": problems}
+    )
     return _error(status, code, str(exc), exc.problems)
 
 

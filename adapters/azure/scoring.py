@@ -18,7 +18,7 @@ from typing import Any
 from adapters.azure.scoring_log import BlobScoringLog, NullScoringLog, ScoringLog
 from adapters.azure.settings import AzureSettings
 from core import Enricher, load_enricher
-from core.errors import FieldProblem, InvalidTicket, TicketTooLarge
+from core.errors import FieldProblem, InvalidTicket, TicketTooLarge, error_body
 
 _log = logging.getLogger(__name__)
 
@@ -48,8 +48,7 @@ def request_id_from(headers: Mapping[str, str] | None) -> str | None:
 
 
 def _error(status: int, code: str, exc: InvalidTicket) -> ScoreResult:
-    problems = [p.as_dict() for p in exc.problems]
-    return ScoreResult(status, {"error": {"code": code, "message": str(exc), "problems": problems}})
+    return ScoreResult(status, error_body(code, str(exc), exc.problems))
 
 
 def _prefixed(exc: InvalidTicket, index: int) -> InvalidTicket:

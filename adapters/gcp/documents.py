@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from core.errors import InvalidTicket
+from core.errors import InvalidTicket, error_body, refusal
 from core.ports import StoredTicket
 
 MARKER = "enrichment_state"
@@ -51,11 +51,8 @@ def invalid_fields(error: InvalidTicket, at: datetime) -> dict[str, Any]:
     the customer's client can show what is wrong."""
     when = at.isoformat(timespec="milliseconds")
     return {
-        "enrichment_error": {
-            "code": "ticket_too_large" if type(error).__name__ == "TicketTooLarge" else "invalid",
-            "message": str(error),
-            "problems": [problem.as_dict() for problem in error.problems],
-        },
+        # The error the HTTP entry points answer with; its code says the same.
+        "enrichment_error": error_body(refusal(error)[1], str(error), error.problems)["error"],
         MARKER: {"status": "invalid", "at": when},
     }
 

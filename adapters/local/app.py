@@ -35,7 +35,8 @@ from core.errors import (
     StoreError,
     TicketEnrichError,
     TicketNotFound,
-    TicketTooLarge,
+    error_body,
+    refusal,
 )
 from core.intake import submit_ticket
 from core.logs import JsonFormatter
@@ -99,14 +100,7 @@ def _error(
     problems: Sequence[FieldProblem] = (),
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    body = {
-        "error": {
-            "code": code,
-            "message": message,
-            "problems": [problem.as_dict() for problem in problems],
-        }
-    }
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(error_body(code, message, problems), status_code=status, headers=headers)
 
 
 def _problem_dicts(exc: InvalidTicket) -> list[dict[str, str]]:
@@ -506,23 +500,9 @@ def create_app(
             )
         return JSONResponse({"status": "ok", "model": model_info, "store": "ok"})
 
-    # Starlette picks the handler of the nearest class in the exception's MRO, so the subclass
-    # TicketTooLarge gets 413 while other InvalidTickets get 400/422.
-    @app.exception_handler(TicketTooLarge)
-    async def too_large(request: Request, exc: TicketTooLarge) -> JSONResponse:
-        _log.info(
-            "ticket rejected", extra={"code": "ticket_too_large", "problems": _problem_dicts(exc)}
-        )
-        return _error(413, "ticket_too_large", str(exc), exc.problems)
-
     @app.exception_handler(InvalidTicket)
     async def invalid_ticket(request: Request, exc: InvalidTicket) -> JSONResponse:
-        # "body" problems mean the bytes were not JSON at all: a malformed request, not a
-        # well-formed ticket with bad fields.
-        if any(problem.field == "body" for problem in exc.problems):
-            status, code = 400, "malformed_body"
-        else:
-            status, code = 422, "invalid_ticket"
+        status, code = refusal(exc)  # TicketTooLarge, a subclass, lands here too
         _log.info("ticket rejected", extra={"code": code, "problems": _problem_dicts(exc)})
         return _error(status, code, str(exc), exc.problems)
 

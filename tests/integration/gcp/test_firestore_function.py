@@ -135,15 +135,20 @@ def test_a_subject_without_description_is_a_valid_ticket(
 
 
 @pytest.mark.parametrize(
-    ("fields", "bad_fields"),
+    ("fields", "bad_fields", "code"),
     [
-        ({"subject": 42, "severity": "high", "owner": "uid-eve"}, {"subject", "severity"}),
-        ({"subject": "  ", "description": "", "owner": "uid-eve"}, {"ticket"}),
+        (
+            {"subject": 42, "severity": "high", "owner": "uid-eve"},
+            {"subject", "severity"},
+            "invalid_ticket",
+        ),
+        ({"subject": "  ", "description": "", "owner": "uid-eve"}, {"ticket"}, "invalid_ticket"),
         (
             {"subject": "Disk full", "custom_fields": {"blob": b"\x00\x01"}, "owner": "uid-eve"},
             {"custom_fields.blob"},
+            "invalid_ticket",
         ),
-        ({"subject": "x" * 1100, "owner": "uid-eve"}, {"subject"}),
+        ({"subject": "x" * 1100, "owner": "uid-eve"}, {"subject"}, "ticket_too_large"),
     ],
     ids=["wrong-type-and-unknown-field", "no-text", "bytes-value", "subject-too-long"],
 )
@@ -154,6 +159,7 @@ def test_a_malformed_ticket_gets_its_error_and_is_acknowledged(
     receiver: Receiver,
     fields: dict[str, Any],
     bad_fields: set[str],
+    code: str,
 ) -> None:
     ticket_id = _write(client, fields)
     event = _event(firestore_emulator, ticket_id)
@@ -166,6 +172,7 @@ def test_a_malformed_ticket_gets_its_error_and_is_acknowledged(
     assert "enrichment" not in doc
     assert doc["enrichment_state"]["status"] == "invalid"
     error = doc["enrichment_error"]
+    assert error["code"] == code  # the code the HTTP entry points answer with
     assert {p["field"] for p in error["problems"]} == bad_fields
     assert error["message"]
     assert _outbox(client, ticket_id) is None
