@@ -275,72 +275,25 @@ class FittedModel:
         """The text block's TF-IDF rows (the similarity space)."""
         return self.features.transformer_list[0][1].transform(list(docs))
 
-    def _block_slices(self) -> list[tuple[str, Any, int, int]]:
-        out, start = [], 0
-        for name, vectorizer in self.features.transformer_list:
-            size = len(vectorizer.idf_)
-            out.append((name, vectorizer, start, start + size))
-            start += size
-        return out
-
     def export(self) -> tuple[dict[str, Any], bytes]:
-        """The model as `core.model.LinearTextModel` reads it: the structure as JSON and every
-        float in one little-endian float64 array; nothing executable, no pickle."""
-        slices = self._block_slices()
-        chunks: list[np.ndarray] = []
-        offset = 0
-
-        def put(values: np.ndarray) -> dict[str, int]:
-            nonlocal offset
-            flat = np.ascontiguousarray(values, dtype="<f8").ravel()
-            chunks.append(flat)
-            ref = {"offset": offset, "count": int(flat.size)}
-            offset += int(flat.size)
-            return ref
-
-        blocks = [
-            {
-                "name": name,
-                "analyzer": vectorizer.analyzer.to_dict(),
-                "sublinear_tf": True,
-                "terms": [str(t) for t in vectorizer.get_feature_names_out()],
-                "idf": put(vectorizer.idf_),
-            }
-            for name, vectorizer, _, _ in slices
-        ]
-
-        def per_block(coef: np.ndarray) -> list[list[dict[str, int]]]:
-            return [[put(row[a:b]) for row in coef] for _, _, a, b in slices]
-
-        targets = {}
+        """The model as `core.model.LinearTextModel` reads it (see `pack_model`)."""
+        heads = {}
         for name, chosen in self.classifiers.items():
             lr: LogisticRegression = chosen.classifier.estimator_
-            coef = np.asarray(lr.coef_, dtype=np.float64)
-            intercept = np.asarray(lr.intercept_, dtype=np.float64)
-            if coef.shape[0] == 1:
-                # scikit-learn's binary decision value x is scaled as the two logits (-x, x).
-                coef = np.vstack([-coef[0], coef[0]])
-                intercept = np.array([-intercept[0], intercept[0]])
-            targets[name] = {
-                "labels": chosen.labels,
-                "coef": per_block(coef),
-                "intercept": [float(v) for v in intercept],
-                "temperature": chosen.temperature,
-                "bands": chosen.bands,
-            }
-        spec: dict[str, Any] = {"format": MODEL_FORMAT, "blocks": blocks, "targets": targets}
+            heads[name] = LinearHead(
+                chosen.labels, lr.coef_, lr.intercept_, chosen.temperature, chosen.bands
+            )
+        resolution = None
         if self.resolution is not None:
             ridge = self.resolution.regressor
-            coef = np.asarray(ridge.coef_, dtype=np.float64)
-            spec["regressors"] = {
-                "resolution_hours": {
-                    "transform": "log1p",
-                    "coef": [put(coef[a:b]) for _, _, a, b in slices],
-                    "intercept": float(ridge.intercept_),
-                    "residual_quantiles": self.resolution.residual_quantiles,
-                }
-            }
-        return spec, np.concatenate(chunks).astype("<f8").tobytes()
+            resolution = ResolutionRegression(
+                ridge.coef_, float(ridge.intercept_), self.resolution.residual_quantiles
+            )
+        blocks = [
+            (vectorizer.analyzer, vectorizer.get_feature_names_out(), vectorizer.idf_)
+            for _, vectorizer in self.features.transformer_list
+        ]
+        return pack_model(blocks, heads, resolution)
 
     def export_index(self) -> tuple[dict[str, Any], bytes] | None:
         """The similar-ticket index as `core.similar` reads it: a JSON header with the indexed
@@ -350,6 +303,90 @@ class FittedModel:
         return index_files(
             self.index, self.features.transformer_list[0][0], self.params["similar_count"]
         )
+
+
+@dataclass(frozen=True)
+class LinearHead:
+    """One categorical target as the artifact stores it: a row of weights per label over the
+    whole feature vector. A single row is a binary decision value x (scikit-learn's and MLlib's
+    binary logistic regression), stored as the two logits (-x, x)."""
+
+    labels: list[str]
+    coef: Any
+    intercept: Any
+    temperature: float
+    bands: dict[str, float]
+
+
+@dataclass(frozen=True)
+class ResolutionRegression:
+    """The resolution-time regression of log(1 + hours) as the artifact stores it."""
+
+    coef: Any
+    intercept: float
+    residual_quantiles: dict[str, float]
+
+
+def pack_model(
+    blocks: Sequence[tuple[BlockAnalyzer, Sequence[Any], Any]],
+    heads: dict[str, LinearHead],
+    resolution: ResolutionRegression | None = None,
+) -> tuple[dict[str, Any], bytes]:
+    """The model as `core.model.LinearTextModel` reads it: the structure as JSON and every
+    float in one little-endian float64 array; nothing executable, no pickle. ``blocks`` are
+    the feature blocks in vector order, each its analyzer, terms and IDF; the single-machine
+    and the Spark trainer both write their models through here."""
+    chunks: list[np.ndarray] = []
+    offset = 0
+
+    def put(values: Any) -> dict[str, int]:
+        nonlocal offset
+        flat = np.ascontiguousarray(values, dtype="<f8").ravel()
+        chunks.append(flat)
+        ref = {"offset": offset, "count": int(flat.size)}
+        offset += int(flat.size)
+        return ref
+
+    spec_blocks, slices, start = [], [], 0
+    for analyzer, terms, idf in blocks:
+        spec_blocks.append(
+            {
+                "name": analyzer.name,
+                "analyzer": analyzer.to_dict(),
+                "sublinear_tf": True,
+                "terms": [str(t) for t in terms],
+                "idf": put(idf),
+            }
+        )
+        slices.append((start, start + len(terms)))
+        start += len(terms)
+
+    targets = {}
+    for name, head in heads.items():
+        coef = np.atleast_2d(np.asarray(head.coef, dtype=np.float64))
+        intercept = np.atleast_1d(np.asarray(head.intercept, dtype=np.float64))
+        if coef.shape[0] == 1:
+            coef = np.vstack([-coef[0], coef[0]])
+            intercept = np.array([-intercept[0], intercept[0]])
+        targets[name] = {
+            "labels": head.labels,
+            "coef": [[put(row[a:b]) for row in coef] for a, b in slices],
+            "intercept": [float(v) for v in intercept],
+            "temperature": head.temperature,
+            "bands": head.bands,
+        }
+    spec: dict[str, Any] = {"format": MODEL_FORMAT, "blocks": spec_blocks, "targets": targets}
+    if resolution is not None:
+        weights = np.asarray(resolution.coef, dtype=np.float64)
+        spec["regressors"] = {
+            "resolution_hours": {
+                "transform": "log1p",
+                "coef": [put(weights[a:b]) for a, b in slices],
+                "intercept": float(resolution.intercept),
+                "residual_quantiles": resolution.residual_quantiles,
+            }
+        }
+    return spec, np.concatenate(chunks).astype("<f8").tobytes()
 
 
 def index_files(index: SimilarityIndex, block: str, count: int) -> tuple[dict[str, Any], bytes]:

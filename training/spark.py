@@ -67,13 +67,21 @@ from core.schema import Limits
 from core.text import BlockAnalyzer, ticket_document
 from training.data import MIN_ROWS, DataSpec
 from training.metrics import classification_metrics
-from training.model import OTHER, ModelConfig, Progress, band_thresholds
+from training.model import (
+    OTHER,
+    LinearHead,
+    ModelConfig,
+    Progress,
+    ResolutionRegression,
+    band_thresholds,
+    pack_model,
+)
 from training.report import write_report
 from training.spark_csv import read_csv
 from training.spark_reference import build_reference_spark
 from training.spark_resolution import SparkResolutionModel, fit_resolution, resolution_report
 from training.spark_similar import INDEX_TICKETS, SparkIndex, build_index
-from training.train import MODEL_NAME, SAMPLE_COUNT, model_version
+from training.train import MODEL_NAME, SAMPLE_COUNT, metrics_summary, model_version
 
 _POSITION_BITS = 33
 # Grid points fitted at the same time (Spark runs their jobs side by side).
@@ -568,14 +576,15 @@ def _choose(
     return _Chosen(labels, {"C": c, "class_weight": weight}, temperature, bands, score, final)
 
 
-def _coefficients(chosen: _Chosen) -> tuple[np.ndarray, np.ndarray]:
+def _head(chosen: _Chosen) -> LinearHead:
     model = chosen.model
-    if len(chosen.labels) == 2:
-        coef = np.asarray(model.coefficients.toArray(), dtype=np.float64)
-        b = float(model.intercept)
-        return np.vstack([-coef, coef]), np.array([-b, b])
-    coef = np.asarray(model.coefficientMatrix.toArray(), dtype=np.float64)
-    return coef, np.asarray(model.interceptVector.toArray(), dtype=np.float64)
+    coef: Any
+    intercept: Any
+    if len(chosen.labels) == 2:  # MLlib's binary model: one decision value, as scikit-learn's
+        coef, intercept = model.coefficients.toArray(), [model.intercept]
+    else:
+        coef, intercept = model.coefficientMatrix.toArray(), model.interceptVector.toArray()
+    return LinearHead(chosen.labels, coef, intercept, chosen.temperature, chosen.bands)
 
 
 def _export(
@@ -584,54 +593,17 @@ def _export(
     chosen: dict[str, _Chosen],
     resolution: SparkResolutionModel | None,
 ) -> tuple[dict[str, Any], bytes]:
-    """The model as `core.model.LinearTextModel` reads it (as `FittedModel.export` writes it)."""
-    chunks: list[np.ndarray] = []
-    offset = 0
-
-    def put(values: np.ndarray) -> dict[str, int]:
-        nonlocal offset
-        flat = np.ascontiguousarray(values, dtype="<f8").ravel()
-        chunks.append(flat)
-        ref = {"offset": offset, "count": int(flat.size)}
-        offset += int(flat.size)
-        return ref
-
-    blocks = [
-        {
-            "name": a.name,
-            "analyzer": a.to_dict(),
-            "sublinear_tf": True,
-            "terms": terms,
-            "idf": put(idf),
-        }
-        for a, terms, idf in zip(analyzers, vocabulary.terms, vocabulary.idf, strict=True)
-    ]
-    slices = [
-        (start, start + len(terms))
-        for start, terms in zip(vocabulary.offsets, vocabulary.terms, strict=True)
-    ]
-    targets = {}
-    for name, c in chosen.items():
-        coef, intercept = _coefficients(c)
-        targets[name] = {
-            "labels": c.labels,
-            "coef": [[put(row[a:b]) for row in coef] for a, b in slices],
-            "intercept": [float(v) for v in intercept],
-            "temperature": c.temperature,
-            "bands": c.bands,
-        }
-    spec: dict[str, Any] = {"format": MODEL_FORMAT, "blocks": blocks, "targets": targets}
+    """The model as `core.model.LinearTextModel` reads it, written as `FittedModel.export`
+    writes it."""
+    regression = None
     if resolution is not None:
         weights, bias = resolution.coefficients()
-        spec["regressors"] = {
-            "resolution_hours": {
-                "transform": "log1p",
-                "coef": [put(weights[a:b]) for a, b in slices],
-                "intercept": bias,
-                "residual_quantiles": resolution.residual_quantiles,
-            }
-        }
-    return spec, np.concatenate(chunks).astype("<f8").tobytes()
+        regression = ResolutionRegression(weights, bias, resolution.residual_quantiles)
+    return pack_model(
+        list(zip(analyzers, vocabulary.terms, vocabulary.idf, strict=True)),
+        {name: _head(c) for name, c in chosen.items()},
+        regression,
+    )
 
 
 def _probabilities(chosen: _Chosen, df: DataFrame) -> tuple[np.ndarray, list[Any]]:
@@ -1004,10 +976,6 @@ def _train(
         "engine": "spark",
     }
 
-    def summary(metrics: dict[str, Any]) -> dict[str, Any]:
-        keys = ("macro_f1", "accuracy", "urgent_recall", "calibration_error", "auto_apply")
-        return {k: metrics[k] for k in keys}
-
     metadata: dict[str, Any] = {
         "name": name,
         "version": version,
@@ -1042,9 +1010,9 @@ def _train(
         "features": params,
         "bands": priority.bands,
         "metrics": {
-            "test": summary(test_metrics["priority"]),
+            "test": metrics_summary(test_metrics["priority"]),
             "validation": {"macro_f1": priority.validation_macro_f1},
-            "targets": {t: summary(m) for t, m in test_metrics.items() if t != "priority"},
+            "targets": {t: metrics_summary(m) for t, m in test_metrics.items() if t != "priority"},
             "resolution_time": resolution_metrics,
             "duplicates": duplicates,
         },

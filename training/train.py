@@ -229,7 +229,8 @@ def _point_latest(models_dir: Path, artifact_dir: Path) -> None:
     os.replace(tmp, link)
 
 
-def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
+def metrics_summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures of one target's test metrics, for the artifact's metadata."""
     keys = ("macro_f1", "accuracy", "urgent_recall", "calibration_error", "auto_apply")
     return {k: metrics[k] for k in keys}
 
@@ -313,13 +314,13 @@ def train_model(
         "features": model.params,
         "bands": model.bands,
         "metrics": {
-            "test": _summary(priority["model"]),
+            "test": metrics_summary(priority["model"]),
             "validation": {"macro_f1": model.classifiers["priority"].validation_macro_f1},
             "baselines": {
                 b: {k: m[k] for k in ("macro_f1", "accuracy", "urgent_recall")}
                 for b, m in priority["baselines"].items()
             },
-            "targets": {t: _summary(r["model"]) for t, r in targets.items()},
+            "targets": {t: metrics_summary(r["model"]) for t, r in targets.items()},
             "resolution_time": resolution,
             "duplicates": duplicates,
         },
