@@ -181,7 +181,7 @@ def get_ticket(req: func.HttpRequest, rt: FunctionsRuntime) -> func.HttpResponse
         stored = rt.store.get(ticket_id)
         delivery = rt.store.delivery(ticket_id)
     except TicketNotFound as exc:
-        return _error(404, "not_found", str(exc))
+        return _error(404, "ticket_not_found", str(exc))
     except StoreError as exc:
         _log.warning("ticket not read", extra={"ticket_id": ticket_id, "error": str(exc)})
         return _error(

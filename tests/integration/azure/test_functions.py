@@ -157,6 +157,7 @@ def test_same_ticket_twice_is_stored_once_and_delivered_once(
         )
     )
     assert missing.status_code == 404
+    assert json.loads(missing.get_body())["error"]["code"] == "ticket_not_found"
 
 
 @pytest.mark.usefixtures("env")
