@@ -159,9 +159,7 @@ def submit(req: func.HttpRequest, rt: FunctionsRuntime) -> func.HttpResponse:
         return _rejected(exc, request_id)
     except (StoreError, EndpointUnavailable) as exc:
         _log.warning("ticket not taken in", extra={"request_id": request_id, "error": str(exc)})
-        return _error(
-            503, "unavailable", "try again later", headers={"Retry-After": _RETRY_AFTER_S}
-        )
+        return _unavailable("the ticket store or the model endpoint is unavailable; retry later")
     if created and rt.scoring_log is not None:
         line = scoring_log_line(
             stored.as_dict(), request_id or stored.id, redacted=rt.settings.redact_pii
@@ -184,12 +182,15 @@ def get_ticket(req: func.HttpRequest, rt: FunctionsRuntime) -> func.HttpResponse
         return _error(404, "ticket_not_found", str(exc))
     except StoreError as exc:
         _log.warning("ticket not read", extra={"ticket_id": ticket_id, "error": str(exc)})
-        return _error(
-            503, "unavailable", "try again later", headers={"Retry-After": _RETRY_AFTER_S}
-        )
+        return _unavailable("the ticket store is unavailable; retry later")
     body = stored.as_dict()
     body["delivery"] = None if delivery is None else delivery.as_dict()
     return _json(body, 200)
+
+
+def _unavailable(message: str) -> func.HttpResponse:
+    # The code API Gateway answers with; Retry-After says when to try again.
+    return _error(503, "service_unavailable", message, headers={"Retry-After": _RETRY_AFTER_S})
 
 
 def _rejected(exc: InvalidTicket, request_id: str | None) -> func.HttpResponse:

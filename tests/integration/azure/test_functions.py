@@ -223,6 +223,7 @@ def test_store_down_is_503_with_retry_after(monkeypatch: pytest.MonkeyPatch) -> 
     response = handlers.submit(_request({"subject": "Disk full", "external_id": "X-1"}), runtime)
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
+    assert json.loads(response.get_body())["error"]["code"] == "service_unavailable"
 
 
 def _stored(ticket_id: str, description: str, priority: str, at: datetime) -> StoredTicket:
@@ -329,6 +330,7 @@ def test_endpoint_down_is_503(monkeypatch: pytest.MonkeyPatch) -> None:
         _request({"subject": "Disk full", "external_id": "E-1"})
     )
     assert response.status_code == 503
+    assert json.loads(response.get_body())["error"]["code"] == "service_unavailable"
 
 
 @pytest.mark.usefixtures("env")
