@@ -15,7 +15,8 @@ import shutil
 import tempfile
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -200,6 +201,8 @@ class ObjectStoreRegistry(ABC):
     """
 
     attempts = 8
+    # The store SDK's own errors, which `_failing` turns into the product's.
+    store_errors: tuple[type[Exception], ...] = ()
     # The concurrency token of an object that does not exist (S3 and Blob Storage: no ETag;
     # Cloud Storage: generation 0).
     absent: Any = None
@@ -231,6 +234,14 @@ class ObjectStoreRegistry(ABC):
     @abstractmethod
     def _get_file(self, name: str, dest: Path) -> None:
         """Download an object into a file, streaming. Raises `ArtifactError`."""
+
+    @contextmanager
+    def _failing(self, error: type[Exception], doing: str, name: str) -> Iterator[None]:
+        """Raise ``error`` naming ``name`` for any of the store's errors inside."""
+        try:
+            yield
+        except self.store_errors as exc:
+            raise error(f"cannot {doing} {self._location(name)}: {exc}") from exc
 
     # The index and the artifact files, on those primitives.
 

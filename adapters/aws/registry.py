@@ -19,8 +19,6 @@ time do not lose each other's entries.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +36,8 @@ _MISSING = {"NoSuchKey", "404"}
 class S3ModelRegistry(ObjectStoreRegistry):
     """`core.registry.ModelRegistry` in an S3 bucket, under a key prefix."""
 
+    store_errors = (ClientError, BotoCoreError)
+
     def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
         self._client = client
         self.bucket = bucket
@@ -48,13 +48,6 @@ class S3ModelRegistry(ObjectStoreRegistry):
 
     def _location(self, name: str) -> str:
         return f"s3://{self.bucket}/{self._key(name)}"
-
-    @contextmanager
-    def _failing(self, error: type[Exception], doing: str, name: str) -> Iterator[None]:
-        try:
-            yield
-        except (ClientError, BotoCoreError) as exc:
-            raise error(f"cannot {doing} {self._location(name)}: {exc}") from exc
 
     def _get_with_token(self, name: str) -> tuple[bytes | None, str | None]:
         """The object and its ETag, or (None, None)."""

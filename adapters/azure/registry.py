@@ -20,8 +20,6 @@ lose each other's entries.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,18 +44,13 @@ _JSON = ContentSettings(content_type="application/json")
 class BlobModelRegistry(ObjectStoreRegistry):
     """`core.registry.ModelRegistry` in a Blob Storage container."""
 
+    store_errors = (AzureError,)
+
     def __init__(self, container_client: ContainerClient) -> None:
         self._container = container_client
 
     def _location(self, name: str) -> str:
         return f"{self._container.url}/{name}"
-
-    @contextmanager
-    def _failing(self, error: type[Exception], doing: str, name: str) -> Iterator[None]:
-        try:
-            yield
-        except AzureError as exc:
-            raise error(f"cannot {doing} {self._location(name)}: {exc}") from exc
 
     def _get_with_token(self, name: str) -> tuple[bytes | None, str | None]:
         """The blob and its ETag, or (None, None)."""

@@ -20,8 +20,6 @@ or promoting at the same time do not lose each other's entries.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +32,7 @@ from core.registry import ObjectStoreRegistry
 class GcsModelRegistry(ObjectStoreRegistry):
     """`core.registry.ModelRegistry` in a Cloud Storage bucket."""
 
+    store_errors = (GoogleAPIError,)
     absent = 0  # the generation of an object that does not exist
 
     def __init__(self, bucket: Any) -> None:
@@ -42,13 +41,6 @@ class GcsModelRegistry(ObjectStoreRegistry):
 
     def _location(self, name: str) -> str:
         return f"gs://{self._bucket.name}/{name}"
-
-    @contextmanager
-    def _failing(self, error: type[Exception], doing: str, name: str) -> Iterator[None]:
-        try:
-            yield
-        except GoogleAPIError as exc:
-            raise error(f"cannot {doing} {self._location(name)}: {exc}") from exc
 
     def _get_with_token(self, name: str) -> tuple[bytes | None, int]:
         """The object and its generation, or (None, 0)."""
