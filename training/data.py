@@ -26,6 +26,9 @@ THREE_LEVEL = {
     "Trivial": "low",
 }
 MIN_ROWS = 20
+# The time column of the product's own export format. An export without it is split by row
+# order; any other time column must exist.
+DEFAULT_TIME_COLUMN = "created_at"
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,8 @@ class DataSpec:
     label_column: str = "priority"
     label_map: Mapping[str, str] | None = None
     urgent_labels: tuple[str, ...] = ("urgent",)
-    time_column: str = "created_at"
+    # None: the export has no creation time, and its row order stands for time order.
+    time_column: str | None = DEFAULT_TIME_COLUMN
     time_format: str | None = None
     resolved_column: str | None = None
     where: Mapping[str, str] = field(default_factory=dict)
@@ -76,7 +80,7 @@ class DataSpec:
             label_column=data["label_column"],
             label_map=data.get("label_map"),
             urgent_labels=tuple(data.get("urgent_labels", ())),
-            time_column=data["time_column"],
+            time_column=data.get("time_column"),
             time_format=data.get("time_format"),
             resolved_column=data.get("resolved_column"),
             where=dict(data.get("where", {})),
@@ -123,7 +127,8 @@ class Example:
     row: int
     doc: dict[str, Any]
     label: str
-    created: datetime
+    # None when the export records no creation time (the dataset is then in row order).
+    created: datetime | None
     resolved: datetime | None
     source_id: str | None
     targets: dict[str, str] = field(default_factory=dict)
@@ -132,20 +137,26 @@ class Example:
     @property
     def resolution_hours(self) -> float | None:
         """Hours from creation to resolution, when the ticket records both."""
-        if self.resolved is None:
+        if self.resolved is None or self.created is None:
             return None
         return (self.resolved - self.created).total_seconds() / 3600.0
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Closed tickets in time order, with the hash and name of the file they came from."""
+    """Closed tickets in time order (row order when the export has no time column), with the
+    hash and name of the file they came from."""
 
     examples: list[Example]
     spec: DataSpec
     path: Path
     sha256: str
     skipped_targets: tuple[str, ...] = ()
+
+    @property
+    def time_ordered(self) -> bool:
+        """Whether the examples are ordered by their creation time rather than by row."""
+        return self.spec.time_column is not None
 
     @property
     def labels(self) -> list[str]:
@@ -207,7 +218,7 @@ def load_dataset(path: str | Path, spec: DataSpec) -> Dataset:
     except UnicodeDecodeError as exc:
         raise TrainingDataError(f"{path}: not UTF-8 text (byte {exc.start})") from None
 
-    required = [spec.subject_column, spec.label_column, spec.time_column, *spec.field_columns]
+    required = [spec.subject_column, spec.label_column, *spec.field_columns]
     required += [c for c in (spec.description_column, spec.resolved_column) if c]
     required += list(spec.where) + list(spec.duplicate_where)
     examples: list[Example] = []
@@ -218,11 +229,14 @@ def load_dataset(path: str | Path, spec: DataSpec) -> Dataset:
             seen_any = True
             # A target the export lacks is simply not trained.
             targets = {name: col for name, col in targets.items() if col in record}
+            if spec.time_column == DEFAULT_TIME_COLUMN and spec.time_column not in record:
+                spec = replace(spec, time_column=None)
+            if spec.time_column is not None:
+                required.append(spec.time_column)
         missing = [c for c in dict.fromkeys(required) if c not in record]
         if missing:
-            known = ", ".join(repr(k) for k in list(record)[:12])
             raise TrainingDataError(
-                f"is missing; the data has {known}",
+                _missing_column_help(missing[0], spec, list(record)),
                 column=missing[0],
                 row=row if examples else None,
             )
@@ -241,7 +255,9 @@ def load_dataset(path: str | Path, spec: DataSpec) -> Dataset:
                     row=row,
                 )
             label = spec.label_map[raw_label]
-        created = _parse_time(record[spec.time_column], spec.time_format, spec.time_column, row)
+        created = None
+        if spec.time_column is not None:
+            created = _parse_time(record[spec.time_column], spec.time_format, spec.time_column, row)
         resolved = None
         if spec.resolved_column and _text(record[spec.resolved_column]).strip():
             resolved = _parse_time(
@@ -275,15 +291,69 @@ def load_dataset(path: str | Path, spec: DataSpec) -> Dataset:
             f"has only one class ({next(iter(counts))!r}); at least two are needed",
             column=spec.label_column,
         )
-    examples.sort(key=lambda e: (e.created, e.row))
+    if spec.time_column is not None:
+        examples.sort(key=lambda e: (e.created, e.row))
     skipped = tuple(sorted(set(spec.target_columns) - set(targets)))
     spec = replace(spec, target_columns=targets)
     return Dataset(examples, spec, path, hashlib.sha256(raw).hexdigest(), skipped)
 
 
+_COLUMN_OPTIONS = {
+    "subject_column": "--subject-column",
+    "description_column": "--description-column",
+    "label_column": "--label-column",
+    "time_column": "--time-column",
+    "resolved_column": "--resolved-column",
+    "id_column": "--id-column",
+}
+
+
+def _missing_column_help(column: str, spec: DataSpec, found: list[str]) -> str:
+    """One line for a column the export lacks: the columns it has, and how to map them."""
+    shown = ", ".join(repr(k) for k in found[:20]) + (", …" if len(found) > 20 else "")
+    option = next(
+        (flag for name, flag in _COLUMN_OPTIONS.items() if getattr(spec, name) == column),
+        "--field-column" if column in spec.field_columns else "--where",
+    )
+    presets = ", ".join(PRESETS)
+    return (
+        f"is missing; the export has {shown}: name the column to use with {option} "
+        f"(and the others with --subject-column, --description-column, --label-column, "
+        f"--time-column), or pass --preset ({presets})"
+    )
+
+
+def _header(path: Path) -> list[str]:
+    """The column names of an export: its CSV/TSV header, or the keys of its first JSON line."""
+    for _row, record in _records(path):
+        return list(record)
+    return []
+
+
+def recognise_export(path: str | Path) -> tuple[str | None, DataSpec]:
+    """The spec to read an export with when no preset is given: the product's own columns if
+    the export has them, else a preset whose columns it has (the name is then returned), else
+    the product's own columns, whose absence `load_dataset` explains."""
+    path = Path(path)
+    try:
+        columns = set(_header(path))
+    except (OSError, UnicodeDecodeError, TrainingDataError):
+        return None, DataSpec()
+    own = DataSpec()
+    if {own.subject_column, own.label_column} <= columns:
+        return None, own
+    for name, spec in PRESETS.items():
+        wanted = {spec.subject_column, spec.label_column, *spec.where}
+        wanted |= {c for c in (spec.time_column, spec.description_column) if c}
+        if wanted <= columns:
+            return name, spec
+    return None, own
+
+
 @dataclass(frozen=True)
 class Split:
-    """A time-ordered split: fit on the oldest, validate on the next, test on the newest."""
+    """A time-ordered split: fit on the oldest, validate on the next, test on the newest (by row
+    order when the export has no time column)."""
 
     fit: list[Example]
     validation: list[Example]

@@ -8,16 +8,14 @@ is never looked at here.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.optimize import minimize_scalar
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import f1_score
 from sklearn.pipeline import FeatureUnion, Pipeline
@@ -110,6 +108,32 @@ class TemperatureScaledClassifier(ClassifierMixin, BaseEstimator):  # type: igno
     def predict(self, x: Any) -> np.ndarray:
         """The most probable class."""
         return np.asarray(self.classes_[self.predict_proba(x).argmax(axis=1)])
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """The temperature ``T`` that minimises the mean log-loss of ``softmax(logits / T)`` on the
+    validation window, as scikit-learn's temperature scaling fits it (the inverse temperature,
+    searched in log space between e^-10 and e^10).
+
+    ``y`` holds each row's column in ``logits``. Unlike scikit-learn's calibrator this accepts a
+    window in which some of the model's classes never occur, as happens when a rare class's
+    tickets all fall in the fit window.
+    """
+    if len(y) == 0:
+        return 1.0  # nothing to calibrate on: the model's own scale
+    rows = np.arange(len(y))
+    columns = np.asarray(y, dtype=np.int64)
+
+    def log_loss(log_beta: float) -> float:
+        z = np.exp(log_beta) * logits
+        top = z.max(axis=1)
+        lse = top + np.log(np.exp(z - top[:, None]).sum(axis=1))
+        return float(np.mean(lse - z[rows, columns]))
+
+    found = minimize_scalar(
+        log_loss, bounds=(-10.0, 10.0), options={"xatol": 64 * np.finfo(float).eps}
+    )
+    return float(1.0 / np.exp(found.x))
 
 
 def band_thresholds(
@@ -435,14 +459,14 @@ def _choose_classifier(
             best = (score, c, weight, lr)
     assert best is not None
     score, c, weight, lr = best
-    with warnings.catch_warnings():
-        # A frozen estimator is not cross-validated; the small-class warning does not apply.
-        warnings.filterwarnings("ignore", message="The least populated class")
-        calibrated = CalibratedClassifierCV(FrozenEstimator(lr), method="temperature")
-        calibrated.fit(x_val, y_val)
-    temperature = 1.0 / float(calibrated.calibrated_classifiers_[0].calibrators[0].beta_)
-    proba = calibrated.predict_proba(x_val)
-    correct = calibrated.classes_[proba.argmax(axis=1)] == y_val
+    z = np.asarray(lr.decision_function(x_val), dtype=np.float64)
+    logits = np.column_stack([-z, z]) if z.ndim == 1 else z
+    # A validation ticket whose class the fit window never saw cannot inform the temperature;
+    # it still counts as a wrong answer for the bands.
+    known = np.isin(y_val, lr.classes_)
+    temperature = fit_temperature(logits[known], np.searchsorted(lr.classes_, y_val[known]))
+    proba = _softmax(logits / temperature)
+    correct = lr.classes_[proba.argmax(axis=1)] == y_val
     bands = band_thresholds(proba.max(axis=1), correct, config)
     say(
         f"{name}: chosen C={c:g} class_weight={weight} (validation macro-F1 {score:.3f}), "
@@ -561,7 +585,7 @@ def _index_docs(examples: list[Example]) -> list[dict[str, Any]]:
             "subject": e.doc["subject"][:200],
             "priority": e.label,
             "resolution": e.targets.get("resolution"),
-            "created": e.created.date().isoformat(),
+            "created": e.created.date().isoformat() if e.created is not None else None,
         }
         for e in examples
     ]

@@ -90,7 +90,9 @@ def with_corrections(dataset: Dataset, corrections: Sequence[Example]) -> Datase
         for e in dataset.examples
     ]
     examples += [c for c in corrections if c.source_id is None or c.source_id in by_source]
-    examples.sort(key=lambda e: e.created)
+    if dataset.time_ordered:
+        examples.sort(key=_created)
+    # An export without times is in row order; the corrections, the newest labels, follow it.
     digest = hashlib.sha256(dataset.sha256.encode())
     for c in corrections:
         digest.update(json.dumps([c.source_id, c.label, c.doc["subject"]]).encode())
@@ -160,11 +162,12 @@ def retrain_model(
         last_seen = champ.metadata.get("training_data", {}).get("last_created")
     window_facts: dict[str, Any] = {
         "rows": len(window),
-        "first_created": window[0].created.isoformat() if window else None,
-        "last_created": window[-1].created.isoformat() if window else None,
+        "first_created": _iso(window[0].created) if window else None,
+        "last_created": _iso(window[-1].created) if window else None,
     }
     if last_seen is not None:
-        seen = sum(1 for e in window if e.created <= _when(last_seen, last_seen))
+        when = _when(last_seen, last_seen)
+        seen = sum(1 for e in window if e.created is not None and e.created <= when)
         window_facts["rows_the_champion_trained_on"] = seen
     decision = RetrainDecision(challenger, champion, promoted, reason, window_facts, metrics)
     say(reason)
@@ -176,3 +179,12 @@ def retrain_model(
 
 def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: metrics.get(k) for k in ("rows", "macro_f1", "accuracy", "urgent_recall")}
+
+
+def _created(example: Example) -> datetime:
+    assert example.created is not None, "a time-ordered dataset has every creation time"
+    return example.created
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when is not None else None

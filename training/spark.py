@@ -29,7 +29,6 @@ import hashlib
 import json
 import math
 import platform
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -54,9 +53,6 @@ from pyspark.sql.types import (
     StructField,
     StructType,
 )
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.frozen import FrozenEstimator
 
 from core.artifact import write_artifact
 from core.drift import REFERENCE_FILE
@@ -74,6 +70,7 @@ from training.model import (
     Progress,
     ResolutionRegression,
     band_thresholds,
+    fit_temperature,
     pack_model,
 )
 from training.report import write_report
@@ -195,8 +192,8 @@ def _example(
         return {"error": f"is not valid JSON: {exc}"}
     if not isinstance(record, dict):
         return {"error": "is not a JSON object"}
-    required = [spec.subject_column, spec.label_column, spec.time_column, *spec.field_columns]
-    required += [c for c in (spec.description_column, spec.resolved_column) if c]
+    required = [spec.subject_column, spec.label_column, *spec.field_columns]
+    required += [c for c in (spec.time_column, spec.description_column, spec.resolved_column) if c]
     required += list(spec.where) + list(spec.duplicate_where)
     missing = [c for c in dict.fromkeys(required) if c not in record]
     if missing:
@@ -468,45 +465,12 @@ def _logits(model: LogisticRegressionModel, df: DataFrame, k: int) -> tuple[np.n
     return raw, np.array([int(r["y"]) for r in rows], dtype=np.int64)
 
 
-class _FixedLogits(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
-    """Precomputed logits as a fitted scikit-learn classifier, so that the validation window's
-    temperature is fitted by the very code the single-machine trainer uses."""
-
-    def __init__(self, logits: np.ndarray | None = None, classes: np.ndarray | None = None) -> None:
-        self.logits = logits
-        self.classes = classes
-
-    def fit(self, x: Any, y: Any) -> _FixedLogits:
-        self.classes_ = self.classes
-        return self
-
-    def decision_function(self, x: Any) -> np.ndarray:
-        assert self.logits is not None
-        rows = np.asarray(x, dtype=np.int64).ravel()
-        z = self.logits[rows]
-        # Binary: the margin m of the logits (-m, m), as the single-machine classifier's
-        # `decision_function`.
-        return z[:, 1] if z.shape[1] == 2 else z
-
-    def predict(self, x: Any) -> np.ndarray:
-        assert self.logits is not None and self.classes is not None
-        rows = np.asarray(x, dtype=np.int64).ravel()
-        return np.asarray(self.classes[self.logits[rows].argmax(axis=1)])
-
-
 def _calibrate(
     logits: np.ndarray, y: np.ndarray, labels: list[str], config: ModelConfig
 ) -> tuple[float, dict[str, float]]:
-    classes = np.arange(len(labels))
-    estimator = _FixedLogits(logits, classes).fit(None, None)
-    x = np.arange(len(y)).reshape(-1, 1)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The least populated class")
-        calibrated = CalibratedClassifierCV(FrozenEstimator(estimator), method="temperature")
-        calibrated.fit(x, y)
-    temperature = 1.0 / float(calibrated.calibrated_classifiers_[0].calibrators[0].beta_)
-    proba = calibrated.predict_proba(x)
-    correct = calibrated.classes_[proba.argmax(axis=1)] == y
+    temperature = fit_temperature(logits, y)
+    proba = _softmax(logits / temperature)
+    correct = proba.argmax(axis=1) == y
     return temperature, band_thresholds(proba.max(axis=1), correct, config)
 
 
@@ -797,6 +761,11 @@ def train_model_spark(
     ``out_dir`` the artifact goes to ``models_dir/<version>``. The similar-ticket index holds
     the newest ``index_tickets`` tickets of the training window.
     """
+    if spec.time_column is None:
+        raise TrainingDataError(
+            "the Spark trainer orders tickets by their creation time: name the export's time "
+            "column with --time-column (the single-machine trainer can split by row order)"
+        )
     config = config or ModelConfig()
     say = progress or (lambda _msg: None)
     analyzers = _analyzers(spec, config)

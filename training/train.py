@@ -229,6 +229,12 @@ def _point_latest(models_dir: Path, artifact_dir: Path) -> None:
     os.replace(tmp, link)
 
 
+def _classes_without_validation(split: Split) -> dict[str, list[str]]:
+    """The priority classes the fit window has and the validation window lacks."""
+    missing = sorted({e.label for e in split.fit} - {e.label for e in split.validation})
+    return {"priority": missing} if missing else {}
+
+
 def metrics_summary(metrics: dict[str, Any]) -> dict[str, Any]:
     """The headline figures of one target's test metrics, for the artifact's metadata."""
     keys = ("macro_f1", "accuracy", "urgent_recall", "calibration_error", "auto_apply")
@@ -255,10 +261,22 @@ def train_model(
     split = time_split(dataset.examples, test_fraction, validation_fraction)
     if not split.fit or not split.validation or not split.test:
         raise ValueError("the split left a window empty; use more data or other fractions")
+    order = "time-ordered" if dataset.time_ordered else "row order"
     say(
         f"{len(dataset.examples)} closed tickets: fit {len(split.fit)}, validation "
-        f"{len(split.validation)}, test {len(split.test)} (time-ordered)"
+        f"{len(split.validation)}, test {len(split.test)} ({order})"
     )
+    if not dataset.time_ordered:
+        say(
+            "the export has no time column: the split follows row order (oldest rows first), "
+            "so put the rows in creation order or name the column with --time-column"
+        )
+    unvalidated = _classes_without_validation(split)
+    for target, classes in unvalidated.items():
+        say(
+            f"{target}: no validation rows for {', '.join(map(repr, classes))}: their "
+            "confidence is calibrated on the other classes only"
+        )
     for skipped in dataset.skipped_targets:
         say(f"target {skipped!r}: the export has no such column; not trained")
     spec = dataset.spec
@@ -280,7 +298,7 @@ def train_model(
     version = model_version(created, dataset.sha256)
     if out_dir is None:
         out_dir = models_dir / version
-    times = [e.created for e in dataset.examples]
+    times = [e.created for e in dataset.examples if e.created is not None]
     metadata: dict[str, Any] = {
         "name": name,
         "version": version,
@@ -298,12 +316,13 @@ def train_model(
             "sha256": dataset.sha256,
             "rows": len(dataset.examples),
             "rows_by_label": dict(sorted(Counter(e.label for e in dataset.examples).items())),
-            "first_created": min(times).isoformat(),
-            "last_created": max(times).isoformat(),
+            "first_created": min(times).isoformat() if times else None,
+            "last_created": max(times).isoformat() if times else None,
             "spec": spec.as_dict(),
             "skipped_targets": list(dataset.skipped_targets),
             "split": {
-                "method": "time-ordered",
+                "method": order,
+                "classes_without_validation": unvalidated,
                 "test_fraction": test_fraction,
                 "validation_fraction": validation_fraction,
                 "fit": len(split.fit),
@@ -331,8 +350,12 @@ def train_model(
         "context": {
             "data": f"{dataset.path.name} (sha256 {dataset.sha256[:12]}…), "
             f"{len(dataset.examples)} rows",
-            "split": f"time-ordered: fit {len(split.fit)}, validation {len(split.validation)}, "
-            f"test {len(split.test)}",
+            "split": f"{order}: fit {len(split.fit)}, validation {len(split.validation)}, "
+            f"test {len(split.test)}"
+            + ("" if dataset.time_ordered else " (the export has no time column)")
+            + "".join(
+                f"; {t} has no validation rows for {', '.join(c)}" for t, c in unvalidated.items()
+            ),
             "chosen": ", ".join(f"{k}={v}" for k, v in model.params.items()),
             "bands": f"high ≥ {model.bands['high']:.3f}, medium ≥ {model.bands['medium']:.3f}",
         },

@@ -135,14 +135,50 @@ def _spec(args: argparse.Namespace, base: DataSpec) -> DataSpec:
     return replace(spec, **overrides)
 
 
+_COLUMN_OPTIONS = (
+    "subject_column",
+    "description_column",
+    "field_column",
+    "label_column",
+    "label_map",
+    "time_column",
+    "time_format",
+    "resolved_column",
+    "where",
+    "id_column",
+    "target",
+    "duplicate_where",
+)
+
+
+def _data_spec(args: argparse.Namespace) -> DataSpec:
+    """The spec for ``--data``: the vendored export's preset without it; with it, ``--preset``
+    or, when neither a preset nor any column option is given, the preset whose columns the
+    export has (said on the terminal), else the product's own column names."""
+    from training.data import PRESETS, DataSpec, recognise_export
+
+    if not args.data:
+        return _spec(args, PRESETS["hadoop"])
+    base = DataSpec()
+    if args.preset is None and all(getattr(args, o) is None for o in _COLUMN_OPTIONS):
+        name, base = recognise_export(args.data)
+        if name is not None:
+            _say(
+                f"{args.data}: the columns of a Jira CSV export: reading it with preset {name!r} "
+                f"(label {base.label_column!r}, time {base.time_column!r}); pass --preset or "
+                "column options to read it otherwise"
+            )
+    return _spec(args, base)
+
+
 def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    from training.data import PRESETS, DataSpec, load_dataset, vendored_data_path
+    from training.data import load_dataset, vendored_data_path
     from training.train import train_model
 
     if args.engine == "spark":
         return _train_spark(args, settings)
     data = Path(args.data) if args.data else vendored_data_path()
-    spec = _spec(args, DataSpec() if args.data else PRESETS["hadoop"])
+    spec = _data_spec(args)
     _say(f"reading {data}")
     dataset = load_dataset(data, spec)
     result = train_model(
@@ -162,11 +198,11 @@ def _train_spark(args: argparse.Namespace, settings: Settings) -> int:
     import tempfile
 
     from adapters.spark.session import copy_to_url, session_for
-    from training.data import PRESETS, DataSpec, vendored_data_path
+    from training.data import vendored_data_path
     from training.spark import train_model_spark
 
     data = args.data or str(vendored_data_path())
-    spec = _spec(args, DataSpec() if args.data else PRESETS["hadoop"])
+    spec = _data_spec(args)
     # An artifact bound for object storage is written on the driver, then copied there.
     url = args.out if args.out and "://" in args.out else None
     with tempfile.TemporaryDirectory() as scratch, session_for(args.master, "train") as spark:
@@ -359,7 +395,10 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         )
         if v is not None
     }
-    settings = _with_local_credentials(settings.model_copy(update=updates))
+    settings = settings.model_copy(update=updates)
+    # Before a first training that takes a minute, not after it.
+    _check_port_free(settings.host, settings.port)
+    settings = _with_local_credentials(settings)
     model_dir = ensure_model(settings)
     enricher = load_enricher(model_dir, limits=settings.limits, options=settings.enrich_options)
     helpdesk = _helpdesk(settings) if settings.deliver else None
@@ -387,6 +426,29 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         if helpdesk is not None:
             helpdesk.close()
     return 0
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse at once, in one line, to serve on an address another program listens on."""
+    import socket
+
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM
+        )[0]
+    except socket.gaierror as exc:
+        raise TicketEnrichError(f"cannot serve on {host}: {exc.strerror}") from None
+    with socket.socket(family, kind, proto) as probe:
+        # As uvicorn binds: a port left in TIME_WAIT by a stopped server is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise TicketEnrichError(
+                f"cannot listen on {host}:{port}: {exc.strerror}; another program (perhaps "
+                "another `ticket-enrich serve`) holds it: stop it, or choose another port "
+                "with --port or TICKET_ENRICH_PORT"
+            ) from None
 
 
 def _helpdesk(settings: Settings) -> HelpdeskClient:
@@ -528,11 +590,11 @@ def _cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
-    from training.data import PRESETS, DataSpec, load_dataset, vendored_data_path
+    from training.data import load_dataset, vendored_data_path
     from training.retrain import corrections_as_examples, retrain_model
 
     data = Path(args.data) if args.data else vendored_data_path()
-    spec = _spec(args, DataSpec() if args.data else PRESETS["hadoop"])
+    spec = _data_spec(args)
     dataset = load_dataset(data, spec)
     corrections = []
     if args.corrections_from is not None:
@@ -753,6 +815,44 @@ def _cmd_rollout(args: argparse.Namespace, settings: Settings) -> int:
     return result
 
 
+# The extra that installs each optional top-level module (the longest matching prefix wins).
+EXTRA_OF_MODULE = {
+    "fastapi": "local",
+    "starlette": "local",
+    "uvicorn": "local",
+    "tqdm": "local",
+    "prometheus_client": "local",
+    "httpx": "helpdesk",
+    "sklearn": "train",
+    "scipy": "train",
+    "numpy": "train",
+    "matplotlib": "train",
+    "joblib": "train",
+    "boto3": "aws",
+    "botocore": "aws",
+    "aws_lambda_powertools": "aws",
+    "functions_framework": "gcp",
+    "cloudevents": "gcp",
+    "google": "gcp",
+    "firebase_admin": "gcp",
+    "azure": "azure",
+    "azure.ai.ml": "azure-deploy",
+    "pyspark": "spark",
+    "pandas": "spark",
+    "pyarrow": "spark",
+}
+
+
+def missing_extra(module: str | None) -> str | None:
+    """The extra to install for a module that failed to import, if one of ours provides it."""
+    parts = (module or "").split(".")
+    for end in range(len(parts), 0, -1):
+        extra = EXTRA_OF_MODULE.get(".".join(parts[:end]))
+        if extra is not None:
+            return extra
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ticket-enrich` console script."""
     args = build_parser().parse_args(argv)
@@ -775,6 +875,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return commands[args.command](args, Settings())
     except TicketEnrichError as exc:
         _say(f"error: {exc}")
+        return 2
+    except ModuleNotFoundError as exc:
+        extra = missing_extra(exc.name)
+        if extra is None:
+            raise
+        command = " ".join(str(a) for a in (args.command, getattr(args, "cloud", None)) if a)
+        _say(
+            f"error: `ticket-enrich {command}` needs the {extra!r} extra ({exc.name} is not "
+            f"installed): pip install 'ticket-enrich[{extra}]'"
+        )
         return 2
     except KeyboardInterrupt:
         return 130

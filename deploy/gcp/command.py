@@ -23,15 +23,19 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from adapters.gcp.retrain import STORAGE_FINALIZED, RetrainSettings
 from adapters.gcp.settings import GcpSettings
 from core.errors import TicketEnrichError
 from core.settings import Settings
 from deploy.gcp import rollout
 from deploy.gcp.bundle import Bundle, build_bundle, build_retrain_bundle
+
+if TYPE_CHECKING:
+    # The retraining module imports the Functions Framework (the `gcp` extra): it is imported
+    # where it is used, so that the CLI's parser builds without the extra.
+    from adapters.gcp.retrain import RetrainSettings
 
 HELP = "build the Cloud Functions bundle and create or update the functions (or --dry-run)"
 
@@ -240,6 +244,8 @@ def functions_for(
                 labels=labels,
             )
         )
+    from adapters.gcp.retrain import RetrainSettings
+
     if isinstance(config, RetrainSettings) and retrain_source is not None:
         functions += retrain_functions(
             config,
@@ -254,6 +260,8 @@ def functions_for(
 
 def retraining(config: GcpSettings) -> bool:
     """Whether the settings name both buckets that retraining needs."""
+    from adapters.gcp.retrain import RetrainSettings
+
     return isinstance(config, RetrainSettings) and bool(
         config.registry_bucket and config.exports_bucket
     )
@@ -271,6 +279,8 @@ def retrain_functions(
     """The two retraining functions: one on the exports bucket's finalized objects, one called
     by Cloud Scheduler. One instance each, one request at a time, memory for training."""
     from google.cloud import functions_v2
+
+    from adapters.gcp.retrain import STORAGE_FINALIZED
 
     if not retraining(config):
         raise TicketEnrichError("retraining needs a registry bucket and an exports bucket")
@@ -382,6 +392,8 @@ def _bundle(args: argparse.Namespace, config: GcpSettings, workdir: Path) -> Bun
 
 
 def _config(args: argparse.Namespace, settings: Settings) -> RetrainSettings:
+    from adapters.gcp.retrain import RetrainSettings
+
     config = RetrainSettings(**settings.model_dump())
     update = {
         name: getattr(args, name)

@@ -5,7 +5,14 @@ import pytest
 
 from core.errors import TrainingDataError
 from tests.support import write_tickets
-from training.data import PRESETS, DataSpec, load_dataset, time_split, vendored_data_path
+from training.data import (
+    PRESETS,
+    DataSpec,
+    load_dataset,
+    recognise_export,
+    time_split,
+    vendored_data_path,
+)
 
 HEADER = "subject,description,priority,created_at\n"
 
@@ -108,3 +115,41 @@ def test_where_filters_rows(tmp_path: Path) -> None:
     )
     data = load_dataset(csv_file(tmp_path, body, header), DataSpec(where={"status": "Resolved"}))
     assert len(data.examples) == 30
+
+
+def test_an_export_without_a_time_column_keeps_its_row_order(tmp_path: Path) -> None:
+    body = "".join(f"s{i},d{i},{'high' if i % 3 else 'low'}\n" for i in range(30))
+    data = load_dataset(csv_file(tmp_path, body, "subject,description,priority\n"), DataSpec())
+    assert not data.time_ordered
+    assert [e.row for e in data.examples] == list(range(1, 31))
+    assert all(e.created is None and e.resolution_hours is None for e in data.examples)
+    assert data.spec.time_column is None
+    split = time_split(data.examples)
+    assert split.test[-1].row == 30
+
+
+def test_a_named_time_column_must_exist(tmp_path: Path) -> None:
+    body = "".join(f"s{i},d{i},{'high' if i % 3 else 'low'}\n" for i in range(30))
+    path = csv_file(tmp_path, body, "subject,description,priority\n")
+    with pytest.raises(TrainingDataError, match="column 'opened'.*is missing.*--time-column"):
+        load_dataset(path, DataSpec(time_column="opened"))
+
+
+def test_an_unknown_export_gets_its_columns_and_the_options_in_one_line(tmp_path: Path) -> None:
+    path = csv_file(tmp_path, "a,b,c\n" * 30, "Title,Body,Urgency\n")
+    with pytest.raises(TrainingDataError) as caught:
+        load_dataset(path, DataSpec())
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "'Title', 'Body', 'Urgency'" in message
+    assert "--subject-column" in message and "--label-column" in message
+    assert "--preset (hadoop, hadoop-5)" in message
+
+
+def test_a_jira_export_is_recognised_without_a_preset(tmp_path: Path) -> None:
+    name, spec = recognise_export(vendored_data_path())
+    assert name == "hadoop" and spec == PRESETS["hadoop"]
+    own = write_tickets(tmp_path / "own.jsonl")
+    assert recognise_export(own) == (None, DataSpec())
+    unknown = csv_file(tmp_path, "a,b,c\n", "Title,Body,Urgency\n")
+    assert recognise_export(unknown) == (None, DataSpec())
