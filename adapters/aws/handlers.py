@@ -24,7 +24,7 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import Ki
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from adapters.aws.runtime import helpdesk, runtime
-from adapters.aws.s3_batch import batch_format, enrich_object
+from adapters.aws.s3_batch import batch_format, enrich_object, object_key
 from adapters.aws.telemetry import logger, metrics, record_enrichment
 from core.delivery import deliver_due
 from core.intake import submit_ticket
@@ -45,7 +45,7 @@ def s3_batch(event: S3Event, context: LambdaContext) -> dict[str, Any]:
     settings = rt.settings
     done = []
     for record in event.records:
-        bucket, key = record.s3.bucket.name, record.s3.get_object.key
+        bucket, key = record.s3.bucket.name, object_key(record)
         if not key.startswith(settings.input_prefix) or batch_format(key) is None:
             logger.warning("object skipped: not a batch under the input prefix", key=key)
             continue

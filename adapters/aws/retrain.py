@@ -26,6 +26,7 @@ from pydantic import Field
 
 from adapters.aws.registry import S3ModelRegistry
 from adapters.aws.runtime import aws_client
+from adapters.aws.s3_batch import object_key
 from adapters.aws.settings import AwsSettings
 from adapters.aws.telemetry import logger
 from core.errors import TicketEnrichError, TrainingDataError
@@ -169,7 +170,7 @@ def _exports(event: dict[str, Any], rt: Retrainer) -> list[tuple[str, str]]:
     if "Records" in event:
         found = []
         for record in S3Event(event).records:
-            key = record.s3.get_object.key
+            key = object_key(record)
             if key.startswith(rt.settings.closed_prefix) and _is_export(key):
                 found.append((record.s3.bucket.name, key))
             else:

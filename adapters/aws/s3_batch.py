@@ -16,12 +16,16 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_plus
 
 from adapters.aws.telemetry import logger
 from core.enricher import Enricher
 from core.errors import InvalidTicket
 from core.export import ExportColumns
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventRecord
 
 _FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 
@@ -116,6 +120,12 @@ class MultipartWriter:
             self.close()
         else:
             self.abort()
+
+
+def object_key(record: S3EventRecord) -> str:
+    """The object's key as stored. S3 notifications carry it URL-encoded as a form value
+    (``date%3D2026-12-04/my+batch.jsonl`` for ``date=2026-12-04/my batch.jsonl``)."""
+    return unquote_plus(record.s3.get_object.key)
 
 
 def batch_format(key: str) -> str | None:

@@ -159,6 +159,24 @@ def test_the_schedule_trains_on_the_newest_export(
     assert len(registry.versions()) == 1
 
 
+def test_the_generated_event_with_an_encoded_key_trains_on_the_export_it_names(
+    bucket: str, aws_env: str, tmp_path: Path
+) -> None:
+    event = load_event("s3_put_closed_export_encoded_key.json")
+    event["Records"][0]["s3"]["bucket"]["name"] = bucket
+    # S3 (and the generator) send the key URL-encoded: no object has this raw key.
+    assert event["Records"][0]["s3"]["object"]["key"] == (
+        "closed/export%202026%2BQ4%20%28final%29%3D%C3%A9.jsonl"
+    )
+    key = "closed/export 2026+Q4 (final)=é.jsonl"
+    client("s3", aws_env).put_object(Bucket=bucket, Key=key, Body=_export(tmp_path))
+
+    (run,) = aws_retrain.retrain(event, FakeLambdaContext())["runs"]
+
+    assert run["export"] == f"s3://{bucket}/{key}"
+    assert run["promoted"] is True
+
+
 def test_an_object_outside_the_closed_prefix_is_not_trained_on(bucket: str, aws_env: str) -> None:
     client("s3", aws_env).put_object(Bucket=bucket, Key="incoming/x.jsonl", Body=b"{}\n")
     event = _put_event(bucket, "incoming/x.jsonl")

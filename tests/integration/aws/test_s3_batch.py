@@ -260,3 +260,77 @@ def test_objects_outside_the_input_prefix_are_left_alone(configure: Any, aws_env
     s3.put_object(Bucket=BUCKET, Key="enriched/x.jsonl", Body=b'{"subject": "x"}\n')
 
     assert handlers.s3_batch(_event("enriched/x.jsonl"), FakeLambdaContext()) == {"batches": []}
+
+
+# Keys S3 sends URL-encoded in its notifications: a space, "+", "=", non-ASCII letters.
+AWKWARD_KEYS = [
+    "incoming/date=2026-12-04/my batch +1 été.jsonl",
+    "incoming/a+b=c/Überweisung 50%.jsonl",
+]
+
+
+def test_the_generated_event_with_an_encoded_key_reads_the_object_it_names(
+    configure: Any, aws_env: str
+) -> None:
+    configure()
+    s3 = _bucket(aws_env)
+    event = load_event("s3_put_batch_encoded_key.json")
+    # As S3 sends it: the key URL-encoded, so the raw key names no object.
+    encoded = event["Records"][0]["s3"]["object"]["key"]
+    assert encoded == "incoming/date%3D2026-12-04/my%20batch%20%2B1%20%C3%A9t%C3%A9.jsonl"
+    s3.put_object(
+        Bucket=BUCKET,
+        Key=AWKWARD_KEYS[0],
+        Body=json.dumps({"subject": "Disk full on node 7", "external_id": "E-1"}) + "\n",
+    )
+
+    (report,) = handlers.s3_batch(event, FakeLambdaContext())["batches"]
+
+    assert report["source"] == f"s3://{BUCKET}/{AWKWARD_KEYS[0]}"
+    assert (report["enriched"], report["failed"]) == (1, 0)
+    (enriched,) = _lines(s3, "enriched/date=2026-12-04/my batch +1 été.jsonl")
+    assert enriched["ticket"]["external_id"] == "E-1"
+
+
+def test_the_notifications_s3_sends_for_awkward_keys_are_enriched(
+    configure: Any, aws_env: str
+) -> None:
+    """moto's S3 sends its own notification for each upload to an SQS queue, as S3 does to a
+    queue or a function: the handler gets exactly the event S3 built."""
+    configure()
+    s3 = _bucket(aws_env)
+    sqs = client("sqs", aws_env)
+    queue = sqs.create_queue(QueueName=f"notifications-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    bucket = f"awkward-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]
+        },
+    )
+    for number, key in enumerate(AWKWARD_KEYS):
+        body = json.dumps({"subject": f"Ticket in {key}", "external_id": f"A-{number}"})
+        s3.put_object(Bucket=bucket, Key=key, Body=body + "\n")
+    events = []
+    while len(events) < len(AWKWARD_KEYS):
+        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages")
+        assert messages, f"S3 sent {len(events)} of {len(AWKWARD_KEYS)} notifications"
+        for message in messages:
+            body = json.loads(message["Body"])
+            if "Records" in body:  # not the test event S3 sends when a queue is configured
+                events.append(body)
+    assert all("%" in e["Records"][0]["s3"]["object"]["key"] for e in events)
+
+    reports = [handlers.s3_batch(e, FakeLambdaContext())["batches"][0] for e in events]
+
+    assert sorted(r["source"] for r in reports) == sorted(
+        f"s3://{bucket}/{k}" for k in AWKWARD_KEYS
+    )
+    for number, key in enumerate(AWKWARD_KEYS):
+        out = key.replace("incoming/", "enriched/")
+        body = s3.get_object(Bucket=bucket, Key=out)["Body"].read().decode()
+        assert json.loads(body)["ticket"]["external_id"] == f"A-{number}"
