@@ -173,7 +173,8 @@ def import_sdk() -> Any:
         import azure.ai.ml as sdk
     except ImportError as exc:
         raise TicketEnrichError(
-            "this command needs the Azure ML SDK v2: pip install azure-ai-ml azure-identity"
+            "this command needs the 'azure-deploy' extra (the Azure ML SDK v2): "
+            "pip install 'ticket-enrich[azure-deploy]'"
         ) from exc
     return sdk
 

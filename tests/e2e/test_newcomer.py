@@ -129,11 +129,11 @@ def first_run(checkout: Path, model_dir: Path) -> Iterator[Run]:
         run.stop()
 
 
-def _cli(checkout: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(checkout: Path, *args: str, **settings: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(checkout / ".venv" / "bin" / "ticket-enrich"), *args],
         cwd=checkout,
-        env=_environment(),
+        env=_environment(**settings),
         capture_output=True,
         text=True,
         timeout=600,
@@ -217,12 +217,16 @@ def test_every_help_works_without_the_cloud_extras(checkout: Path, first_run: Ru
         (["deploy", "gcp", "--dry-run", "--project", "p", "--region", "europe-west1"], "gcp"),
         (["rollout", "gcp", "status", "--project", "p", "--region", "europe-west1"], "gcp"),
         (["batch", "--engine", "spark", "in.csv", "out"], "spark"),
+        (["train", "--engine", "spark"], "spark"),
+        (["rollout", "aws", "status"], "aws"),
+        (["deploy", "azure", "--dry-run"], "azure-deploy"),
+        (["rollout", "azure", "status"], "azure-deploy"),
     ],
 )
 def test_a_command_whose_extra_is_missing_names_it_in_one_line(
-    checkout: Path, first_run: Run, args: list[str], extra: str
+    checkout: Path, first_run: Run, model_dir: Path, args: list[str], extra: str
 ) -> None:
-    done = _cli(checkout, *args)
+    done = _cli(checkout, *args, model_dir=str(model_dir))
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
