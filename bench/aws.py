@@ -1,13 +1,21 @@
-"""AWS: cold start of the HTTP API handler beside the core alone, and the Lambda package's size.
+"""AWS: cold start of the HTTP API handler beside the core alone, with and without SnapStart's
+pre-snapshot work, and the Lambda package's size.
 
 Cold start: fresh child processes, round-robin, each timed from this process around
 `subprocess.run` as in `bench.coldstart`. The core child imports `core`, loads the model and
 enriches one ticket; the handler child imports `adapters.aws.api` (Powertools' event handler),
-builds its runtime (a DynamoDB client, the same model from the bundled directory) and answers one
-API Gateway HTTP API event (payload 2.0, as `sam local generate-event` records it) that stores
-the ticket in DynamoDB, here moto's server on loopback started by this process. The difference
-is what the AWS adapter adds. Package size: `sam build` of deploy/aws/template.yaml (arm64
-wheels from PyPI) with the model bundled, zipped as Lambda receives it.
+builds its runtime (boto3's session and DynamoDB client, the same model from the bundled
+directory) and answers one API Gateway HTTP API event (payload 2.0, as `sam local
+generate-event` records it) that stores the ticket in DynamoDB, here moto's server on loopback
+started by this process. The difference is what the AWS adapter adds without SnapStart.
+
+The SnapStart child does what Lambda does with a published version: the init phase (import the
+handler module, which registers the runtime hooks with ``snapshot_restore_py``, then run the
+before-snapshot hooks in reverse order of registration), then, as a restored copy, the
+after-restore hooks and the same event. Its "restored" time is what a request waits for on top
+of Lambda restoring the snapshot's memory, which only Lambda can measure. Package size: `sam
+build` of deploy/aws/template.yaml (arm64 wheels from PyPI) with the model bundled, zipped as
+Lambda receives it.
 """
 
 from __future__ import annotations
@@ -68,7 +76,40 @@ response = api.http_api(event, Context())
 t3 = time.perf_counter()
 body = json.loads(response["body"])
 print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "first_call_s": t3 - t2,
-                  "botocore_client_loaded": "botocore.client" in sys.modules,
+                  "status": response["statusCode"],
+                  "label": body.get("enrichment", {}).get("priority", {}).get("label"),
+                  "peak_rss_kib": peak_rss_kib()}))
+sys.stdout.flush()
+import os
+os._exit(0)
+"""
+)
+
+# Lambda's init phase for a SnapStart version, then one restored copy's first request.
+SNAPSTART = (
+    PEAK_RSS
+    + """
+import json, sys, time
+event = json.loads(open(sys.argv[1]).read())
+class Context:
+    function_name = "bench"; memory_limit_in_mb = 512; aws_request_id = "bench"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
+    def get_remaining_time_in_millis(self): return 30000
+t0 = time.perf_counter()
+from adapters.aws import api
+import snapshot_restore_py
+t1 = time.perf_counter()
+for func, args, kwargs in reversed(snapshot_restore_py.get_before_snapshot()):
+    func(*args, **kwargs)
+t2 = time.perf_counter()
+for func, args, kwargs in snapshot_restore_py.get_after_restore():
+    func(*args, **kwargs)
+t3 = time.perf_counter()
+response = api.http_api(event, Context())
+t4 = time.perf_counter()
+body = json.loads(response["body"])
+print(json.dumps({"import_s": t1 - t0, "before_snapshot_s": t2 - t1, "after_restore_s": t3 - t2,
+                  "first_call_s": t4 - t3, "init_s": t2 - t0, "restored_s": t4 - t2,
                   "status": response["statusCode"],
                   "label": body.get("enrichment", {}).get("priority", {}).get("label"),
                   "peak_rss_kib": peak_rss_kib()}))
@@ -79,6 +120,14 @@ os._exit(0)
 )
 
 PHASES = ("import_s", "load_s", "first_call_s")
+SNAPSTART_PHASES = (
+    "import_s",
+    "before_snapshot_s",
+    "init_s",
+    "after_restore_s",
+    "first_call_s",
+    "restored_s",
+)
 
 
 def _free_port() -> int:
@@ -88,9 +137,9 @@ def _free_port() -> int:
         return port
 
 
-def _phases(runs: list[dict[str, Any]]) -> dict[str, float]:
+def _phases(runs: list[dict[str, Any]], phases: tuple[str, ...] = PHASES) -> dict[str, float]:
     return {
-        k.removesuffix("_s") + "_ms": statistics.median(r[k] for r in runs) * 1e3 for k in PHASES
+        k.removesuffix("_s") + "_ms": statistics.median(r[k] for r in runs) * 1e3 for k in phases
     }
 
 
@@ -116,9 +165,13 @@ def _cold_start(ctx: Context, endpoint: str, table: str) -> dict[str, Any]:
     variants = {
         "core": (CORE, (artifact_dir, json.dumps(ticket))),
         "http_handler": (HANDLER, (str(event_path),)),
+        "snapstart": (SNAPSTART, (str(event_path),)),
     }
     repeats = ctx.settings.coldstart_repeats
-    log(f"aws cold start: 1 warm-up + {repeats} runs of the core and of the HTTP API handler")
+    log(
+        f"aws cold start: 1 warm-up + {repeats} runs of the core and of the HTTP API handler, "
+        "without and with SnapStart's hooks"
+    )
     for code, args in variants.values():
         run_child(code, *args, env=env)
     wall: dict[str, list[float]] = {name: [] for name in variants}
@@ -135,19 +188,26 @@ def _cold_start(ctx: Context, endpoint: str, table: str) -> dict[str, Any]:
         runs = inside[name]
         result[name] = {
             "wall": summarize(wall[name]),
-            "phases_median": _phases(runs),
+            "phases_median": _phases(runs, SNAPSTART_PHASES if name == "snapstart" else PHASES),
             "peak_rss_mib": max(r["peak_rss_kib"] for r in runs) / 1024.0,
             "label": runs[-1]["label"],
         }
     handler_runs = inside["http_handler"]
     result["http_handler"]["statuses"] = sorted({r["status"] for r in handler_runs})
-    result["http_handler"]["botocore_client_loaded"] = any(
-        r["botocore_client_loaded"] for r in handler_runs
-    )
+    result["snapstart"]["statuses"] = sorted({r["status"] for r in inside["snapstart"]})
     result["empty_interpreter"] = summarize(empty)
     result["handler_adds_ms"] = (
         result["http_handler"]["wall"]["median_ms"] - result["core"]["wall"]["median_ms"]
     )
+    # A request's wait inside the function: without SnapStart, the whole init phase and the
+    # first call (interpreter start-up included); with it, the hooks after restore and the call.
+    snap = result["snapstart"]["phases_median"]
+    handler = result["http_handler"]["phases_median"]
+    result["first_request_without_snapstart_ms"] = (
+        handler["import_ms"] + handler["load_ms"] + handler["first_call_ms"]
+    )
+    result["first_request_restored_ms"] = snap["restored_ms"]
+    result["init_phase_ms"] = snap["init_ms"]
     result["repeats"] = repeats
     return result
 
@@ -265,6 +325,20 @@ def render_aws(result: dict[str, Any]) -> list[str]:
                 fmt(r["peak_rss_mib"], 1),
             ]
         )
+    snap = cold["snapstart"]
+    sp = snap["phases_median"]
+    rows.append(
+        [
+            "SnapStart: init phase (import, before-snapshot hooks), then restored: after-restore "
+            "hooks, one event",
+            fmt(snap["wall"]["median_ms"], 1),
+            fmt(snap["wall"]["min_ms"], 1),
+            fmt(sp["import_ms"], 1),
+            fmt(sp["before_snapshot_ms"], 1),
+            fmt(sp["first_call_ms"], 1),
+            fmt(snap["peak_rss_mib"], 1),
+        ]
+    )
     adds = cold["handler_adds_ms"]
     lines = [
         f"## AWS (fresh process, {cold['repeats']} runs each, ms)",
@@ -274,13 +348,21 @@ def render_aws(result: dict[str, Any]) -> list[str]:
             rows,
         ),
         "",
-        f"- The handler adds **{adds:.1f} ms** to the core's cold start (target ≤ "
-        f"{result['targets']['handler_adds_ms_max']:.0f} ms: "
+        f"- Without SnapStart the handler adds **{adds:.1f} ms** to the core's cold start "
+        f"(target ≤ {result['targets']['handler_adds_ms_max']:.0f} ms: "
         f"{'met' if adds <= result['targets']['handler_adds_ms_max'] else 'not met'}); "
-        f"statuses answered: {cold['http_handler']['statuses']}. DynamoDB is reached through "
-        f"the standard-library client (botocore's client module loaded on this path: "
-        f"{fmt(cold['http_handler']['botocore_client_loaded'])}). An empty interpreter took "
+        f"statuses answered: {cold['http_handler']['statuses']}. An empty interpreter took "
         f"{cold['empty_interpreter']['median_ms']:.0f} ms.",
+        f"- First request of a new execution environment, inside the function: without "
+        f"SnapStart **{cold['first_request_without_snapstart_ms']:.1f} ms** (import, runtime, "
+        f"the call; interpreter start-up not counted); restored from a SnapStart snapshot "
+        f"**{cold['first_request_restored_ms']:.1f} ms** (after-restore hooks "
+        f"{sp['after_restore_ms']:.1f} ms: new seed, boto3 session, clients and credentials; "
+        f"then the call {sp['first_call_ms']:.1f} ms, its DynamoDB connection new), plus "
+        f"Lambda's own restore, not measurable here. The init phase Lambda runs once per "
+        f"published version before the snapshot: **{cold['init_phase_ms']:.1f} ms** (import "
+        f"{sp['import_ms']:.1f} ms, before-snapshot hooks {sp['before_snapshot_ms']:.1f} ms); "
+        f"statuses answered: {snap['statuses']}.",
     ]
     package = result["package"]
     if "error" in package:

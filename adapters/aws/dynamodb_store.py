@@ -20,7 +20,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters.aws.dynamodb_client import DynamoDBError, DynamoDBUnavailable
+from botocore.exceptions import BotoCoreError, ClientError
+
 from core.errors import StoreError, TicketNotFound
 from core.ports import (
     DELIVERY_STATUSES,
@@ -125,14 +126,14 @@ def _item_to_delivery(item: dict[str, Any]) -> Delivery:
     )
 
 
-def _error_code(exc: DynamoDBError) -> str:
-    return exc.code
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 class DynamoDBTicketStore:
-    """A `core.ports.TicketStore` and `core.ports.Outbox` on one DynamoDB table, through
-    `adapters.aws.dynamodb_client.DynamoDBClient` (botocore's low-level shapes: typed attribute
-    values, numbers as strings on the wire)."""
+    """A `core.ports.TicketStore` and `core.ports.Outbox` on one DynamoDB table, through a
+    boto3 DynamoDB client (low level, so numbers stay strings on the wire and floats never
+    become Decimals)."""
 
     def __init__(self, client: Any, table: str, *, page_size: int | None = None) -> None:
         """``page_size`` caps the items one Scan request reads (None: DynamoDB's 1 MB pages)."""
@@ -193,17 +194,17 @@ class DynamoDBTicketStore:
                         },
                     ]
                 )
-        except DynamoDBError as exc:
+        except ClientError as exc:
             if not self._is_duplicate(exc):
                 raise StoreError(f"cannot store ticket {ticket.id}: {exc}") from exc
             created = False
-        except DynamoDBUnavailable as exc:
+        except BotoCoreError as exc:
             raise StoreError(f"cannot store ticket {ticket.id}: {exc}") from exc
         # Read back rather than echo the argument: on a conflict the first version wins.
         return self.get(ticket.id), created
 
     @staticmethod
-    def _is_duplicate(exc: DynamoDBError) -> bool:
+    def _is_duplicate(exc: ClientError) -> bool:
         code = _error_code(exc)
         if code == "ConditionalCheckFailedException":
             return True
@@ -270,7 +271,7 @@ class DynamoDBTicketStore:
                 start = page.get("LastEvaluatedKey")
                 if not start:
                     break
-        except (DynamoDBError, DynamoDBUnavailable) as exc:
+        except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"cannot claim deliveries: {exc}") from exc
         return claimed
 
@@ -290,7 +291,7 @@ class DynamoDBTicketStore:
                 ExpressionAttributeValues={":due": _s(_DUE), ":now": _n(at), ":until": _n(until)},
                 ReturnValues="ALL_NEW",
             )
-        except DynamoDBError as exc:
+        except ClientError as exc:
             if _error_code(exc) == "ConditionalCheckFailedException":
                 return None
             raise
@@ -334,11 +335,11 @@ class DynamoDBTicketStore:
                 ExpressionAttributeNames={"#status": "status", "#due": "due"},
                 ExpressionAttributeValues=values,
             )
-        except DynamoDBError as exc:
+        except ClientError as exc:
             if _error_code(exc) == "ConditionalCheckFailedException":
                 return  # no such delivery (purged meanwhile): nothing to record, as in SQLite
             raise StoreError(f"cannot save delivery of {delivery.ticket_id}: {exc}") from exc
-        except DynamoDBUnavailable as exc:
+        except BotoCoreError as exc:
             raise StoreError(f"cannot save delivery of {delivery.ticket_id}: {exc}") from exc
 
     def delivery(self, ticket_id: str) -> Delivery | None:
@@ -369,10 +370,10 @@ class DynamoDBTicketStore:
                     ExpressionAttributeValues={":status": _s(status)},
                 )
                 purged += 1
-            except DynamoDBError as exc:
+            except ClientError as exc:
                 if _error_code(exc) != "ConditionalCheckFailedException":
                     raise StoreError(f"cannot purge deliveries: {exc}") from exc
-            except DynamoDBUnavailable as exc:
+            except BotoCoreError as exc:
                 raise StoreError(f"cannot purge deliveries: {exc}") from exc
         return purged
 
@@ -411,7 +412,7 @@ class DynamoDBTicketStore:
     def _get_item(self, key: dict[str, Any], what: str) -> dict[str, Any] | None:
         try:
             found = self._client.get_item(TableName=self.table, Key=key, ConsistentRead=True)
-        except (DynamoDBError, DynamoDBUnavailable) as exc:
+        except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"cannot read {what}: {exc}") from exc
         item: dict[str, Any] | None = found.get("Item")
         return item
@@ -456,7 +457,7 @@ class DynamoDBTicketStore:
                 start = page.get("LastEvaluatedKey")
                 if not start:
                     return
-        except (DynamoDBError, DynamoDBUnavailable) as exc:
+        except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"cannot list {what}: {exc}") from exc
 
 

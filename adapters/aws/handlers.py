@@ -1,7 +1,7 @@
 """The event functions' Lambda entry points (the SAM template names them): each parses its
 event with Powertools, calls the core and maps the outcome back. Clients and the model are built
-on the first invocation (`adapters.aws.runtime.runtime`), never at import. The API functions'
-entry points are `adapters.aws.api.rest_api` and `http_api`.
+before Lambda's snapshot (SnapStart) or on the first invocation (`adapters.aws.runtime`), never
+at import. The API functions' entry points are `adapters.aws.api.rest_api` and `http_api`.
 
 - `s3_batch`: S3 ``ObjectCreated`` under the input prefix → enriched JSONL under the output one.
 - `kinesis_batch`: Kinesis records → stored tickets; failures reported per record.
@@ -23,13 +23,15 @@ from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from adapters.aws.runtime import helpdesk, runtime
+from adapters.aws.runtime import helpdesk, register_snapstart_hooks, runtime
 from adapters.aws.s3_batch import batch_format, enrich_object, object_key
 from adapters.aws.telemetry import logger, metrics, record_enrichment
 from core.delivery import deliver_due
 from core.intake import submit_ticket
 
 _kinesis = BatchProcessor(event_type=EventType.KinesisDataStreams)
+# Only registers (on Lambda); the hooks do their work when Lambda takes or restores a snapshot.
+register_snapstart_hooks()
 
 # Leave this much of the invocation's time when starting another delivery pass: one helpdesk
 # call may take the whole client timeout.

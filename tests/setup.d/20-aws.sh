@@ -2,14 +2,17 @@
 # Tools the AWS adapter's tests start, installed idempotently (fast when present):
 # - moto's server (moto[server]) into $VENV: the tests run it on 127.0.0.1 in place of S3,
 #   DynamoDB and Kinesis. It is not in the `aws` extra because nothing that serves needs it.
+# - snapshot-restore-py into $VENV: the module Lambda's python runtime provides for SnapStart's
+#   runtime hooks; the tests register the functions' hooks with it and run them as Lambda does.
 # - the AWS SAM CLI and cfn-lint in their own virtualenv, .tools/sam: they pin many packages
 #   (pydantic, boto3, jsonschema...) that would clash with the project's in $VENV. The tests run
 #   `sam validate --lint`, `cfn-lint` and `sam build` (which pip-installs the functions'
 #   requirements from PyPI into Linux arm64 wheels, no Docker) on deploy/aws/template.yaml.
-# `sam build` needs the functions' runtimes on PATH: python3.11 for the serving functions, and
-# python3.12 (with pip) for the retrain function, whose scikit-learn wheels need Amazon Linux
-# 2023. A working python3.12 is linked into .tools/runtimes, which `ticket-enrich deploy aws`
-# puts first on sam's PATH (a pyenv shim on PATH may not run 3.12 unless it is selected).
+# `sam build` needs the functions' runtime on PATH: python3.12 (with pip), which SnapStart needs
+# for the serving functions and whose Amazon Linux 2023 the retrain function's scikit-learn
+# wheels need; the SAM CLI itself runs on python3.11. A working python3.12 is linked into
+# .tools/runtimes, which `ticket-enrich deploy aws` puts first on sam's PATH (a pyenv shim on
+# PATH may not run 3.12 unless it is selected).
 set -eu
 
 VENV=${VENV:-.venv}
@@ -17,6 +20,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 SAM_VENV=.tools/sam
 MOTO_SPEC='moto[server]>=5.0,<6'
+SNAPSHOT_RESTORE_SPEC='snapshot-restore-py>=1.0,<2'
 SAM_SPEC='aws-sam-cli>=1.120,<2'
 CFN_LINT_SPEC='cfn-lint>=1.0,<2'
 
@@ -32,6 +36,10 @@ if ! "$VENV/bin/python" -c 'import moto.server, flask, flask_cors' >/dev/null 2>
 fi
 "$VENV/bin/python" -c 'from moto.server import ThreadedMotoServer' \
     || fail "moto's server does not import from $VENV"
+if ! "$VENV/bin/python" -c 'import snapshot_restore_py' >/dev/null 2>&1; then
+    "$VENV/bin/python" -m pip install --quiet "$SNAPSHOT_RESTORE_SPEC" \
+        || fail "could not install $SNAPSHOT_RESTORE_SPEC into $VENV"
+fi
 
 if ! { [ -x "$SAM_VENV/bin/sam" ] && [ -x "$SAM_VENV/bin/cfn-lint" ]; }; then
     command -v python3.11 >/dev/null 2>&1 || fail "python3.11 is not on PATH (sam build needs the functions' runtime)"

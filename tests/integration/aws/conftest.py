@@ -17,8 +17,7 @@ import pytest
 import yaml
 
 from adapters.aws import runtime as aws_runtime
-from adapters.aws.dynamodb_client import DynamoDBClient
-from adapters.aws.runtime import Runtime, build_runtime
+from adapters.aws.runtime import Runtime, aws_client, build_runtime
 from adapters.aws.settings import AwsSettings
 from core import Enricher, load_enricher
 
@@ -116,9 +115,9 @@ def client(service: str, endpoint: str) -> Any:
     return boto3.client(service, endpoint_url=endpoint, region_name=REGION)
 
 
-def dynamodb(endpoint: str) -> DynamoDBClient:
-    """The client the functions use for DynamoDB."""
-    return DynamoDBClient(REGION, endpoint_url=endpoint)
+def dynamodb(endpoint: str) -> Any:
+    """The DynamoDB client as the functions build it (`adapters.aws.runtime.aws_client`)."""
+    return aws_client("dynamodb", AwsSettings(aws_endpoint_url=endpoint, aws_region=REGION))
 
 
 @pytest.fixture

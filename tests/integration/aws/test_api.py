@@ -220,3 +220,56 @@ def test_an_unexpected_failure_is_a_500_json_body_not_a_502(
         "message": "the service failed; this was logged",
         "problems": [],
     }
+
+
+def _local_answer(enricher: Any, tmp_path: Any, method: str, path: str) -> tuple[int, Any, str]:
+    """What the local service answers the same request (status, body, Allow header)."""
+    from fastapi.testclient import TestClient
+
+    from adapters.local.app import create_app
+    from adapters.local.sqlite_store import SQLiteTicketStore
+    from core.settings import Settings
+
+    db = tmp_path / "local.sqlite3"
+    app = create_app(enricher, SQLiteTicketStore(db), Settings(database=db, api_key="k" * 32))
+    with TestClient(app) as local:
+        reply = local.request(method, path, headers={"X-API-Key": "k" * 32})
+    return reply.status_code, reply.json(), reply.headers.get("allow", "")
+
+
+@pytest.mark.parametrize(
+    ("name", "status", "allow", "local_request"),
+    [
+        # SAM's default events: a path the API does not have.
+        ("rest_default.json", 404, None, ("POST", "/path/to/resource")),
+        ("http_default.json", 404, None, ("POST", "/path/to/resource")),
+        ("rest_list_tickets.json", 405, "POST", None),
+        ("http_list_tickets.json", 405, "POST", None),
+        ("rest_delete_ticket.json", 405, "GET", ("DELETE", "/tickets/TICKET_ID")),
+        ("http_delete_ticket.json", 405, "GET", ("DELETE", "/tickets/TICKET_ID")),
+    ],
+)
+def test_an_unknown_route_is_a_404_and_a_wrong_method_a_405_as_the_local_service_answers(
+    name: str,
+    status: int,
+    allow: str | None,
+    local_request: tuple[str, str] | None,
+    configure: Any,
+    enricher: Any,
+    tmp_path: Any,
+) -> None:
+    configure()
+    handler = api.rest_api if name.startswith("rest") else api.http_api
+
+    response = handler(load_event(name), FakeLambdaContext())
+
+    assert response["statusCode"] == status, response["body"]
+    code = "not_found" if status == 404 else "method_not_allowed"
+    assert _json(response)["error"]["code"] == code
+    if allow is not None:
+        assert _header(response, "Allow") == allow
+    if local_request is not None:
+        local_status, local_body, local_allow = _local_answer(enricher, tmp_path, *local_request)
+        assert (local_status, local_body) == (status, _json(response))
+        if allow is not None:
+            assert local_allow == allow

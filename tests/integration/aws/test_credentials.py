@@ -1,6 +1,8 @@
-"""The standard-library DynamoDB client against moto's server with authentication enforced:
-moto recomputes each request's SigV4 signature with the secret key it issued, so a request the
-client signed wrongly is refused, and one signed rightly reaches the table."""
+"""The functions' boto3 clients against moto's server with authentication enforced: moto checks
+each request's SigV4 signature against the keys its IAM issued, so a request signed with a key
+that IAM deleted is refused. Lambda hands a copy restored from a SnapStart snapshot credentials
+of its own; the after-restore hook must make the store use them instead of those resolved
+before the snapshot."""
 
 from __future__ import annotations
 
@@ -17,14 +19,18 @@ import boto3
 import httpx
 import pytest
 
-from adapters.aws.dynamodb_client import Credentials, DynamoDBClient, DynamoDBError
-from tests.integration.aws.conftest import REGION, _free_port
+from adapters.aws import runtime as aws_runtime
+from adapters.aws.runtime import after_restore, build_runtime
+from adapters.aws.settings import AwsSettings
+from core.errors import StoreError
+from core.ports import StoredTicket
+from tests.integration.aws.conftest import CREDENTIALS, REGION, _free_port
 
 # moto checks nothing for this many requests (the test's own IAM set-up), then every request.
 _UNCHECKED = 3
 _POLICY = """{"Version": "2012-10-17", "Statement": [
   {"Effect": "Allow", "Action": ["dynamodb:CreateTable", "dynamodb:PutItem",
-   "dynamodb:GetItem"], "Resource": "*"}]}"""
+   "dynamodb:GetItem", "iam:CreateAccessKey", "iam:DeleteAccessKey"], "Resource": "*"}]}"""
 
 
 @pytest.fixture
@@ -57,40 +63,82 @@ def enforcing_moto() -> Iterator[str]:
         process.wait(timeout=10)
 
 
-def _issued_key(endpoint: str) -> dict[str, Any]:
-    iam = boto3.client(
+def _iam(endpoint: str, key: dict[str, Any] | None = None) -> Any:
+    """IAM as the set-up (moto checks none of its first requests), or as the key's user."""
+    return boto3.client(
         "iam",
         endpoint_url=endpoint,
         region_name=REGION,
-        aws_access_key_id="setup",
-        aws_secret_access_key="setup",
+        aws_access_key_id=key["AccessKeyId"] if key else "setup",
+        aws_secret_access_key=key["SecretAccessKey"] if key else "setup",
     )
+
+
+def _use_key(monkeypatch: pytest.MonkeyPatch, key: dict[str, Any]) -> None:
+    """The key in the environment, where Lambda puts a function's credentials."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+
+
+def _ticket(n: int) -> StoredTicket:
+    return StoredTicket(f"t{n}", None, "2026-12-04T10:00:00.000+00:00", {"subject": "s"}, {})
+
+
+def test_after_restore_the_store_signs_with_the_new_credentials(
+    enforcing_moto: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in list(os.environ):
+        if name.startswith(("TICKET_ENRICH_", "AWS_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", CREDENTIALS["AWS_DEFAULT_REGION"])
+    iam = _iam(enforcing_moto)
     iam.create_user(UserName="functions")
     iam.put_user_policy(UserName="functions", PolicyName="tickets", PolicyDocument=_POLICY)
-    key: dict[str, Any] = iam.create_access_key(UserName="functions")["AccessKey"]
-    return key
-
-
-def test_only_a_correctly_signed_request_gets_through(enforcing_moto: str) -> None:
-    key = _issued_key(enforcing_moto)
-    right = Credentials(key["AccessKeyId"], key["SecretAccessKey"])
-    client = DynamoDBClient(REGION, endpoint_url=enforcing_moto, credentials=right)
-    client.call(
-        "CreateTable",
-        {
-            "TableName": "signed",
-            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
-            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-            "BillingMode": "PAY_PER_REQUEST",
-        },
+    before = iam.create_access_key(UserName="functions")["AccessKey"]
+    _use_key(monkeypatch, before)
+    settings = AwsSettings(
+        aws_endpoint_url=enforcing_moto, aws_region=REGION, tickets_table="signed"
     )
-    item = {"pk": {"S": "ticket#1"}, "subject": {"S": "Ça ne marche pas — 500"}}
-    client.put_item(TableName="signed", Item=item)
-    assert client.get_item(TableName="signed", Key={"pk": {"S": "ticket#1"}})["Item"] == item
+    boto3.client(
+        "dynamodb",
+        endpoint_url=enforcing_moto,
+        region_name=REGION,
+        aws_access_key_id=before["AccessKeyId"],
+        aws_secret_access_key=before["SecretAccessKey"],
+    ).create_table(
+        TableName="signed",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    # The runtime as the before-snapshot hook builds it (the model is not what is tested).
+    built = build_runtime(settings, enricher=object())  # type: ignore[arg-type]
+    monkeypatch.setattr(aws_runtime, "runtime", _cached(built))
+    assert built.store.add(_ticket(1))[1] is True
 
-    wrong = Credentials(key["AccessKeyId"], key["SecretAccessKey"][:-1] + "x")
-    forged = DynamoDBClient(REGION, endpoint_url=enforcing_moto, credentials=wrong)
-    with pytest.raises(DynamoDBError) as caught:
-        forged.get_item(TableName="signed", Key={"pk": {"S": "ticket#1"}})
-    assert caught.value.status == 403
-    assert "SignatureDoesNotMatch" in str(caught.value)
+    # The snapshot is restored later with other credentials; the old key is gone by then.
+    own = _iam(enforcing_moto, before)
+    after = own.create_access_key(UserName="functions")["AccessKey"]
+    own.delete_access_key(UserName="functions", AccessKeyId=before["AccessKeyId"])
+    _use_key(monkeypatch, after)
+    with pytest.raises(StoreError, match="UnrecognizedClientException|InvalidClientTokenId"):
+        built.store.get("t1")
+
+    after_restore()
+
+    assert built.session.get_credentials().access_key == after["AccessKeyId"]
+    assert built.store.get("t1").id == "t1"
+    assert built.store.add(_ticket(2))[1] is True
+
+
+def _cached(value: Any) -> Any:
+    """A stand-in for the cached `runtime` function, already holding ``value``."""
+    import functools
+
+    @functools.cache
+    def runtime() -> Any:
+        return value
+
+    runtime()
+    return runtime
