@@ -1,9 +1,12 @@
 """The two triggers' CloudEvents, decoded with Google's published event types.
 
-Firestore sends ``google.cloud.firestore.document.v1.created`` with a protobuf
-``DocumentEventData`` body; the Realtime Database sends ``google.firebase.database.ref.v1.written``
-with a JSON ``ReferenceEventData`` body. Both become one `DocumentEvent`, which is all the rest
-of the adapter sees.
+Firestore sends ``google.cloud.firestore.document.v1.created``, ``.updated`` or ``.written``
+with a protobuf ``DocumentEventData`` body (``value`` is the document after the write, absent
+when it was deleted); the Realtime Database sends ``google.firebase.database.ref.v1.created``,
+``.updated`` or ``.written`` with a JSON ``ReferenceEventData`` body. Either trigger may be
+deployed on any of the three: every one becomes one `DocumentEvent`, which is all the rest of the
+adapter sees, and the document's marker (`adapters.gcp.documents`) makes a new ticket enriched
+once whichever event arrives first, and the service's write-back and agents' edits ignored.
 """
 
 from __future__ import annotations
@@ -21,7 +24,13 @@ if TYPE_CHECKING:
     from google.protobuf.struct_pb2 import Value as StructValue
 
 FIRESTORE_CREATED = "google.cloud.firestore.document.v1.created"
+FIRESTORE_UPDATED = "google.cloud.firestore.document.v1.updated"
+FIRESTORE_WRITTEN = "google.cloud.firestore.document.v1.written"
+FIRESTORE_TYPES = frozenset({FIRESTORE_CREATED, FIRESTORE_UPDATED, FIRESTORE_WRITTEN})
+DATABASE_CREATED = "google.firebase.database.ref.v1.created"
+DATABASE_UPDATED = "google.firebase.database.ref.v1.updated"
 DATABASE_WRITTEN = "google.firebase.database.ref.v1.written"
+DATABASE_TYPES = frozenset({DATABASE_CREATED, DATABASE_UPDATED, DATABASE_WRITTEN})
 
 
 class UnexpectedEvent(ValueError):
@@ -63,17 +72,20 @@ def _decode_value(value: Any, path: str) -> Any:
 
 
 def firestore_event(event: CloudEvent) -> DocumentEvent:
-    """Decode a Firestore document-created event (binary mode, protobuf data)."""
+    """Decode a Firestore document created, updated or written event (binary mode, protobuf
+    data); a deleted document's ``document`` is None."""
     from google.events.cloud.firestore_v1 import DocumentEventData
 
-    if event["type"] != FIRESTORE_CREATED:
-        raise UnexpectedEvent(f"expected {FIRESTORE_CREATED}, got {event['type']}")
+    if event["type"] not in FIRESTORE_TYPES:
+        raise UnexpectedEvent(f"expected one of {sorted(FIRESTORE_TYPES)}, got {event['type']}")
     data = event.get_data()
     if not isinstance(data, bytes):
         raise UnexpectedEvent("Firestore event data must be protobuf bytes")
     message = DocumentEventData.pb(DocumentEventData.deserialize(data))
-    name = message.value.name
+    # A written event for a deletion has only the old value; the subject names the document.
+    name = message.value.name or message.old_value.name or str(event.get("subject") or "")
     path = name.split("/documents/", 1)[1] if "/documents/" in name else name
+    path = path.removeprefix("documents/")
     problem = None
     document: dict[str, Any] | None = None
     if message.HasField("value"):
@@ -101,11 +113,11 @@ def _struct_value(value: StructValue) -> Any:
 
 
 def database_event(event: CloudEvent) -> DocumentEvent:
-    """Decode a Realtime Database reference-written event (JSON data)."""
+    """Decode a Realtime Database reference created, updated or written event (JSON data)."""
     from google.events.firebase.database_v1 import ReferenceEventData
 
-    if event["type"] != DATABASE_WRITTEN:
-        raise UnexpectedEvent(f"expected {DATABASE_WRITTEN}, got {event['type']}")
+    if event["type"] not in DATABASE_TYPES:
+        raise UnexpectedEvent(f"expected one of {sorted(DATABASE_TYPES)}, got {event['type']}")
     data = event.get_data()
     text = data.decode("utf-8") if isinstance(data, bytes) else json.dumps(data)
     message = ReferenceEventData.pb(ReferenceEventData.from_json(text))

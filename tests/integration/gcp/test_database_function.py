@@ -160,3 +160,60 @@ def test_a_deleted_ticket_is_acknowledged(
 
     assert reply.status_code == 200
     assert _get(realtime_database, ref) is None
+
+
+@pytest.mark.parametrize("first", ["created", "updated", "written"])
+def test_a_new_ticket_is_enriched_once_whichever_trigger_event_arrives_first(
+    first: str,
+    functions: Functions,
+    realtime_database: Database,
+    client: Any,
+    receiver: Receiver,
+) -> None:
+    # The client writes the ticket, then one more field before the function has run: the
+    # database sends created and written for the first write, updated and written for the
+    # second.
+    key = _key()
+    ref = f"tickets/{key}"
+    _put(realtime_database, ref, TICKET)
+    httpx.patch(f"{realtime_database.rest}/{ref}.json", json={"channel": "web"}, timeout=10.0)
+    kind = "google.firebase.database.ref.v1.{}".format
+    events = {
+        "created": [database_written(ref, None, TICKET, event_type=kind("created"))],
+        "written": [
+            database_written(ref, None, TICKET, event_type=kind("written")),
+            database_written(ref, TICKET, {"channel": "web"}, event_type=kind("written")),
+        ],
+        "updated": [database_written(ref, TICKET, {"channel": "web"}, event_type=kind("updated"))],
+    }
+    ordered = events.pop(first) + [e for rest in events.values() for e in rest]
+
+    assert _send(functions.written, ordered[0]).status_code == 200
+    enriched = _get(realtime_database, ref)
+    assert enriched["enrichment_state"]["status"] == "enriched"
+    for event in ordered[1:]:
+        reply = _send(functions.written, event)
+        assert reply.status_code == 200, reply.text
+    # The write-back's own updated event is ignored too.
+    written_back = {k: v for k, v in enriched.items() if k not in TICKET or v != TICKET[k]}
+    writeback = database_written(ref, TICKET, written_back, event_type=kind("updated"))
+    assert _send(functions.written, writeback).status_code == 200
+
+    assert _get(realtime_database, ref) == enriched
+    httpx.post(functions.drain, timeout=30.0)
+    assert receiver.requests_for(key) == 1
+
+
+def test_an_event_of_a_type_the_function_is_not_for_is_acknowledged_and_changes_nothing(
+    functions: Functions, realtime_database: Database
+) -> None:
+    ref = f"tickets/{_key()}"
+    _put(realtime_database, ref, TICKET)
+    deleted = database_written(
+        ref, TICKET, None, event_type="google.firebase.database.ref.v1.deleted"
+    )
+
+    reply = _send(functions.written, deleted)
+
+    assert reply.status_code == 200, reply.text  # a retry could not change the outcome
+    assert _get(realtime_database, ref) == TICKET

@@ -11,7 +11,12 @@ import httpx
 import pytest
 
 from tests.integration.gcp.conftest import Emulator, Functions, Receiver, wait_until
-from tests.unit.gcp.eventarc import firestore_created
+from tests.unit.gcp.eventarc import firestore_created, firestore_document_event
+
+CREATED, UPDATED, WRITTEN, DELETED = (
+    f"google.cloud.firestore.document.v1.{kind}"
+    for kind in ("created", "updated", "written", "deleted")
+)
 
 TICKET = {
     "subject": "NameNode fails to start after upgrade",
@@ -203,3 +208,86 @@ def test_a_failed_delivery_is_retried_until_the_helpdesk_has_it(
     created = receiver.created[f"ticket-enrich:{ticket_id}"]["body"]
     assert created["id"] == ticket_id
     assert created["enrichment"] == _doc(client, ticket_id)["enrichment"]
+
+
+def _change(
+    emulator: Emulator, kind: str, after: bytes | None, before: bytes | None
+) -> tuple[dict[str, str], bytes]:
+    return firestore_document_event(kind, after, before, emulator.project)
+
+
+@pytest.mark.parametrize("first", [WRITTEN, UPDATED, CREATED])
+def test_a_new_ticket_is_enriched_once_whichever_event_arrives_first(
+    first: str,
+    functions: Functions,
+    firestore_emulator: Emulator,
+    client: Any,
+    receiver: Receiver,
+) -> None:
+    # The customer's client creates the ticket, then adds a field before the function runs:
+    # Firestore sends created and written for the first write, updated and written for the
+    # second, in any order.
+    ticket_id = _write(client, TICKET)
+    path = f"tickets/{ticket_id}"
+    created = firestore_emulator.document_pb(path)
+    client.collection("tickets").document(ticket_id).update({"channel": "web"})
+    changed = firestore_emulator.document_pb(path)
+    events = {
+        CREATED: [_change(firestore_emulator, CREATED, created, None)],
+        WRITTEN: [
+            _change(firestore_emulator, WRITTEN, created, None),
+            _change(firestore_emulator, WRITTEN, changed, created),
+        ],
+        UPDATED: [_change(firestore_emulator, UPDATED, changed, created)],
+    }
+    ordered = events.pop(first) + [e for rest in events.values() for e in rest]
+
+    assert _send(functions.created, ordered[0]).status_code == 200
+    enriched = _doc(client, ticket_id)
+    assert enriched["enrichment_state"]["status"] == "enriched"
+    for event in ordered[1:]:
+        reply = _send(functions.created, event)
+        assert reply.status_code == 200, reply.text
+
+    assert _doc(client, ticket_id) == enriched
+    httpx.post(functions.drain, timeout=30.0)
+    assert receiver.requests_for(ticket_id) == 1
+
+
+def test_the_write_back_an_agent_edit_and_a_deletion_as_updated_and_written_events_are_ignored(
+    functions: Functions, firestore_emulator: Emulator, client: Any, receiver: Receiver
+) -> None:
+    ticket_id = _write(client, TICKET)
+    path = f"tickets/{ticket_id}"
+    new = firestore_emulator.document_pb(path)
+    assert _send(functions.created, _event(firestore_emulator, ticket_id)).status_code == 200
+    written_back = firestore_emulator.document_pb(path)
+    enriched = _doc(client, ticket_id)
+    client.collection("tickets").document(ticket_id).update({"corrected_priority": "urgent"})
+    edited = firestore_emulator.document_pb(path)
+    after_edit = _doc(client, ticket_id)
+
+    for kind in (UPDATED, WRITTEN):
+        # The function's own write-back, then the agent's correction.
+        assert (
+            _send(
+                functions.created, _change(firestore_emulator, kind, written_back, new)
+            ).status_code
+            == 200
+        )
+        assert (
+            _send(
+                functions.created, _change(firestore_emulator, kind, edited, written_back)
+            ).status_code
+            == 200
+        )
+    assert _doc(client, ticket_id) == after_edit
+    assert after_edit["enrichment"] == enriched["enrichment"]
+
+    client.collection("tickets").document(ticket_id).delete()
+    for kind, after, before in ((WRITTEN, None, edited), (DELETED, None, edited)):
+        reply = _send(functions.created, _change(firestore_emulator, kind, after, before))
+        assert reply.status_code == 200, reply.text  # nothing to do: not retried
+    assert not client.collection("tickets").document(ticket_id).get().exists
+    httpx.post(functions.drain, timeout=30.0)
+    assert receiver.requests_for(ticket_id) == 1

@@ -41,13 +41,31 @@ def firestore_created(
 ) -> tuple[dict[str, str], bytes]:
     """A document-created event for a document read from the emulator (its protobuf bytes, as
     Firestore's API returns it: the wire format google-events' Document shares)."""
+    return firestore_document_event(
+        "google.cloud.firestore.document.v1.created", document_pb, None, project, event_id
+    )
+
+
+def firestore_document_event(
+    event_type: str,
+    document_pb: bytes | None,
+    old_document_pb: bytes | None,
+    project: str,
+    event_id: str | None = None,
+) -> tuple[dict[str, str], bytes]:
+    """A created, updated or written event as Eventarc sends it: ``value`` is the document after
+    the write (None for a deletion), ``old_value`` the one before (None for a creation)."""
     from google.events.cloud.firestore_v1 import Document, DocumentEventData
 
-    document = Document.deserialize(document_pb)
-    path = document.name.split("/documents/", 1)[1]
+    document = Document.deserialize(document_pb) if document_pb is not None else None
+    old = Document.deserialize(old_document_pb) if old_document_pb is not None else None
+    named = document or old
+    assert named is not None, "an event names a document before or after the write"
+    path = named.name.split("/documents/", 1)[1]
     headers = dict(recorded("firestore_document_created.json")["headers"])
     headers.update(
         {
+            "ce-type": event_type,
             "ce-id": event_id or str(uuid.uuid4()),
             "ce-source": f"//firestore.googleapis.com/projects/{project}/databases/(default)",
             "ce-subject": f"documents/{path}",
@@ -56,16 +74,27 @@ def firestore_created(
             "ce-document": path,
         }
     )
-    return headers, DocumentEventData.serialize(DocumentEventData(value=document))
+    data = DocumentEventData()
+    if document is not None:
+        data.value = document
+    if old is not None:
+        data.old_value = old
+    return headers, DocumentEventData.serialize(data)
 
 
 def database_written(
-    ref: str, before: Any, delta: Any, event_id: str | None = None
+    ref: str,
+    before: Any,
+    delta: Any,
+    event_id: str | None = None,
+    event_type: str = "google.firebase.database.ref.v1.written",
 ) -> tuple[dict[str, str], bytes]:
-    """A reference-written event in the recorded shape, for ``ref`` (``tickets/<key>``)."""
+    """A reference-written (or created, or updated) event in the recorded shape, for ``ref``
+    (``tickets/<key>``)."""
     headers = dict(recorded("database_ref_written_create.json")["headers"])
     headers.update(
         {
+            "ce-type": event_type,
             "ce-id": event_id or base64.b64encode(uuid.uuid4().bytes).decode(),
             "ce-subject": f"refs/{ref}",
             "ce-ref": ref,

@@ -3,6 +3,7 @@ with an in-memory store."""
 
 from __future__ import annotations
 
+import base64
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -165,3 +166,35 @@ def test_an_invalid_ticket_is_marked_and_a_deleted_one_ignored(enricher: Enriche
     assert store.documents["t1"]["problems"] == ["ticket"]
     assert take_in(replace(_event(None)), enricher, store, deliver=True) == "deleted"
     assert store.enqueued == []
+
+
+@pytest.mark.parametrize("kind", ["updated", "written"])
+def test_firestore_updated_and_written_events_decode_like_created(kind: str) -> None:
+    from google.events.cloud.firestore_v1 import DocumentEventData
+
+    record = recorded("firestore_document_created.json")
+    created = firestore_event(cloud_event(record))
+    record["headers"]["ce-type"] = f"google.cloud.firestore.document.v1.{kind}"
+
+    event = firestore_event(cloud_event(record))
+
+    assert (event.ticket_id, event.path, event.document) == (
+        created.ticket_id,
+        created.path,
+        created.document,
+    )
+    # A written event for a deletion carries only the document before it.
+    data = DocumentEventData.deserialize(base64.b64decode(record["data_base64"]))
+    deleted = DocumentEventData(old_value=data.value)
+    record["data_base64"] = base64.b64encode(DocumentEventData.serialize(deleted)).decode()
+    gone = firestore_event(cloud_event(record))
+    assert gone.document is None and gone.path == created.path
+
+
+@pytest.mark.parametrize("kind", ["created", "updated"])
+def test_database_created_and_updated_events_decode_like_written(kind: str) -> None:
+    record = recorded("database_ref_written_create.json")
+    written = database_event(cloud_event(record))
+    record["headers"]["ce-type"] = f"google.firebase.database.ref.v1.{kind}"
+
+    assert database_event(cloud_event(record)) == written
