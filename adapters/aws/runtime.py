@@ -17,6 +17,7 @@ import os
 import random
 from typing import Any
 
+from adapters.aws.dead_letters import DeadLetterQueue
 from adapters.aws.dynamodb_store import DynamoDBTicketStore
 from adapters.aws.settings import AwsSettings
 from core.enricher import Enricher, load_enricher
@@ -34,7 +35,7 @@ _WARM_TICKET = {
 class Runtime:
     """What a function needs, built once per execution environment: the settings, the model,
     and one boto3 session with its DynamoDB client (the store) and, on first use, its S3 and
-    SQS clients. `connect` replaces the session and clients; the model is kept."""
+    SQS (dead letters) clients. `connect` replaces the session and clients; the model is kept."""
 
     def __init__(
         self,
@@ -67,6 +68,12 @@ class Runtime:
     def s3(self) -> Any:
         """The S3 client, created on first use."""
         return self.client("s3")
+
+    @property
+    def dead_letters(self) -> DeadLetterQueue | None:
+        """The dead-letter queue for records that can never succeed, when one is set."""
+        url = self.settings.dead_letter_queue_url
+        return DeadLetterQueue(self.client("sqs"), url) if url else None
 
     @property
     def outbox(self) -> Outbox | None:

@@ -39,6 +39,11 @@ class AwsSettings(Settings):
         ge=5 * 1024 * 1024,
         description="Multipart upload part size: the most a batch's output holds in memory.",
     )
+    dead_letter_queue_url: str | None = Field(
+        None,
+        description="SQS queue for Kinesis records and S3 batches that can never succeed, each "
+        "with the reason; unset: they are reported as failures and retried like any other.",
+    )
     outbox_max_passes: int = Field(
         50, ge=1, description="Delivery passes per invocation of the outbox function."
     )

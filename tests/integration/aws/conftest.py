@@ -177,3 +177,35 @@ def runtime_for(aws_env: str, enricher: Enricher, table: str) -> Any:
         return build_runtime(settings, enricher=enricher)
 
     return build
+
+
+@dataclass
+class DeadLetters:
+    """A dead-letter queue on moto's SQS, as the template's RejectedRecords."""
+
+    url: str
+    endpoint: str
+
+    def read(self) -> list[dict[str, Any]]:
+        """Every message in the queue (body parsed, with its ``code`` attribute), removed."""
+        sqs = client("sqs", self.endpoint)
+        found = []
+        while True:
+            messages = sqs.receive_message(
+                QueueUrl=self.url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+            ).get("Messages", [])
+            if not messages:
+                return found
+            for message in messages:
+                body = json.loads(message["Body"])
+                body["code_attribute"] = message["MessageAttributes"]["code"]["StringValue"]
+                found.append(body)
+                sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
+
+
+@pytest.fixture
+def dead_letters(aws_env: str) -> DeadLetters:
+    """A fresh queue for the records that can never succeed."""
+    name = f"rejected-{uuid.uuid4().hex[:8]}"
+    url = client("sqs", aws_env).create_queue(QueueName=name)["QueueUrl"]
+    return DeadLetters(url, aws_env)

@@ -203,3 +203,35 @@ def test_the_retrain_package_has_the_training_stack_within_lambdas_limit_and_no_
     assert list((package / "sklearn").rglob("*.cpython-312-aarch64-linux-gnu.so"))
     line = next(x for x in out.splitlines() if x.strip().startswith("RetrainFunction"))
     assert "model 0.0 MB" in line
+
+
+def test_the_serving_functions_run_snapstart_versions_on_python_3_12() -> None:
+    doc = template()
+    assert doc["Globals"]["Function"]["Runtime"] == "python3.12"
+    functions = {
+        name: r["Properties"]
+        for name, r in doc["Resources"].items()
+        if r["Type"] == "AWS::Serverless::Function" and name != "RetrainFunction"
+    }
+    assert len(functions) == 5
+    for name, properties in functions.items():
+        assert properties["SnapStart"] == {"ApplyOn": "PublishedVersions"}, name
+        assert properties["AutoPublishAlias"] == "live", name
+        # The hooks are registered by the module Lambda imports for the handler.
+        module = properties["Handler"].rsplit(".", 1)[0]
+        assert (
+            "register_snapstart_hooks()" in (ROOT / (module.replace(".", "/") + ".py")).read_text()
+        )
+
+
+def test_the_batch_functions_can_send_to_the_dead_letter_queue_they_are_given() -> None:
+    from adapters.aws.settings import AwsSettings
+
+    resources = template()["Resources"]
+    assert "dead_letter_queue_url" in AwsSettings.model_fields
+    for function, role in (("S3BatchFunction", "S3BatchRole"), ("KinesisFunction", "KinesisRole")):
+        variables = resources[function]["Properties"]["Environment"]["Variables"]
+        assert variables["TICKET_ENRICH_DEAD_LETTER_QUEUE_URL"] == "RejectedRecords"
+        statements = _statements(resources[role]["Properties"])
+        sends = [s for s in statements if s["Action"] == "sqs:SendMessage"]
+        assert any("RejectedRecords.Arn" in json.dumps(s["Resource"]) for s in sends), role

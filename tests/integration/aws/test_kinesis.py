@@ -121,3 +121,63 @@ def test_records_read_from_a_stream_are_enriched_and_the_poison_one_named(
     assert response == {"batchItemFailures": [{"itemIdentifier": read[1]["SequenceNumber"]}]}
     stored = _tickets(aws_env, table)
     assert sorted(t["external_id"] for t in stored.values()) == ["S-1", "S-3"]
+
+
+def test_records_that_can_never_succeed_go_to_the_dead_letter_queue_with_the_reason(
+    configure: Any, aws_env: str, table: str, dead_letters: Any
+) -> None:
+    configure(TICKET_ENRICH_DEAD_LETTER_QUEUE_URL=dead_letters.url)
+    event = _batch(
+        json.dumps({"subject": "Cluster down", "external_id": "K-1"}).encode(),
+        b'{"subject": "half a record',
+        json.dumps({"subject": "", "description": "   "}).encode(),
+        b"\xff\xfe not text",
+        json.dumps({"subject": "Slow namenode UI", "external_id": "K-5"}).encode(),
+    )
+    records = event["Records"]
+
+    response = handlers.kinesis_batch(event, FakeLambdaContext())
+
+    # Nothing to retry: the good records are stored, the others are in the queue.
+    assert response == {"batchItemFailures": []}
+    stored = _tickets(aws_env, table)
+    assert sorted(t["external_id"] for t in stored.values()) == ["K-1", "K-5"]
+    letters = sorted(dead_letters.read(), key=lambda m: m["sequenceNumber"])
+    assert [m["sequenceNumber"] for m in letters] == [
+        r["kinesis"]["sequenceNumber"] for r in records[1:4]
+    ]
+    assert [m["error"]["code"] for m in letters] == [
+        "malformed_body",
+        "invalid_ticket",
+        "malformed_body",
+    ]
+    assert [m["code_attribute"] for m in letters] == [m["error"]["code"] for m in letters]
+    assert letters[1]["error"]["problems"][0]["field"] == "ticket"
+    for letter, record in zip(letters, records[1:4], strict=True):
+        assert letter["source"] == "kinesis"
+        assert letter["eventID"] == record["eventID"]
+        assert letter["eventSourceARN"] == record["eventSourceARN"]
+        assert letter["data"] == record["kinesis"]["data"]  # the record itself, to replay
+
+
+def test_a_store_outage_is_retried_not_dead_lettered(configure: Any, dead_letters: Any) -> None:
+    configure(
+        TICKET_ENRICH_DEAD_LETTER_QUEUE_URL=dead_letters.url,
+        TICKET_ENRICH_TICKETS_TABLE="no-such-table",
+    )
+    event = _batch(
+        json.dumps({"subject": "Cluster down", "external_id": "K-1"}).encode(),
+        b"not json",
+        json.dumps({"subject": "Slow namenode UI", "external_id": "K-3"}).encode(),
+    )
+    records = event["Records"]
+
+    response = handlers.kinesis_batch(event, FakeLambdaContext())
+
+    # The valid records may succeed later: Lambda retries them (and then hands them to the
+    # on-failure destination); the invalid one never can, and is not retried.
+    failed = [r["kinesis"]["sequenceNumber"] for r in (records[0], records[2])]
+    assert response == {"batchItemFailures": [{"itemIdentifier": s} for s in failed]}
+    assert [m["sequenceNumber"] for m in dead_letters.read()] == [
+        records[1]["kinesis"]["sequenceNumber"]
+    ]

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from adapters.aws import handlers
+from core.errors import StoreError
 from tests.integration.aws.conftest import FakeLambdaContext, client, load_event
 from tests.support import SMALL_CONFIG, run_cli, write_tickets
 from training.data import DataSpec, load_dataset
@@ -334,3 +335,55 @@ def test_the_notifications_s3_sends_for_awkward_keys_are_enriched(
         out = key.replace("incoming/", "enriched/")
         body = s3.get_object(Bucket=bucket, Key=out)["Body"].read().decode()
         assert json.loads(body)["ticket"]["external_id"] == f"A-{number}"
+
+
+def test_objects_and_rows_that_can_never_succeed_are_dead_lettered_with_the_reason(
+    configure: Any, aws_env: str, dead_letters: Any
+) -> None:
+    configure(TICKET_ENRICH_DEAD_LETTER_QUEUE_URL=dead_letters.url)
+    s3 = _bucket(aws_env)
+    stem = f"incoming/{uuid.uuid4().hex}"
+    s3.put_object(
+        Bucket=BUCKET,
+        Key=f"{stem}-rows.jsonl",
+        Body=json.dumps({"subject": "Disk full"}) + "\n" + '{"subject": "broken\n',
+    )
+    s3.put_object(Bucket=BUCKET, Key=f"{stem}-notes.txt", Body=b"not a batch")
+    event = _event(f"{stem}-rows.jsonl")
+    (template,) = event["Records"]
+    for key in (f"{stem}-notes.txt", f"{stem}-gone.jsonl"):
+        record = json.loads(json.dumps(template))
+        record["s3"]["object"]["key"] = key
+        event["Records"].append(record)
+
+    result = handlers.s3_batch(event, FakeLambdaContext())
+
+    (report,) = result["batches"]
+    assert (report["enriched"], report["failed"]) == (1, 1)
+    letters = {m["key"]: m for m in dead_letters.read()}
+    assert {k: m["error"]["code"] for k, m in letters.items()} == {
+        f"{stem}-rows.jsonl": "rows_rejected",
+        f"{stem}-notes.txt": "unknown_format",
+        f"{stem}-gone.jsonl": "object_not_found",
+    }
+    rows = letters[f"{stem}-rows.jsonl"]
+    assert rows["errors"] == report["errors"] and rows["failed"] == 1
+    assert all(m["source"] == "s3" and m["bucket"] == BUCKET for m in letters.values())
+
+
+def test_an_output_bucket_that_cannot_be_written_fails_the_invocation_for_a_retry(
+    configure: Any, aws_env: str, dead_letters: Any
+) -> None:
+    configure(
+        TICKET_ENRICH_DEAD_LETTER_QUEUE_URL=dead_letters.url,
+        TICKET_ENRICH_OUTPUT_BUCKET="no-such-output-bucket",
+    )
+    s3 = _bucket(aws_env)
+    key = f"incoming/{uuid.uuid4().hex}.jsonl"
+    s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps({"subject": "Disk full"}) + "\n")
+
+    with pytest.raises(StoreError, match="NoSuchBucket"):
+        handlers.s3_batch(_event(key), FakeLambdaContext())
+
+    # It may succeed once the bucket is there: Lambda retries it, then the on-failure queue.
+    assert dead_letters.read() == []
