@@ -48,13 +48,15 @@ class Runtime:
     ) -> None:
         self.settings = settings
         self._given = {"s3": s3, "dynamodb": dynamodb, "sqs": sqs}
+        self.session: Any = None
         self.connect()
         self.enricher = enricher if enricher is not None else self._load_model()
 
     def connect(self) -> None:
         """A new boto3 session (credentials resolved again) and new clients, sharing nothing
-        with the previous ones. Clients the caller gave are kept."""
-        self.session = new_session()
+        with the previous ones but botocore's parsed service models (data: no credentials, no
+        connections), which spares re-reading them. Clients the caller gave are kept."""
+        self.session = new_session(self.session)
         self._clients: dict[str, Any] = {k: v for k, v in self._given.items() if v is not None}
         self.store = DynamoDBTicketStore(self.client("dynamodb"), self.settings.tickets_table)
 
@@ -94,12 +96,17 @@ class Runtime:
         return load_enricher(model_dir, limits=settings.limits, options=settings.enrich_options)
 
 
-def new_session() -> Any:
+def new_session(previous: Any = None) -> Any:
     """A boto3 session of its own (not boto3's module-level default), so that replacing it
-    replaces its credentials and connection pools too."""
+    replaces its credentials and connection pools too; with the ``previous`` one's model
+    loader when given."""
     import boto3
+    import botocore.session
 
-    return boto3.session.Session()
+    core = botocore.session.get_session()
+    if previous is not None:
+        core.register_component("data_loader", previous._session.get_component("data_loader"))
+    return boto3.session.Session(botocore_session=core)
 
 
 def region(settings: AwsSettings) -> str:
