@@ -55,8 +55,9 @@ def test_a_ticket_posted_twice_reaches_the_helpdesk_once(
     assert (first["statusCode"], second["statusCode"]) == (201, 200)
     ticket_id = json.loads(first["body"])["id"]
 
-    report = handlers.outbox_deliver({}, FakeLambdaContext())
-    again = handlers.outbox_deliver({}, FakeLambdaContext())
+    # The table's stream announces the new delivery; then the schedule's tick finds nothing.
+    report = handlers.outbox_deliver(load_event("dynamodb_stream_update.json"), FakeLambdaContext())
+    again = handlers.outbox_deliver(load_event("scheduled_retrain.json"), FakeLambdaContext())
 
     assert report == {"delivered": 1, "retrying": 0, "dead": 0}
     assert again == {"delivered": 0, "retrying": 0, "dead": 0}
@@ -78,7 +79,7 @@ def test_a_failing_helpdesk_is_retried_and_a_dropped_reply_is_not_a_second_ticke
     ticket_id = json.loads(_post(TICKET)["body"])["id"]
 
     # Retries are due at once (base 0): one invocation makes passes until the outbox is empty.
-    report = handlers.outbox_deliver({}, FakeLambdaContext())
+    report = handlers.outbox_deliver(load_event("scheduled_retrain.json"), FakeLambdaContext())
 
     assert report == {"delivered": 1, "retrying": 2, "dead": 0}
     assert len(zendesk.tickets) == 1
