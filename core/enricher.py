@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from core.artifact import Artifact, read_artifact
 from core.errors import ArtifactError
 from core.language import detect_language
-from core.model import LinearTextModel
+from core.model import LinearTextModel, Prediction
+from core.rules import RULES_FILE, RuleSet, load_rules
 from core.schema import Limits, Ticket, parse_ticket
 from core.sentiment import sentiment
 from core.similar import SimilarTickets
@@ -41,13 +42,18 @@ class EnrichOptions:
     tags: bool = True
     explanation: bool = True
     redact: bool = True
+    rules: bool = True
 
 
 class Enricher:
     """Enriches tickets with one loaded model artifact; cheap to call, safe to share."""
 
     def __init__(
-        self, artifact: Artifact, limits: Limits | None = None, options: EnrichOptions | None = None
+        self,
+        artifact: Artifact,
+        limits: Limits | None = None,
+        options: EnrichOptions | None = None,
+        rules: RuleSet | None = None,
     ) -> None:
         self.artifact = artifact
         self.limits = limits or Limits()
@@ -57,7 +63,7 @@ class Enricher:
         self.model_version = str(artifact.metadata.get("version", "unknown"))
         self._custom_field_names = tuple(artifact.metadata.get("custom_fields", ()))
         self._model = LinearTextModel(artifact.model, artifact.weights)
-        targets = self._model.targets
+        targets = self._model.default_targets
         self._targets = targets if self.options.categories else ["priority"]
         self._resolution = (
             self.options.resolution_time and "resolution_hours" in self._model.regressors
@@ -77,6 +83,11 @@ class Enricher:
         self._similar_block = (
             self._model.block_position(self._similar.block) if self._similar is not None else 0
         )
+        # The priority rules: given, else the artifact's own (an artifact from before rules has
+        # none, and its predictions are the model's alone).
+        if rules is None and self.options.rules and RULES_FILE in artifact.checksums:
+            rules = load_rules(artifact.read_json(RULES_FILE), self._model.labels("priority"))
+        self.rules: RuleSet | None = rules if self.options.rules else None
 
     @property
     def custom_fields(self) -> tuple[str, ...]:
@@ -95,7 +106,15 @@ class Enricher:
         features = model.features(doc)
         predictions = model.predict(features, self._targets)
         priority = predictions.pop("priority")
+        label = priority.label
+        fired: list[dict[str, Any]] = []
         enrichment: dict[str, Any] = {"priority": priority.as_dict()}
+        if self.rules is not None:
+            matches = self.rules.match(ticket.subject, ticket.description, ticket.custom_fields)
+            if matches:
+                label, _deciding = self.rules.apply(priority.label, matches)
+                fired = [m.as_dict() for m in matches]
+                enrichment["priority"] = self._ruled(priority, label, fired)
         if options.categories:
             enrichment["categories"] = {name: p.as_dict() for name, p in predictions.items()}
         if self._resolution:
@@ -116,13 +135,38 @@ class Enricher:
             if options.language:
                 enrichment["language"] = detect_language(text)
         if options.explanation:
-            enrichment["explanation"] = model.explain(features, "priority", priority.label)
+            enrichment["explanation"] = [
+                {"rule": m["rule"], "term": m["match"]} for m in fired
+            ] + model.explain(features, "priority", label)
         if options.tags:
             enrichment["tags"] = model.keywords(features)
-        enrichment["needs_review"] = priority.needs_review
+        enrichment["needs_review"] = enrichment["priority"]["needs_review"]
         enrichment["model"] = {"name": self.model_name, "version": self.model_version}
         enrichment["enriched_at"] = datetime.now(UTC).isoformat(timespec="milliseconds")
         return enrichment
+
+    def _ruled(
+        self, priority: Prediction, label: str, fired: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The priority a rule decided: the rule's label with the model's probability of it
+        and that label's band, the rules that fired, and the model's own prediction beside."""
+        out = priority.as_dict()
+        if label != priority.label:
+            confidence = priority.probabilities[label]
+            band = self._model.band("priority", label, confidence)
+            out |= {
+                "label": label,
+                "confidence": confidence,
+                "band": band,
+                "needs_review": band != "high",
+            }
+        out["rules"] = [m["rule"] for m in fired]
+        out["model_prediction"] = {
+            "label": priority.label,
+            "confidence": priority.confidence,
+            "band": priority.band,
+        }
+        return out
 
     def enrich(self, ticket: Mapping[str, Any] | Ticket) -> dict[str, Any]:
         """Validate and enrich one ticket: ``{"ticket": {...}, "enrichment": {...}}``.
@@ -193,14 +237,23 @@ def load_enricher(
     limits: Limits | None = None,
     options: EnrichOptions | None = None,
     self_check: bool = True,
+    rules: str | os.PathLike[str] | None = None,
 ) -> Enricher:
     """Load and verify a model artifact directory and return an `Enricher` for it.
 
     The artifact's checksums are verified and, unless ``self_check`` is false, its sample tickets
     are enriched and compared with the outputs training recorded; either failure raises
-    `core.errors.ArtifactError`.
+    `core.errors.ArtifactError`. ``rules`` names a rules file to use instead of the
+    artifact's own `rules.json`; an invalid one raises `core.errors.InvalidRules` naming the
+    rule.
     """
-    enricher = Enricher(read_artifact(model_dir), limits, options)
+    artifact = read_artifact(model_dir)
+    rule_set = None
+    if rules is not None:
+        rule_set = load_rules(
+            rules, [str(label) for label in artifact.model["targets"]["priority"]["labels"]]
+        )
+    enricher = Enricher(artifact, limits, options, rule_set)
     if self_check:
         enricher.self_check()
     return enricher

@@ -133,3 +133,11 @@ def error_body(code: str, message: str, problems: Sequence[FieldProblem] = ()) -
             "problems": [problem.as_dict() for problem in problems],
         }
     }
+
+
+class InvalidRules(ArtifactError):
+    """A priority rules file cannot be used; the message names the rule at fault."""
+
+    def __init__(self, message: str, *, rule: str | None = None) -> None:
+        self.rule = rule
+        super().__init__(message)

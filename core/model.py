@@ -23,7 +23,7 @@ from operator import itemgetter, mul
 from typing import Any
 
 from core.errors import ArtifactError
-from core.text import STOPWORDS, BlockAnalyzer
+from core.text import NOISE_WORDS, STOPWORDS, BlockAnalyzer
 
 MODEL_FORMAT = "ticket-enrich/linear-tfidf@2"
 BANDS = ("high", "medium", "low")
@@ -130,7 +130,16 @@ class _Block:
 
 
 class _Target:
-    __slots__ = ("bands", "intercept", "labels", "temperature", "weights")
+    __slots__ = (
+        "bands",
+        "class_bands",
+        "decision",
+        "default",
+        "intercept",
+        "labels",
+        "temperature",
+        "weights",
+    )
 
     def __init__(
         self, name: str, spec: Mapping[str, Any], blocks: Sequence[_Block], floats: array[float]
@@ -140,6 +149,20 @@ class _Target:
         self.intercept: list[float] = [float(v) for v in spec["intercept"]]
         self.temperature = float(spec["temperature"])
         self.bands = {band: float(spec["bands"][band]) for band in ("high", "medium")}
+        # Per-class bands and decision weights came later: an artifact without them keeps one
+        # pair of thresholds for every class and the most probable label.
+        self.class_bands: dict[str, dict[str, float]] = {
+            str(label): {band: float(b[band]) for band in ("high", "medium")}
+            for label, b in (spec.get("class_bands") or {}).items()
+        }
+        # A target below the majority class on validation is kept out of the default fields.
+        self.default = bool(spec.get("default", True))
+        weights = (spec.get("decision") or {}).get("weights")
+        self.decision: list[float] | None = (
+            [float(weights[label]) for label in self.labels] if weights else None
+        )
+        if self.decision is not None and min(self.decision) <= 0:
+            raise ArtifactError(f"target {name!r}: decision weights must be positive")
         coef = spec["coef"]
         if len(self.intercept) != k or len(coef) != len(blocks) or self.temperature <= 0:
             raise ArtifactError(f"target {name!r}: coefficients do not fit its labels or blocks")
@@ -179,20 +202,29 @@ class _Target:
         exps = [math.exp((v - top) / t) for v in z]
         total = sum(exps)
         probs = [e / total for e in exps]
-        best = max(range(k), key=probs.__getitem__)
-        confidence = probs[best]
-        if confidence >= self.bands["high"]:
-            band = "high"
-        elif confidence >= self.bands["medium"]:
-            band = "medium"
+        decision = self.decision
+        if decision is None:
+            best = max(range(k), key=probs.__getitem__)
         else:
-            band = "low"
+            best = max(range(k), key=lambda c: probs[c] * decision[c])
+        label = self.labels[best]
+        confidence = probs[best]
         return Prediction(
-            label=self.labels[best],
+            label=label,
             probabilities=dict(zip(self.labels, probs, strict=True)),
             confidence=confidence,
-            band=band,
+            band=self.band(label, confidence),
         )
+
+    def band(self, label: str, confidence: float) -> str:
+        """The confidence band of ``label`` predicted at ``confidence``: the label's own
+        thresholds where training chose them per class, else the target's."""
+        bands = self.class_bands.get(label, self.bands)
+        if confidence >= bands["high"]:
+            return "high"
+        if confidence >= bands["medium"]:
+            return "medium"
+        return "low"
 
 
 class _Regressor:
@@ -248,6 +280,11 @@ class LinearTextModel:
         return list(self._targets)
 
     @property
+    def default_targets(self) -> list[str]:
+        """The targets predicted by default: priority and every target training shipped."""
+        return [name for name, t in self._targets.items() if name == "priority" or t.default]
+
+    @property
     def regressors(self) -> list[str]:
         """Names of the numeric predictions (e.g. `resolution_hours`)."""
         return list(self._regressors)
@@ -274,6 +311,11 @@ class LinearTextModel:
         names = self._targets if targets is None else targets
         return {name: self._targets[name].predict(features) for name in names}
 
+    def band(self, target: str, label: str, confidence: float) -> str:
+        """The band a prediction of ``label`` at ``confidence`` falls in (for a label that a
+        priority rule, not the model, chose)."""
+        return self._targets[target].band(label, confidence)
+
     def regress(self, features: Features, name: str) -> dict[str, float]:
         """A numeric prediction at each of its quantiles."""
         return self._regressors[name].predict(features)
@@ -282,11 +324,16 @@ class LinearTextModel:
         self, features: Features, target: str, label: str, top: int = 5
     ) -> list[dict[str, Any]]:
         """The terms that pushed ``target`` towards ``label`` the most, with their weights."""
-        return [
-            {"term": self._blocks[b].terms[i], "weight": weight}
-            for weight, b, i in self._targets[target].explain(features, label, top)
-            if weight > 0
-        ]
+        # Function-word n-grams ("the last", "during") push on every ticket and explain none:
+        # more candidates than needed, so that dropping them rarely leaves the list short.
+        chosen: list[dict[str, Any]] = []
+        for weight, b, i in self._targets[target].explain(features, label, 4 * top):
+            term = self._blocks[b].terms[i]
+            if weight <= 0 or len(chosen) == top:
+                break
+            if not NOISE_WORDS.issuperset(term.split()):
+                chosen.append({"term": term, "weight": weight})
+        return chosen
 
     def keywords(self, features: Features, top: int = 5) -> list[str]:
         """The ticket's most distinctive terms of the first (text) block, for routing and

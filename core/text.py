@@ -227,3 +227,39 @@ STOPWORDS = frozenset(
         "per",
     ]
 )
+
+# Words that explain nothing on their own: the function words, and a few frequent words that go
+# with any ticket ("the last", "first time"). "down" is kept: "is down" is a reason, not noise.
+NOISE_WORDS = (STOPWORDS - {"down"}) | frozenset(
+    [
+        "last",
+        "first",
+        "next",
+        "since",
+        "within",
+        "without",
+        "upon",
+        "across",
+        "among",
+        "however",
+        "yet",
+        "else",
+        "ever",
+        "even",
+        "still",
+        "may",
+        "might",
+        "must",
+        "shall",
+        "i",
+        "us",
+        "let",
+        "etc",
+        "like",
+        "one",
+        "time",
+        "way",
+        "thing",
+        "things",
+    ]
+)

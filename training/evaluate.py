@@ -35,10 +35,11 @@ def choose_rows(enricher: Enricher, dataset: Dataset, split: str) -> tuple[list[
 
 
 def score_rows(enricher: Enricher, rows: Sequence[Example]) -> dict[str, Any]:
-    """The classification metrics of an artifact's priority, as served, on these rows."""
+    """The classification metrics of an artifact's priority, as served (decision weights,
+    per-class bands and priority rules included), on these rows."""
     labels = list(enricher.metadata["labels"])
     urgent = list(enricher.metadata.get("urgent_labels", []))
-    predicted, confidence = [], []
+    predicted, confidence, urgency = [], [], []
     for e in rows:
         ticket = Ticket.model_construct(
             subject=e.doc["subject"],
@@ -48,13 +49,21 @@ def score_rows(enricher: Enricher, rows: Sequence[Example]) -> dict[str, Any]:
         priority = enricher.predict(ticket)["priority"]
         predicted.append(priority["label"])
         confidence.append(priority["confidence"])
+        urgency.append(sum(priority["probabilities"].get(u, 0.0) for u in urgent))
+    class_bands = (enricher.metadata.get("targets", {}).get("priority") or {}).get("class_bands")
+    high: float | dict[str, float] = (
+        {label: float(b["high"]) for label, b in class_bands.items()}
+        if class_bands
+        else float(enricher.metadata["bands"]["high"])
+    )
     return classification_metrics(
         [e.label for e in rows],
         predicted,
         labels,
         urgent,
         np.array(confidence),
-        float(enricher.metadata["bands"]["high"]),
+        high,
+        np.array(urgency) if urgent else None,
     )
 
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+from sklearn.metrics import (
+    average_precision_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
 
 
 def expected_calibration_error(
@@ -29,10 +34,13 @@ def classification_metrics(
     labels: Sequence[str],
     urgent_labels: Sequence[str],
     confidence: np.ndarray | None = None,
-    high_threshold: float | None = None,
+    high_threshold: float | Mapping[str, float] | None = None,
+    urgent_scores: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Macro-F1, per-class precision and recall, urgent recall, and, given confidences,
-    calibration error and the share of tickets auto-applied at "high" with its precision."""
+    """Macro-F1, per-class precision and recall, urgent recall; given confidences, calibration
+    error and the share of tickets auto-applied at "high" (one threshold, or one per predicted
+    label) with its precision, overall and per predicted label; given each ticket's urgent
+    probability, the average precision of ranking the queue by it."""
     truth, pred = np.asarray(y_true), np.asarray(y_pred)
     precision, recall, f1, support = precision_recall_fscore_support(
         truth, pred, labels=list(labels), zero_division=0
@@ -62,15 +70,33 @@ def classification_metrics(
         },
         "calibration_error": None,
         "auto_apply": None,
+        "urgent_average_precision": None,
     }
+    if urgent_scores is not None and urgent.any():
+        result["urgent_average_precision"] = float(average_precision_score(urgent, urgent_scores))
     if confidence is not None:
         correct = truth == pred
         result["calibration_error"] = expected_calibration_error(confidence, correct)
         if high_threshold is not None:
-            high = confidence >= high_threshold
+            if isinstance(high_threshold, Mapping):
+                cut = np.array([high_threshold.get(str(p), 1.01) for p in pred], dtype=float)
+            else:
+                cut = np.full(len(pred), float(high_threshold))
+            high = confidence >= cut
             result["auto_apply"] = {
-                "threshold": high_threshold,
+                "threshold": high_threshold
+                if not isinstance(high_threshold, Mapping)
+                else dict(high_threshold),
                 "share": float(high.mean()),
                 "precision": float(correct[high].mean()) if high.any() else None,
+                "per_class": {
+                    label: {
+                        "applied": int((high & (pred == label)).sum()),
+                        "precision": float(correct[high & (pred == label)].mean())
+                        if (high & (pred == label)).any()
+                        else None,
+                    }
+                    for label in labels
+                },
             }
     return result

@@ -24,6 +24,7 @@ from core.model import MODEL_FORMAT
 from core.similar import INDEX_FORMAT
 from core.text import BlockAnalyzer
 from training.data import Example
+from training.decisions import DecisionObjective, class_bands, decide, decision_weights
 
 Progress = Callable[[str], None]
 
@@ -38,6 +39,9 @@ class ModelConfig:
     description_max_chars: int = 5000
     min_df: int = 2
     high_precision: float = 0.9
+    # The decision objective of priority: find at least this share of the urgent tickets on the
+    # validation window (None: the most probable label, no decision weights).
+    urgent_recall: float | None = 0.5
     medium_precision: float = 0.75
     min_band_support: int = 20
     max_iter: int = 3000
@@ -86,9 +90,15 @@ class TemperatureScaledClassifier(ClassifierMixin, BaseEstimator):  # type: igno
     own temperature scaling) before the final refit on all training data.
     """
 
-    def __init__(self, estimator: Any = None, temperature: float = 1.0) -> None:
+    def __init__(
+        self,
+        estimator: Any = None,
+        temperature: float = 1.0,
+        decision_weights: Sequence[float] | None = None,
+    ) -> None:
         self.estimator = estimator
         self.temperature = temperature
+        self.decision_weights = decision_weights
 
     def fit(self, x: Any, y: Any) -> TemperatureScaledClassifier:
         """Fit a clone of the wrapped estimator."""
@@ -106,8 +116,10 @@ class TemperatureScaledClassifier(ClassifierMixin, BaseEstimator):  # type: igno
         return _softmax(self.logits(x) / self.temperature)
 
     def predict(self, x: Any) -> np.ndarray:
-        """The most probable class."""
-        return np.asarray(self.classes_[self.predict_proba(x).argmax(axis=1)])
+        """The class serving predicts: the most probable one, or the largest probability times
+        its decision weight when the model has weights (`training.decisions`)."""
+        weights = None if self.decision_weights is None else np.asarray(self.decision_weights)
+        return np.asarray(self.classes_[decide(self.predict_proba(x), weights)])
 
 
 def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
@@ -168,6 +180,17 @@ class ChosenClassifier:
     params: dict[str, Any]
     bands: dict[str, float]
     validation_macro_f1: float
+    # Per-class bands and (for priority) decision weights, chosen on the validation window.
+    class_bands: dict[str, dict[str, float]] | None = None
+    decision: dict[str, Any] | None = None
+    validation_majority_macro_f1: float | None = None
+
+    @property
+    def shipped(self) -> bool:
+        """Whether serving predicts this target by default: priority always; another target
+        only when it beat always answering the majority class on the validation window."""
+        majority = self.validation_majority_macro_f1
+        return self.decision is not None or majority is None or self.validation_macro_f1 > majority
 
     @property
     def labels(self) -> list[str]:
@@ -305,7 +328,14 @@ class FittedModel:
         for name, chosen in self.classifiers.items():
             lr: LogisticRegression = chosen.classifier.estimator_
             heads[name] = LinearHead(
-                chosen.labels, lr.coef_, lr.intercept_, chosen.temperature, chosen.bands
+                chosen.labels,
+                lr.coef_,
+                lr.intercept_,
+                chosen.temperature,
+                chosen.bands,
+                chosen.class_bands,
+                chosen.decision,
+                name == "priority" or chosen.shipped,
             )
         resolution = None
         if self.resolution is not None:
@@ -340,6 +370,11 @@ class LinearHead:
     intercept: Any
     temperature: float
     bands: dict[str, float]
+    # Optional: a head without them serves the most probable label with one pair of bands.
+    class_bands: dict[str, dict[str, float]] | None = None
+    decision: dict[str, Any] | None = None
+    # False: the target is in the artifact, but serving leaves it out of the default fields.
+    default: bool = True
 
 
 @dataclass(frozen=True)
@@ -399,6 +434,12 @@ def pack_model(
             "temperature": head.temperature,
             "bands": head.bands,
         }
+        if head.class_bands is not None:
+            targets[name]["class_bands"] = head.class_bands
+        if head.decision is not None:
+            targets[name]["decision"] = head.decision
+        if not head.default:
+            targets[name]["default"] = False
     spec: dict[str, Any] = {"format": MODEL_FORMAT, "blocks": spec_blocks, "targets": targets}
     if resolution is not None:
         weights = np.asarray(resolution.coef, dtype=np.float64)
@@ -444,7 +485,7 @@ def _choose_classifier(
     y_val: np.ndarray,
     config: ModelConfig,
     say: Progress,
-) -> tuple[dict[str, Any], float, float, dict[str, float]]:
+) -> tuple[dict[str, Any], float, float, dict[str, float], np.ndarray]:
     best: tuple[float, float, str | None, LogisticRegression] | None = None
     grid = [(c, w) for w in config.class_weights for c in config.c_grid]
     for step, (c, weight) in enumerate(grid, start=1):
@@ -472,7 +513,7 @@ def _choose_classifier(
         f"{name}: chosen C={c:g} class_weight={weight} (validation macro-F1 {score:.3f}), "
         f"temperature {temperature:.3f}, bands {bands}"
     )
-    return {"C": c, "class_weight": weight}, temperature, score, bands
+    return {"C": c, "class_weight": weight}, temperature, score, bands, proba
 
 
 def merge_rare(labels: Sequence[str], min_count: int) -> list[str]:
@@ -484,6 +525,63 @@ def merge_rare(labels: Sequence[str], min_count: int) -> list[str]:
     return [label if counts[label] >= min_count else OTHER for label in labels]
 
 
+@dataclass(frozen=True)
+class Trust:
+    """What `choose_decisions` chose for one target on the validation window."""
+
+    weights: dict[str, float] | None
+    decision: dict[str, Any] | None
+    class_bands: dict[str, dict[str, float]]
+    majority_f1: float
+
+    def weight_list(self, labels: Sequence[str]) -> list[float] | None:
+        """The decision weights in ``labels`` order (1 for a label the fit window lacked)."""
+        if self.weights is None:
+            return None
+        return [self.weights.get(str(label), 1.0) for label in labels]
+
+
+def choose_decisions(
+    name: str,
+    val_proba: np.ndarray,
+    y_fit: np.ndarray,
+    y_val: np.ndarray,
+    urgent: Sequence[str],
+    config: ModelConfig,
+    say: Progress,
+) -> Trust:
+    """Decision weights (priority, when it has urgent labels and an objective) and per-class
+    bands from the fit-window model's validation probabilities (columns in sorted label order,
+    as scikit-learn orders them), and the validation macro-F1 of always answering the fit
+    window's majority class."""
+    labels = [str(label) for label in np.unique(y_fit)]
+    weights: dict[str, float] | None = None
+    decision: dict[str, Any] | None = None
+    if urgent and config.urgent_recall is not None and any(u in labels for u in urgent):
+        chosen, decision_report = decision_weights(
+            val_proba, y_val, labels, urgent, DecisionObjective(config.urgent_recall)
+        )
+        weights = chosen
+        decision = {"weights": chosen, **decision_report}
+        say(f"{name}: decision weights {chosen} ({decision_report['validation']})")
+    bands = class_bands(
+        val_proba,
+        y_val,
+        labels,
+        None if weights is None else np.asarray([weights[label] for label in labels]),
+        config.high_precision,
+        config.medium_precision,
+        config.min_band_support,
+    )
+    say(f"{name}: per-class bands {bands}")
+    values, counts = np.unique(y_fit, return_counts=True)
+    majority = values[counts.argmax()]
+    majority_f1 = float(
+        f1_score(y_val, np.full(len(y_val), majority), average="macro", zero_division=0)
+    )
+    return Trust(weights, decision, bands, majority_f1)
+
+
 def fit_model(
     fit: list[Example],
     validation: list[Example],
@@ -491,6 +589,7 @@ def fit_model(
     targets: Sequence[str] = (),
     config: ModelConfig | None = None,
     progress: Progress | None = None,
+    urgent: Sequence[str] = (),
 ) -> FittedModel:
     """Choose every hyper-parameter on the validation window (fitting on the window before it),
     fit temperatures, bands, interval widths and the duplicate threshold there, then refit on
@@ -521,16 +620,26 @@ def fit_model(
         if len(set(y[:n_own])) < 2 or len(set(y)) < 2:
             say(f"{name}: fewer than two labels in the training window; not trained")
             continue
-        params, temperature, score, bands = _choose_classifier(
+        params, temperature, score, bands, val_proba = _choose_classifier(
             name, x_fit[fit_rows], y[:n_own], x_val[val_rows], y[n_own:], config, say
+        )
+        trust = choose_decisions(
+            name, val_proba, y[:n_own], y[n_own:], urgent if name == "priority" else (), config, say
         )
         lr = LogisticRegression(
             C=params["C"], class_weight=params["class_weight"], max_iter=config.max_iter
         )
-        classifier = TemperatureScaledClassifier(lr, temperature=temperature).fit(
-            x_all[np.flatnonzero(rows)], y
+        weights = trust.weight_list([str(label) for label in np.unique(y)])
+        classifier = TemperatureScaledClassifier(
+            lr, temperature=temperature, decision_weights=weights
+        ).fit(x_all[np.flatnonzero(rows)], y)
+        decision = trust.decision
+        if decision is not None and weights is not None:
+            labels = [str(label) for label in classifier.classes_]
+            decision = decision | {"weights": dict(zip(labels, weights, strict=True))}
+        classifiers[name] = ChosenClassifier(
+            classifier, params, bands, score, trust.class_bands, decision, trust.majority_f1
         )
-        classifiers[name] = ChosenClassifier(classifier, params, bands, score)
 
     resolution = _fit_resolution(fit, validation, x_fit, x_val, x_all, config, say)
     index = _fit_index(fit, validation, features, final, x_all, train, config, say)

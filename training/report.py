@@ -42,6 +42,51 @@ def confusion_matrix_png(
     plt.close(fig)
 
 
+def _decision_lines(report: dict[str, Any]) -> list[str]:
+    """How the label and the auto-apply band were chosen on the validation window."""
+    lines: list[str] = []
+    decision = report.get("decision")
+    if decision:
+        weights = ", ".join(f"{k} × {v:.3f}" for k, v in decision["weights"].items())
+        val, plain = decision["validation"], decision["validation_argmax"]
+        lines += [
+            "",
+            "## Decision",
+            "",
+            f"- Objective: {decision['objective']}; met on validation: "
+            f"{'yes' if decision['objective_met'] else 'no'}.",
+            f"- Weights: {weights} (label = largest probability × weight).",
+            f"- Validation: macro-F1 {_fmt(val['macro_f1'])}, urgent recall "
+            f"{_fmt(val['urgent_recall'])}; most probable label: macro-F1 "
+            f"{_fmt(plain['macro_f1'])}, urgent recall {_fmt(plain['urgent_recall'])}.",
+        ]
+        most = report.get("most_probable")
+        if most:
+            lines.append(
+                f"- Test, most probable label instead: macro-F1 {_fmt(most['macro_f1'])}, "
+                f"urgent recall {_fmt(most['urgent_recall'])}."
+            )
+    class_bands = report.get("class_bands")
+    if class_bands:
+        per_class = (report["model"].get("auto_apply") or {}).get("per_class") or {}
+        lines += [
+            "",
+            "## Auto-apply per predicted class",
+            "",
+            "| label | high from | medium from | applied on test | precision |",
+            "|---|---|---|---|---|",
+        ]
+        for label, bands in class_bands.items():
+            got = per_class.get(label) or {}
+            high = _fmt(bands["high"]) if bands["high"] <= 1 else "never"
+            medium = _fmt(bands["medium"]) if bands["medium"] <= 1 else "never"
+            lines.append(
+                f"| {label} | {high} | {medium} | {got.get('applied', 0)} "
+                f"| {_fmt(got.get('precision'))} |"
+            )
+    return lines
+
+
 def write_report(out_dir: Path, report: dict[str, Any]) -> list[Path]:
     """Write the report files; `report` holds `title`, `model` metrics and optional
     `baselines` (name → metrics), `context` (free-form facts) and `bands`."""
@@ -58,6 +103,10 @@ def write_report(out_dir: Path, report: dict[str, Any]) -> list[Path]:
         ("macro-F1", {k: v["macro_f1"] for k, v in columns.items()}),
         ("accuracy", {k: v["accuracy"] for k, v in columns.items()}),
         ("urgent recall", {k: v["urgent_recall"] for k, v in columns.items()}),
+        (
+            "urgent average precision",
+            {k: v.get("urgent_average_precision") for k, v in columns.items()},
+        ),
         ("calibration error (ECE)", {k: v["calibration_error"] for k, v in columns.items()}),
         ("auto-apply share at high", {k: auto[k].get("share") for k in columns}),
         ("precision at high", {k: auto[k].get("precision") for k in columns}),
@@ -68,6 +117,7 @@ def write_report(out_dir: Path, report: dict[str, Any]) -> list[Path]:
     lines += ["", "| metric | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for name, values in rows:
         lines.append(f"| {name} | " + " | ".join(_fmt(values[k]) for k in columns) + " |")
+    lines += _decision_lines(report)
     lines += ["", "## Per class (model)", "", "| label | precision | recall | F1 | support |"]
     lines.append("|---|---|---|---|---|")
     for label, m in model["per_class"].items():

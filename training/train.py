@@ -14,18 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.dummy import DummyClassifier
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.svm import LinearSVC
 
 from core.artifact import write_artifact
 from core.drift import REFERENCE_FILE
 from core.enricher import INDEX_FILE, INDEX_POSTINGS_FILE
 from core.model import MODEL_FORMAT
+from core.rules import RULES_FILE
 from core.schema import Limits
+from training.baselines import tuned_baselines
 from training.data import Dataset, Example, Split, time_split
+from training.decisions import decide
+from training.default_rules import default_rules_for
 from training.metrics import classification_metrics
-from training.model import OTHER, FittedModel, ModelConfig, Progress, fit_model
+from training.model import OTHER, ChosenClassifier, FittedModel, ModelConfig, Progress, fit_model
 from training.reference import build_reference
 from training.report import write_report
 
@@ -61,34 +62,6 @@ def _library_versions() -> dict[str, str]:
     return versions
 
 
-def _text(e: Example) -> str:
-    return f"{e.doc['subject']} {e.doc['description']}"
-
-
-def reference_metrics(
-    split: Split, label_of: Callable[[Example], str], labels: list[str], urgent: list[str]
-) -> dict[str, Any]:
-    """The baselines every figure is quoted beside, trained on the same training window:
-    the majority class, and a plain TF-IDF + LinearSVC with scikit-learn's defaults."""
-    train = split.fit + split.validation
-    y_train = [label_of(e) for e in train]
-    y_test = [label_of(e) for e in split.test]
-    majority = DummyClassifier(strategy="most_frequent").fit(np.zeros((len(train), 1)), y_train)
-    vectorizer = TfidfVectorizer()
-    svc = LinearSVC().fit(vectorizer.fit_transform([_text(e) for e in train]), y_train)
-    return {
-        "majority": classification_metrics(
-            y_test, majority.predict(np.zeros((len(y_test), 1))), labels, urgent
-        ),
-        "tfidf_linearsvc": classification_metrics(
-            y_test,
-            svc.predict(vectorizer.transform([_text(e) for e in split.test])),
-            labels,
-            urgent,
-        ),
-    }
-
-
 def _target_label(model: FittedModel, name: str) -> Callable[[Example], str]:
     """How a closed ticket's label reads for one target (rare labels as the model merged them)."""
     if name == "priority":
@@ -110,19 +83,50 @@ def _classification_report(
             )
         )
     proba = model.predict_proba([e.doc for e in split.test], name)
-    predicted = [chosen.labels[i] for i in proba.argmax(axis=1)]
+    chosen_columns = decide(proba, _weights(chosen))
+    predicted = [chosen.labels[i] for i in chosen_columns]
+    urgent_columns = [i for i, label in enumerate(chosen.labels) if label in urgent]
     metrics = classification_metrics(
         [label_of(e) for e in split.test],
         predicted,
         chosen.labels,
         list(urgent),
-        proba.max(axis=1),
-        chosen.bands["high"],
+        proba[np.arange(len(predicted)), chosen_columns],
+        _high_thresholds(chosen),
+        proba[:, urgent_columns].sum(axis=1) if urgent_columns else None,
     )
+    most_probable = None
+    if chosen.classifier.decision_weights is not None:
+        # The same model answering its most probable label: what the decision weights changed,
+        # and the figure a trainer without them (Spark) is compared with.
+        most_probable = classification_metrics(
+            [label_of(e) for e in split.test],
+            [chosen.labels[i] for i in proba.argmax(axis=1)],
+            chosen.labels,
+            list(urgent),
+        )
     return {
         "model": metrics,
-        "baselines": reference_metrics(split, label_of, chosen.labels, list(urgent)),
+        "most_probable": most_probable,
+        "baselines": tuned_baselines(split, label_of, chosen.labels, list(urgent)),
+        "decision": chosen.decision,
+        "class_bands": chosen.class_bands,
+        "validation": {
+            "macro_f1": chosen.validation_macro_f1,
+            "majority_macro_f1": chosen.validation_majority_macro_f1,
+        },
     }
+
+
+def _weights(chosen: ChosenClassifier) -> np.ndarray | None:
+    weights = chosen.classifier.decision_weights
+    return None if weights is None else np.asarray(weights, dtype=np.float64)
+
+
+def _high_thresholds(chosen: ChosenClassifier) -> dict[str, float]:
+    """Each label's auto-apply threshold: its own band where training chose one per class."""
+    own = chosen.class_bands or {}
+    return {label: own.get(label, chosen.bands)["high"] for label in chosen.labels}
 
 
 def _resolution_report(model: FittedModel, split: Split) -> dict[str, Any] | None:
@@ -190,7 +194,8 @@ def _samples(model: FittedModel, examples: list[Example], limits: Limits) -> lis
         return []
     docs = [e.doc for e in usable]
     proba = {name: model.predict_proba(docs, name) for name in model.classifiers}
-    predicted = np.asarray(model.labels)[proba["priority"].argmax(axis=1)]
+    columns = {name: decide(p, _weights(model.classifiers[name])) for name, p in proba.items()}
+    predicted = np.asarray(model.labels)[columns["priority"]]
     chosen: list[int] = []
     for label in model.labels:
         chosen += [int(i) for i in np.flatnonzero(predicted == label)[:1]]
@@ -203,7 +208,7 @@ def _samples(model: FittedModel, examples: list[Example], limits: Limits) -> lis
         e = usable[i]
         expected: dict[str, Any] = {
             name: {
-                "label": model.classifiers[name].labels[int(p[i].argmax())],
+                "label": model.classifiers[name].labels[int(columns[name][i])],
                 "probabilities": dict(
                     zip(model.classifiers[name].labels, map(float, p[i]), strict=True)
                 ),
@@ -281,10 +286,22 @@ def train_model(
         say(f"target {skipped!r}: the export has no such column; not trained")
     spec = dataset.spec
     model = fit_model(
-        split.fit, split.validation, spec.field_columns, list(spec.target_columns), config, say
+        split.fit,
+        split.validation,
+        spec.field_columns,
+        list(spec.target_columns),
+        config,
+        say,
+        urgent=spec.urgent_labels,
     )
     labels = model.labels
     urgent = [u for u in spec.urgent_labels if u in labels]
+    rules = default_rules_for(labels)
+    say(
+        f"priority rules: the default set {rules['version']} ({len(rules['rules'])} rules)"
+        if rules is not None
+        else "priority rules: none (the default set names labels this model does not have)"
+    )
 
     say("evaluating on the test window beside the majority class and TF-IDF + LinearSVC")
     priority = _classification_report(model, "priority", split, urgent)
@@ -309,7 +326,13 @@ def train_model(
         "urgent_labels": urgent,
         "custom_fields": list(spec.field_columns),
         "targets": {
-            t: {"labels": c.labels, "bands": c.bands} for t, c in model.classifiers.items()
+            t: {
+                "labels": c.labels,
+                "bands": c.bands,
+                "class_bands": c.class_bands,
+                "decision": c.decision,
+            }
+            for t, c in model.classifiers.items()
         },
         "training_data": {
             "file": dataset.path.name,
@@ -332,8 +355,26 @@ def train_model(
         },
         "features": model.params,
         "bands": model.bands,
+        "rules": None
+        if rules is None
+        else {
+            "file": RULES_FILE,
+            "version": rules["version"],
+            "names": [r["name"] for r in rules["rules"]],
+        },
+        "withheld_targets": {
+            t: {
+                "validation_macro_f1": c.validation_macro_f1,
+                "validation_majority_macro_f1": c.validation_majority_macro_f1,
+            }
+            for t, c in model.classifiers.items()
+            if not c.shipped
+        },
         "metrics": {
             "test": metrics_summary(priority["model"]),
+            "test_most_probable": None
+            if priority["most_probable"] is None
+            else {k: priority["most_probable"][k] for k in ("macro_f1", "urgent_recall")},
             "validation": {"macro_f1": model.classifiers["priority"].validation_macro_f1},
             "baselines": {
                 b: {k: m[k] for k in ("macro_f1", "accuracy", "urgent_recall")}
@@ -377,6 +418,8 @@ def train_model(
         spec.field_columns,
     )
     extra: dict[str, Any] = {REFERENCE_FILE: reference.to_dict()}
+    if rules is not None:
+        extra[RULES_FILE] = rules
     if index is not None:
         extra.update({INDEX_FILE: index[0], INDEX_POSTINGS_FILE: index[1]})
     write_artifact(

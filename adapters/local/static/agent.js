@@ -269,9 +269,13 @@
     view.append(correctionForm(item));
 
     const priority = e.priority || {};
-    const explanation = (e.explanation || []).map((x) =>
-      el("li", {}, el("span", { class: "term", text: x.term }), ` +${Number(x.weight).toFixed(3)}`));
+    const explanation = (e.explanation || []).map((x) => x.rule
+      ? el("li", {}, "rule ", el("span", { class: "term", text: x.rule }), `: \u201c${x.term}\u201d`)
+      : el("li", {}, el("span", { class: "term", text: x.term }), ` +${Number(x.weight).toFixed(3)}`));
+    const own = priority.model_prediction;
     view.append(section("Priority", ...prediction(priority, config.priority_order),
+      own ? el("p", { class: "muted", text: `Set by rule ${(priority.rules || []).join(", ")}; `
+        + `the model said ${own.label} (${Number(own.confidence).toFixed(2)}).` }) : null,
       explanation.length ? el("p", { class: "muted", text: "Terms that pushed it up the most:" }) : null,
       explanation.length ? el("ul", { class: "terms" }, explanation) : null));
 

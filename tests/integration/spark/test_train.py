@@ -50,7 +50,9 @@ def test_spark_trainer_is_within_001_macro_f1_of_the_single_machine_trainer(
     result = spark_trained
     single = trained.metadata
     spark_f1 = result.metadata["metrics"]["test"]["macro_f1"]
-    single_f1 = single["metrics"]["test"]["macro_f1"]
+    # The Spark trainer chooses no decision weights: its label is the most probable one, so it
+    # is held against the single-machine model answering the same way.
+    single_f1 = (single["metrics"]["test_most_probable"] or single["metrics"]["test"])["macro_f1"]
     print(f"test macro-F1: spark {spark_f1:.4f}, single machine {single_f1:.4f}")
     assert abs(spark_f1 - single_f1) <= 0.01
 
