@@ -25,6 +25,30 @@ THREE_LEVEL = {
     "Minor": "low",
     "Trivial": "low",
 }
+# Jira's newer default scheme beside the classic one: the inverse of what the Jira connector
+# pushes (urgent → Highest, high → High, normal → Medium, low → Low), Lowest read as low.
+JIRA_PRIORITIES = {
+    **THREE_LEVEL,
+    "Highest": "urgent",
+    "High": "high",
+    "Medium": "normal",
+    "Low": "low",
+    "Lowest": "low",
+}
+# Zendesk's and Freshdesk's four priorities, as their exports spell them in either case: the
+# inverse of what their connectors push, so a model trained on them pushes the same values back.
+FOUR_LEVEL = {
+    **{name: name.lower() for name in ("Urgent", "High", "Normal", "Low")},
+    **{name.lower(): name.lower() for name in ("Urgent", "High", "Normal", "Low")},
+    "Medium": "normal",
+    "medium": "normal",
+}
+# Request Tracker 5 shows a priority by name (its default PriorityAsString: Low from 0, Medium
+# from 50, High from 100) or as a number; a number gets the label of the highest floor it
+# reaches, the floors being the values the RT connector pushes. 0, RT's "not set", has none:
+# such tickets are skipped and counted, as tickets without a priority are.
+RT_NAMES = {"Low": "low", "Medium": "normal", "High": "urgent"}
+RT_FLOORS: tuple[tuple[int, str], ...] = ((90, "urgent"), (70, "high"), (50, "normal"), (1, "low"))
 MIN_ROWS = 20
 # The time column of the product's own export format. An export without it is split by row
 # order; any other time column must exist.
@@ -51,6 +75,12 @@ class DataSpec:
     target_columns: Mapping[str, str] = field(default_factory=dict)
     # Which column value marks a ticket closed as a duplicate of another, e.g. Resolution=Duplicate.
     duplicate_where: Mapping[str, str] = field(default_factory=dict)
+    # Keep only rows whose column holds one of the values (closed tickets under any of the
+    # statuses a helpdesk closes with, e.g. Status in Done, Closed, Resolved).
+    where_in: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Rows without a label are skipped and counted instead of refused: helpdesk exports hold
+    # tickets nobody gave a priority.
+    skip_unlabelled: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """The spec as recorded in an artifact's metadata, so evaluation can read data alike."""
@@ -68,6 +98,8 @@ class DataSpec:
             "id_column": self.id_column,
             "target_columns": dict(self.target_columns),
             "duplicate_where": dict(self.duplicate_where),
+            "where_in": {c: list(v) for c, v in self.where_in.items()},
+            "skip_unlabelled": self.skip_unlabelled,
         }
 
     @classmethod
@@ -87,6 +119,8 @@ class DataSpec:
             id_column=data.get("id_column"),
             target_columns=dict(data.get("target_columns", {})),
             duplicate_where=dict(data.get("duplicate_where", {})),
+            where_in={c: tuple(v) for c, v in data.get("where_in", {}).items()},
+            skip_unlabelled=bool(data.get("skip_unlabelled", False)),
         )
 
 
@@ -107,11 +141,85 @@ _HADOOP = DataSpec(
     target_columns={"resolution": "Resolution"},
     duplicate_where={"Resolution": "Duplicate"},
 )
+# The file `ticket-enrich train --from HELPDESK` writes (adapters/helpdesk/pull.py): the
+# product's own columns, the priority already mapped onto its labels, and the solved time.
+PULL_COLUMNS = ("id", "subject", "description", "priority", "created_at", "solved_at")
 PRESETS: dict[str, DataSpec] = {
     # The vendored Apache Hadoop export with the three-level priority of the product.
     "hadoop": _HADOOP,
     # The same export with Jira's own five priorities.
     "hadoop-5": replace(_HADOOP, label_map=None, urgent_labels=("Blocker", "Critical")),
+    # Any Jira (or Jira Service Management) CSV export: closed under Done, Closed or Resolved,
+    # either priority scheme; the time format is read from the file when recognised.
+    "jira": replace(
+        _HADOOP,
+        label_map=JIRA_PRIORITIES,
+        where={},
+        where_in={"Status": ("Done", "Closed", "Resolved")},
+        time_format="%d/%b/%y %I:%M %p",
+        id_column="Issue key",
+        skip_unlabelled=True,
+    ),
+    # Zendesk's CSV export (Admin Center > Account > Tools > Reports > Export): no description.
+    "zendesk-csv": DataSpec(
+        subject_column="Subject",
+        description_column=None,
+        label_column="Priority",
+        label_map=FOUR_LEVEL,
+        time_column="Created at",
+        time_format="%Y-%m-%d %H:%M:%S",
+        resolved_column="Solved at",
+        where_in={"Status": ("Solved", "Closed", "solved", "closed")},
+        id_column="Id",
+        skip_unlabelled=True,
+    ),
+    # Zendesk's JSON export (one ticket object a line) and the Tickets API's {"tickets": [...]}.
+    "zendesk-json": DataSpec(
+        label_map=FOUR_LEVEL,
+        where_in={"status": ("solved", "closed")},
+        id_column="id",
+        skip_unlabelled=True,
+    ),
+    # Freshdesk's CSV export (Tickets > Export), Description among the fields chosen.
+    "freshdesk-csv": DataSpec(
+        subject_column="Subject",
+        description_column="Description",
+        label_column="Priority",
+        label_map=FOUR_LEVEL,
+        time_column="Created time",
+        time_format="%Y-%m-%d %H:%M:%S",
+        resolved_column="Resolved time",
+        where_in={"Status": ("Resolved", "Closed")},
+        id_column="Ticket ID",
+        skip_unlabelled=True,
+    ),
+    # Request Tracker's search results as a spreadsheet (Search > Results > Feeds > Spreadsheet,
+    # /Search/Results.tsv): RT's default result format has no description and only relative
+    # times, so without a Created column the rows (in id order) stand for time order.
+    "rt-tsv": DataSpec(
+        subject_column="Subject",
+        description_column=None,
+        label_column="Priority",
+        label_map=RT_NAMES,
+        time_column=None,
+        where_in={"Status": ("resolved",)},
+        id_column="id",
+        skip_unlabelled=True,
+    ),
+    "helpdesk-pull": DataSpec(
+        resolved_column="solved_at", id_column="id", label_map=None, skip_unlabelled=True
+    ),
+}
+# What each preset reads, as the terminal names it when an export is recognised.
+PRESET_FORMATS = {
+    "hadoop": "the vendored Hadoop Jira CSV export",
+    "hadoop-5": "the vendored Hadoop Jira CSV export",
+    "jira": "a Jira CSV export",
+    "zendesk-csv": "a Zendesk CSV export",
+    "zendesk-json": "a Zendesk JSON export",
+    "freshdesk-csv": "a Freshdesk CSV export",
+    "rt-tsv": "a Request Tracker search-result TSV",
+    "helpdesk-pull": "closed tickets pulled from a helpdesk",
 }
 
 
@@ -152,6 +260,8 @@ class Dataset:
     path: Path
     sha256: str
     skipped_targets: tuple[str, ...] = ()
+    # Closed tickets left out because they have no label (only when the spec skips them).
+    unlabelled: int = 0
 
     @property
     def time_ordered(self) -> bool:
@@ -178,6 +288,8 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 if not isinstance(record, dict):
                     raise TrainingDataError("is not a JSON object", row=number)
                 yield number, record
+    elif suffix == ".json":
+        yield from _json_records(path)
     elif suffix in (".csv", ".tsv"):
         with path.open(encoding="utf-8", newline="") as handle:
             reader = csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")
@@ -186,7 +298,35 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             for number, record in enumerate(reader, start=1):
                 yield number, dict(record)
     else:
-        raise TrainingDataError(f"{path.name}: unknown file type; use .csv, .tsv or .jsonl")
+        raise TrainingDataError(f"{path.name}: unknown file type; use .csv, .tsv, .json or .jsonl")
+
+
+def _json_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """A .json export: a list of objects, an API page (``{"tickets": [...]}``) or, as Zendesk's
+    JSON export writes it despite the name, one object a line."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        whole = json.loads(text)
+    except ValueError:
+        whole = None
+    if isinstance(whole, dict) and isinstance(whole.get("tickets"), list):
+        whole = whole["tickets"]
+    if isinstance(whole, list):
+        for number, record in enumerate(whole, start=1):
+            if not isinstance(record, dict):
+                raise TrainingDataError("is not a JSON object", row=number)
+            yield number, record
+        return
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise TrainingDataError(f"is not valid JSON: {exc}", row=number) from None
+        if not isinstance(record, dict):
+            raise TrainingDataError("is not a JSON object", row=number)
+        yield number, record
 
 
 def _parse_time(value: Any, spec_format: str | None, column: str, row: int) -> datetime:
@@ -220,8 +360,9 @@ def load_dataset(path: str | Path, spec: DataSpec) -> Dataset:
 
     required = [spec.subject_column, spec.label_column, *spec.field_columns]
     required += [c for c in (spec.description_column, spec.resolved_column) if c]
-    required += list(spec.where) + list(spec.duplicate_where)
+    required += list(spec.where) + list(spec.duplicate_where) + list(spec.where_in)
     examples: list[Example] = []
+    unlabelled = 0
     seen_any = False
     targets = dict(spec.target_columns)
     for row, record in _records(path):
@@ -242,8 +383,13 @@ def load_dataset(path: str | Path, spec: DataSpec) -> Dataset:
             )
         if any(_text(record[c]).strip() != v for c, v in spec.where.items()):
             continue
+        if any(_text(record[c]).strip() not in v for c, v in spec.where_in.items()):
+            continue
         raw_label = _text(record[spec.label_column]).strip()
         if not raw_label:
+            if spec.skip_unlabelled:
+                unlabelled += 1
+                continue
             raise TrainingDataError("has no label", column=spec.label_column, row=row)
         label = raw_label
         if spec.label_map is not None:
@@ -255,6 +401,10 @@ def load_dataset(path: str | Path, spec: DataSpec) -> Dataset:
                     row=row,
                 )
             label = spec.label_map[raw_label]
+            if not label and spec.skip_unlabelled:
+                # A raw value mapped to no label, such as RT's 0 ("not set").
+                unlabelled += 1
+                continue
         created = None
         if spec.time_column is not None:
             created = _parse_time(record[spec.time_column], spec.time_format, spec.time_column, row)
@@ -282,6 +432,12 @@ def load_dataset(path: str | Path, spec: DataSpec) -> Dataset:
         raise TrainingDataError(f"{path}: the file has a header but no rows")
     if len(examples) < MIN_ROWS:
         where = f" matching {dict(spec.where)}" if spec.where else ""
+        if spec.where_in:
+            where += " with " + " and ".join(
+                f"{c} in {', '.join(v)}" for c, v in spec.where_in.items()
+            )
+        if unlabelled:
+            where += f" and a label ({unlabelled} without one skipped)"
         raise TrainingDataError(
             f"{path}: {len(examples)} rows{where}; at least {MIN_ROWS} closed tickets are needed"
         )
@@ -295,7 +451,7 @@ def load_dataset(path: str | Path, spec: DataSpec) -> Dataset:
         examples.sort(key=lambda e: (e.created, e.row))
     skipped = tuple(sorted(set(spec.target_columns) - set(targets)))
     spec = replace(spec, target_columns=targets)
-    return Dataset(examples, spec, path, hashlib.sha256(raw).hexdigest(), skipped)
+    return Dataset(examples, spec, path, hashlib.sha256(raw).hexdigest(), skipped, unlabelled)
 
 
 _COLUMN_OPTIONS = {
@@ -330,24 +486,129 @@ def _header(path: Path) -> list[str]:
     return []
 
 
+_SNIFF_ROWS = 200
+# Jira writes times in the user's date format (default "12/Mar/24 3:45 PM"; the Hadoop export
+# "30/Sep/21 17:20"); Zendesk and Freshdesk exports in ISO-like forms, sometimes with a zone.
+_TIME_FORMATS = (
+    "%d/%b/%y %I:%M %p",
+    "%d/%b/%y %H:%M",
+    "%d/%b/%Y %I:%M %p",
+    "%d/%b/%Y %H:%M",
+    "%Y-%m-%d %H:%M:%S %z",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%d/%m/%Y %H:%M",
+    "%m/%d/%Y %H:%M",
+    "%d.%m.%Y %H:%M",
+    "%a %b %d %H:%M:%S %Y",
+)
+
+
+def _values(path: Path, column: str) -> list[str]:
+    """The first non-empty values of a column, to read its format from."""
+    found: list[str] = []
+    for _row, record in _records(path):
+        value = _text(record.get(column)).strip()
+        if value:
+            found.append(value)
+        if len(found) >= _SNIFF_ROWS:
+            break
+    return found
+
+
+def _time_format(values: list[str], default: str | None) -> str | None:
+    """The first format that reads every sampled time (None: ISO 8601), else ``default``."""
+    if not values:
+        return default
+    for candidate in (None, *_TIME_FORMATS):
+        try:
+            for value in values:
+                parse_export_time(value, candidate)
+        except ValueError:
+            continue
+        return candidate
+    return default
+
+
+def _rt_labels(values: list[str]) -> dict[str, str]:
+    """RT's priority names, and each number in the export mapped by `RT_FLOORS`."""
+    labels = dict(RT_NAMES)
+    for value in values:
+        if value.isdigit():
+            labels[value] = next((name for floor, name in RT_FLOORS if int(value) >= floor), "")
+    return labels
+
+
+def _fitted(name: str, path: Path, columns: set[str]) -> DataSpec:
+    """A recognised preset, with what only the file can tell: its time format, and for RT the
+    numbers its priorities are written as."""
+    spec = PRESETS[name]
+    if name == "rt-tsv":
+        spec = replace(spec, label_map=_rt_labels(_values(path, "Priority")))
+        if "Created" in columns:
+            created = _values(path, "Created")
+            spec = replace(spec, time_column="Created", time_format=_time_format(created, None))
+        return spec
+    if name in ("jira", "zendesk-csv", "freshdesk-csv") and spec.time_column in columns:
+        assert spec.time_column is not None
+        fmt = _time_format(_values(path, spec.time_column), spec.time_format)
+        spec = replace(spec, time_format=fmt)
+    # Columns a helpdesk lets the exporter leave out are read when they are there.
+    if spec.description_column is not None and spec.description_column not in columns:
+        spec = replace(spec, description_column=None)
+    if spec.resolved_column is not None and spec.resolved_column not in columns:
+        spec = replace(spec, resolved_column=None)
+    if not set(spec.duplicate_where) <= columns:
+        spec = replace(spec, duplicate_where={})
+    return spec
+
+
+# The vendored file's header exactly; any other Jira export is read with preset `jira`.
+_HADOOP_HEADER = {
+    "Summary",
+    "Issue id",
+    "Status",
+    "Priority",
+    "Resolution",
+    "Created",
+    "Resolved",
+    "Affects Version/s",
+    "Description",
+}
+
+
+def _recognised(path: Path, columns: set[str]) -> str | None:
+    """Which preset's export this is, by its columns."""
+    if set(PULL_COLUMNS) <= columns and "helpdesk_priority" in columns:
+        return "helpdesk-pull"
+    if columns == _HADOOP_HEADER:
+        return "hadoop"
+    if {"Summary", "Issue key", "Priority", "Status", "Created"} <= columns:
+        return "jira"
+    if {"Subject", "Priority", "Status", "Created at", "Requester"} <= columns:
+        return "zendesk-csv"
+    if {"subject", "description", "priority", "status", "created_at", "requester_id"} <= columns:
+        return "zendesk-json"
+    if {"Ticket ID", "Subject", "Priority", "Status", "Created time"} <= columns:
+        return "freshdesk-csv"
+    if path.suffix.lower() == ".tsv" and {"id", "Subject", "Status", "Priority"} <= columns:
+        return "rt-tsv"
+    return None
+
+
 def recognise_export(path: str | Path) -> tuple[str | None, DataSpec]:
-    """The spec to read an export with when no preset is given: the product's own columns if
-    the export has them, else a preset whose columns it has (the name is then returned), else
-    the product's own columns, whose absence `load_dataset` explains."""
+    """The spec to read an export with when no preset is given: a preset whose export it is, by
+    its columns (the name is then returned, and the spec carries the time format the file
+    uses), else the product's own columns, whose absence `load_dataset` explains."""
     path = Path(path)
     try:
         columns = set(_header(path))
+        name = _recognised(path, columns)
+        if name is not None:
+            return name, _fitted(name, path, columns)
     except (OSError, UnicodeDecodeError, TrainingDataError):
         return None, DataSpec()
-    own = DataSpec()
-    if {own.subject_column, own.label_column} <= columns:
-        return None, own
-    for name, spec in PRESETS.items():
-        wanted = {spec.subject_column, spec.label_column, *spec.where}
-        wanted |= {c for c in (spec.time_column, spec.description_column) if c}
-        if wanted <= columns:
-            return name, spec
-    return None, own
+    return None, DataSpec()
 
 
 @dataclass(frozen=True)

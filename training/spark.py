@@ -194,14 +194,18 @@ def _example(
         return {"error": "is not a JSON object"}
     required = [spec.subject_column, spec.label_column, *spec.field_columns]
     required += [c for c in (spec.time_column, spec.description_column, spec.resolved_column) if c]
-    required += list(spec.where) + list(spec.duplicate_where)
+    required += list(spec.where) + list(spec.duplicate_where) + list(spec.where_in)
     missing = [c for c in dict.fromkeys(required) if c not in record]
     if missing:
         return {"error": "is missing", "column": missing[0]}
     if any(_text(record[c]).strip() != v for c, v in spec.where.items()):
         return None
+    if any(_text(record[c]).strip() not in v for c, v in spec.where_in.items()):
+        return None
     label = _text(record[spec.label_column]).strip()
     if not label:
+        if spec.skip_unlabelled:
+            return None
         return {"error": "has no label", "column": spec.label_column}
     if spec.label_map is not None:
         if label not in spec.label_map:

@@ -48,7 +48,10 @@ def _pairs(values: Sequence[str], option: str) -> dict[str, str]:
 def _add_spec_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("columns of the export (override the preset)")
     g.add_argument(
-        "--preset", help="column preset: hadoop (default for the vendored data), hadoop-5"
+        "--preset",
+        help="column preset: hadoop (default for the vendored data), hadoop-5, jira, "
+        "zendesk-csv, zendesk-json, freshdesk-csv, rt-tsv, helpdesk-pull; an export of one of "
+        "these is recognised without it",
     )
     g.add_argument("--subject-column")
     g.add_argument("--description-column")
@@ -155,7 +158,7 @@ def _data_spec(args: argparse.Namespace) -> DataSpec:
     """The spec for ``--data``: the vendored export's preset without it; with it, ``--preset``
     or, when neither a preset nor any column option is given, the preset whose columns the
     export has (said on the terminal), else the product's own column names."""
-    from training.data import PRESETS, DataSpec, recognise_export
+    from training.data import PRESET_FORMATS, PRESETS, DataSpec, recognise_export
 
     if not args.data:
         return _spec(args, PRESETS["hadoop"])
@@ -164,9 +167,9 @@ def _data_spec(args: argparse.Namespace) -> DataSpec:
         name, base = recognise_export(args.data)
         if name is not None:
             _say(
-                f"{args.data}: the columns of a Jira CSV export: reading it with preset {name!r} "
-                f"(label {base.label_column!r}, time {base.time_column!r}); pass --preset or "
-                "column options to read it otherwise"
+                f"{args.data}: the columns of {PRESET_FORMATS[name]}: reading it with preset "
+                f"{name!r} (label {base.label_column!r}, time {base.time_column!r}); pass "
+                "--preset or column options to read it otherwise"
             )
     return _spec(args, base)
 

@@ -143,7 +143,7 @@ def test_an_unknown_export_gets_its_columns_and_the_options_in_one_line(tmp_path
     assert "\n" not in message
     assert "'Title', 'Body', 'Urgency'" in message
     assert "--subject-column" in message and "--label-column" in message
-    assert "--preset (hadoop, hadoop-5)" in message
+    assert "--preset (hadoop, hadoop-5, jira," in message
 
 
 def test_a_jira_export_is_recognised_without_a_preset(tmp_path: Path) -> None:
