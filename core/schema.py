@@ -20,11 +20,30 @@ CustomValue = str | int | float | bool | None
 
 @dataclass(frozen=True)
 class Limits:
-    """Size limits, in UTF-8 bytes, that every entry point enforces before anything else."""
+    """The limits every entry point enforces before anything else: sizes in UTF-8 bytes, and
+    the shape of any JSON it reads (nesting, number size)."""
 
     subject_bytes: int = 1024
     description_bytes: int = 64 * 1024
     ticket_bytes: int = 256 * 1024
+    # A ticket nests three levels; nothing the product reads needs more than a few.
+    json_depth: int = 32
+    # Digits of a JSON integer (Python itself refuses past 4,300, with a ValueError).
+    json_int_digits: int = 64
+    # Bodies other than a ticket (sign-in, corrections, settings): small by nature.
+    form_bytes: int = 16 * 1024
+    # Characters of a field name quoted back in an error.
+    quoted_name_chars: int = 64
+    # The largest offset a listing accepts (SQLite's integers stop at 2**63 - 1).
+    offset_max: int = 1_000_000_000
+
+
+def quoted_name(name: Any, limits: Limits | None = None) -> str:
+    """A field name fit to quote in an error body: valid UTF-8 (a lone surrogate becomes its
+    escape) and short."""
+    limit = (limits or Limits()).quoted_name_chars
+    text = str(name).encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class Requester(BaseModel):
@@ -79,27 +98,94 @@ def _problems_from(error: ValidationError) -> list[FieldProblem]:
     return problems
 
 
-def _unrepresentable(value: Any, path: str) -> FieldProblem | None:
-    """The first value JSON cannot carry back out: a lone surrogate or a non-finite number."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return FieldProblem(path, "contains an unpaired UTF-16 surrogate")
-    elif isinstance(value, float) and not math.isfinite(value):
-        return FieldProblem(path, "must be a finite number")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            child = f"{path}.{key}" if path else str(key)
-            problem = _unrepresentable(key, child) or _unrepresentable(item, child)
-            if problem:
-                return problem
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            problem = _unrepresentable(item, f"{path}.{i}")
-            if problem:
-                return problem
-    return None
+def check_json_value(value: Any, limits: Limits | None = None, path: str = "") -> None:
+    """Refuse a decoded JSON value the product cannot carry back out or should not walk: nesting
+    deeper than the limit, a lone UTF-16 surrogate in a string or a key, a non-finite number.
+    Iterative, so no input can exhaust the interpreter's stack."""
+    limits = limits or Limits()
+    stack: list[tuple[Any, str, int]] = [(value, path, 0)]
+    while stack:
+        item, where, depth = stack.pop()
+        field = where or "body"
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidTicket(
+                    [FieldProblem(field, "contains an unpaired UTF-16 surrogate")]
+                ) from None
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise InvalidTicket([FieldProblem(field, "must be a finite number")])
+        elif isinstance(item, dict | list):
+            if depth >= limits.json_depth:
+                raise InvalidTicket(
+                    [FieldProblem(field, f"nests deeper than {limits.json_depth} levels")]
+                )
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    name = quoted_name(key, limits)
+                    child_path = f"{where}.{name}" if where else name
+                    if isinstance(key, str):
+                        try:
+                            key.encode("utf-8")
+                        except UnicodeEncodeError:
+                            raise InvalidTicket(
+                                [FieldProblem(child_path, "has a name with an unpaired surrogate")]
+                            ) from None
+                    stack.append((child, child_path, depth + 1))
+            else:
+                stack.extend((child, f"{where}.{i}", depth + 1) for i, child in enumerate(item))
+
+
+def decode_json(
+    body: bytes | str,
+    limits: Limits | None = None,
+    *,
+    max_bytes: int | None = None,
+    what: str = "body",
+) -> Any:
+    """Decode a JSON document within the core's limits, or raise `InvalidTicket` (or
+    `TicketTooLarge`) naming what is wrong: too many bytes, not UTF-8, not JSON, nested too
+    deeply, an integer too long, NaN or Infinity, a lone surrogate. The one JSON reader of every
+    entry point."""
+    limits = limits or Limits()
+    max_bytes = limits.ticket_bytes if max_bytes is None else max_bytes
+    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+    if len(raw) > max_bytes:
+        raise TicketTooLarge(
+            [FieldProblem(what, f"is {len(raw)} bytes, over the {max_bytes} limit")]
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidTicket(
+            [FieldProblem(what, f"is not valid UTF-8 (byte {exc.start})")]
+        ) from None
+
+    def bounded_int(digits: str) -> int:
+        if len(digits.lstrip("-")) > limits.json_int_digits:
+            raise ValueError(f"has an integer longer than {limits.json_int_digits} digits")
+        return int(digits)
+
+    try:
+        # NaN and Infinity decode as floats, which `check_json_value` refuses with their field.
+        data = json.loads(text, parse_int=bounded_int)
+    except json.JSONDecodeError as exc:
+        raise InvalidTicket(
+            [
+                FieldProblem(
+                    what, f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+                )
+            ]
+        ) from None
+    except RecursionError:
+        raise InvalidTicket(
+            [FieldProblem(what, f"nests deeper than {limits.json_depth} levels")]
+        ) from None
+    except ValueError as exc:
+        raise InvalidTicket([FieldProblem(what, str(exc))]) from None
+    check_json_value(data, limits)
+    return data
 
 
 def parse_ticket(data: Any, limits: Limits | None = None) -> Ticket:
@@ -119,9 +205,7 @@ def parse_ticket(data: Any, limits: Limits | None = None) -> Ticket:
             too_large.append(FieldProblem(name, f"is longer than {limit} bytes"))
     if too_large:
         raise TicketTooLarge(too_large)
-    problem = _unrepresentable(data, "")
-    if problem:
-        raise InvalidTicket([problem])
+    check_json_value(data, limits)
     try:
         ticket = Ticket.model_validate(data)
     except ValidationError as exc:
@@ -136,20 +220,4 @@ def parse_ticket_json(body: bytes, limits: Limits | None = None) -> Ticket:
         raise TicketTooLarge(
             [FieldProblem("ticket", f"is {len(body)} bytes, over the {limits.ticket_bytes} limit")]
         )
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidTicket(
-            [FieldProblem("body", f"is not valid UTF-8 (byte {exc.start})")]
-        ) from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidTicket(
-            [
-                FieldProblem(
-                    "body", f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-                )
-            ]
-        ) from None
-    return parse_ticket(data, limits)
+    return parse_ticket(decode_json(body, limits), limits)

@@ -14,13 +14,13 @@ from fastapi import Depends, FastAPI, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.local.auth import Gate, Principal
-from adapters.local.body import read_body
+from adapters.local.body import read_body, too_large
 from adapters.local.observability import add_observability
 from adapters.local.pages import NotAllowed, PagesStore, add_pages, now_iso
 from adapters.local.ratelimit import ClientRateLimit
@@ -51,7 +51,7 @@ from core.ports import (
     TicketQuery,
     TicketStore,
 )
-from core.schema import Ticket, parse_ticket_json
+from core.schema import Limits, Ticket, decode_json, parse_ticket_json
 from core.settings import Settings
 
 _log = logging.getLogger(__name__)
@@ -124,9 +124,63 @@ class FeedbackBody(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    label: str
-    target: str = "priority"
-    agent: str | None = None
+    label: Annotated[str, Field(max_length=128)]
+    target: Annotated[str, Field(max_length=128)] = "priority"
+    agent: Annotated[str, Field(max_length=128)] | None = None
+
+
+# Routes that read a whole ticket, within the ticket limit, with `core.schema` themselves.
+TICKET_ROUTES = frozenset({("POST", "/tickets"), ("POST", "/customer/tickets")})
+
+
+class BodyGuard:
+    """Every other request body is read here first, within `Limits.form_bytes`, and a JSON one is
+    decoded with the core's limits (nesting, number size, UTF-8, lone surrogates), so no route
+    sees a body that could exhaust memory or the stack: an oversized body is 413, a hostile one
+    400, before any endpoint runs."""
+
+    def __init__(self, app: ASGIApp, limits: Limits) -> None:
+        self.app = app
+        self.limits = limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (scope["method"], scope["path"]) in TICKET_ROUTES:
+            await self.app(scope, receive, send)
+            return
+        limit = self.limits.form_bytes
+        request = Request(scope)
+        declared = request.headers.get("content-length", "")
+        body = bytearray()
+        try:
+            if declared.isascii() and declared.isdigit() and int(declared) > limit:
+                raise too_large(limit)
+            more = True
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                body += message.get("body", b"")
+                if len(body) > limit:
+                    raise too_large(limit)
+                more = message.get("more_body", False)
+            kind = request.headers.get("content-type", "")
+            if body and ("json" in kind or not kind):
+                decode_json(bytes(body), self.limits, max_bytes=limit)
+        except InvalidTicket as exc:
+            status, code = refusal(exc)
+            _log.info("request refused", extra={"code": code, "path": scope["path"]})
+            await _error(status, code, str(exc), exc.problems)(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        await self.app(scope, replay, send)
 
 
 class CsrfGuard:
@@ -245,6 +299,8 @@ def create_app(
     )
     gate = build_gate(settings)
     app.add_middleware(CsrfGuard, gate=gate)
+    # Added last, so it runs first: nothing reads a body before its limits are checked.
+    app.add_middleware(BodyGuard, limits=limits)
     if not settings.agents and settings.api_key is None:
         _log.warning(
             "no agents and no API key configured: only the customer page is usable; "
@@ -331,7 +387,7 @@ def create_app(
         limit: Annotated[int, Query(ge=1, le=page_size_max)] = min(
             _DEFAULT_PAGE_SIZE, page_size_max
         ),
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=limits.offset_max)] = 0,
     ) -> dict[str, Any]:
         """One page of stored tickets with the total that matched the filters."""
         page = store.list(TicketQuery(priority, needs_review, limit, offset))

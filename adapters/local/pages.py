@@ -44,7 +44,7 @@ from core.ports import (
     TicketQuery,
     TicketStore,
 )
-from core.schema import Limits, parse_ticket_json
+from core.schema import Limits, decode_json, parse_ticket_json
 from core.settings import Settings
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -273,9 +273,9 @@ def add_pages(
     async def login(request: Request) -> JSONResponse:
         """Check the name and password; set the session cookie and its CSRF cookie."""
         try:
-            data = json.loads(await request.body())
+            data = decode_json(await request.body(), limits, max_bytes=limits.form_bytes)
             name, password = str(data["name"]), str(data["password"])
-        except (ValueError, KeyError, TypeError):
+        except (KeyError, TypeError):
             raise InvalidTicket(
                 [FieldProblem("body", "must be JSON with a name and a password")]
             ) from None
@@ -373,7 +373,9 @@ def add_pages(
         A reconnecting browser sends ``Last-Event-ID`` and receives what it missed.
         """
         last_id = request.headers.get("last-event-id", "")
-        start = int(last_id) if last_id.isdigit() else await run_in_threadpool(store.last_change)
+        # A change's sequence number: ASCII digits, far fewer than 19 (SQLite's integers).
+        resume = last_id.isascii() and last_id.isdigit() and len(last_id) <= 18
+        start = int(last_id) if resume else await run_in_threadpool(store.last_change)
 
         async def stream() -> AsyncIterator[str]:
             seq = start

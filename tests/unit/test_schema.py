@@ -3,7 +3,7 @@ import json
 import pytest
 
 from core.errors import InvalidTicket, TicketTooLarge
-from core.schema import Limits, parse_ticket, parse_ticket_json
+from core.schema import Limits, decode_json, parse_ticket, parse_ticket_json, quoted_name
 
 
 def fields(exc: InvalidTicket) -> list[str]:
@@ -97,3 +97,47 @@ def test_values_json_cannot_carry_are_refused_with_their_field() -> None:
     with pytest.raises(InvalidTicket) as info:
         parse_ticket_json(b'{"subject": "bad \\ud800 surrogate"}')
     assert fields(info.value) == ["subject"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "says"),
+    [
+        (b"[" * 1000 + b"]" * 1000, "body", "nests deeper"),
+        (b"[" * 100_000, "body", "nests deeper"),
+        (
+            b'{"subject": "x", "custom_fields": ' + b'{"a": ' * 40 + b"1" + b"}" * 41,
+            "custom_fields",
+            "nests deeper",
+        ),
+        (
+            b'{"subject": "x", "custom_fields": {"n": ' + b"9" * 5000 + b"}}",
+            "body",
+            "integer longer than 64",
+        ),
+        (
+            b'{"subject": "x", "custom_fields": {"n": ' + b"9" * 65 + b"}}",
+            "body",
+            "integer longer than 64",
+        ),
+        (
+            b'{"subject": "x", "custom_fields": {"\\udc00": 1}}',
+            "custom_fields.\\udc00",
+            "surrogate",
+        ),
+        (b'{"subject": "x", "requester": {"name": "\\ud800"}}', "requester.name", "surrogate"),
+    ],
+)
+def test_hostile_json_is_a_named_refusal_never_a_crash(body: bytes, field: str, says: str) -> None:
+    with pytest.raises(InvalidTicket) as info:
+        parse_ticket_json(body)
+    assert fields(info.value)[0].startswith(field)
+    assert says in str(info.value)
+    # The refusal itself can always be sent back as JSON.
+    json.dumps([p.as_dict() for p in info.value.problems]).encode("utf-8")
+
+
+def test_decode_json_serves_other_bodies_with_their_own_limit() -> None:
+    assert decode_json(b'{"agent": "ann"}', max_bytes=64) == {"agent": "ann"}
+    with pytest.raises(TicketTooLarge):
+        decode_json(b'{"agent": "' + b"a" * 100 + b'"}', max_bytes=64, what="feedback")
+    assert quoted_name("x" * 500).endswith("…") and len(quoted_name("x" * 500)) == 64
