@@ -179,11 +179,18 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from training.train import train_model
 
     if args.engine == "spark":
+        if args.pull_from is not None:
+            raise TicketEnrichError("--from trains with the local engine; pull, then --data")
         return _train_spark(args, settings)
-    data = Path(args.data) if args.data else vendored_data_path()
-    spec = _data_spec(args)
+    if args.pull_from is not None:
+        data, spec = _pulled_data(args, settings)
+    else:
+        data = Path(args.data) if args.data else vendored_data_path()
+        spec = _data_spec(args)
     _say(f"reading {data}")
     dataset = load_dataset(data, spec)
+    if dataset.unlabelled:
+        _say(f"{dataset.unlabelled} closed tickets without a priority skipped")
     result = train_model(
         dataset,
         out_dir=Path(args.out) if args.out else None,
@@ -195,6 +202,43 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     _say(f"model {result.metadata['version']} written to {result.artifact_dir}")
     sys.stdout.write(f"{result.artifact_dir}\n")
     return 0
+
+
+# --- train --from HELPDESK --------------------------------------------------------------------
+PULL_SOURCES = ("zendesk", "freshdesk", "jira", "rt")
+
+
+def _pulled_data(args: argparse.Namespace, settings: Settings) -> tuple[Path, DataSpec]:
+    """`train --from HELPDESK`: pull its closed tickets with the delivery settings into
+    PULL_DIR/HELPDESK.jsonl (resuming an unfinished pull), to be read with `helpdesk-pull`."""
+    from adapters.helpdesk.closed import closed_reader
+    from adapters.helpdesk.pull import pull_closed_tickets
+    from training.data import MIN_ROWS, PRESETS
+
+    if args.data:
+        raise TicketEnrichError("train reads --data or --from, not both")
+    client = _helpdesk(settings.model_copy(update={"helpdesk": args.pull_from}))
+    pull_dir = Path(args.pull_dir) if args.pull_dir else settings.database.parent / "pull"
+    try:
+        result = pull_closed_tickets(
+            closed_reader(client),
+            pull_dir / f"{args.pull_from}.jsonl",
+            source=f"{args.pull_from} {settings.helpdesk_url}",
+            progress=_say,
+        )
+    finally:
+        client.close()
+    if result.pulled < MIN_ROWS:
+        raise TicketEnrichError(
+            f"{args.pull_from}: {result.pulled} closed tickets with a priority pulled "
+            f"({result.without_priority} without one and {result.unmapped} with one no label "
+            f"maps to skipped); training needs at least {MIN_ROWS}"
+        )
+    _say(f"{args.pull_from}: {result.pulled} closed tickets in {result.export}")
+    return result.export, _spec(args, PRESETS["helpdesk-pull"])
+
+
+# --- end of train --from ----------------------------------------------------------------------
 
 
 def _train_spark(args: argparse.Namespace, settings: Settings) -> int:
@@ -355,6 +399,10 @@ def _with_local_credentials(settings: Settings) -> Settings:
     path = settings.database.parent / "credentials.json"
     if path.exists():
         data = json.loads(path.read_text())
+        _say(
+            f"agents sign in at /agent as {data['agent']!r}; the password and the API key are "
+            f"in {path} (owner-only)"
+        )
     else:
         import secrets
 
@@ -367,16 +415,17 @@ def _with_local_credentials(settings: Settings) -> Settings:
             "api_key": secrets.token_urlsafe(24),
             "agents": {"admin": hash_password(password)},
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump(data, handle, indent=2)
-        _say(f"first start: created local credentials in {path}")
-    _say(
-        f"agents sign in at /agent as {data['agent']!r} with password {data['password']!r}; "
-        f"API clients send X-API-Key: {data['api_key']} (from {path}; set "
-        "TICKET_ENRICH_AGENTS / TICKET_ENRICH_API_KEY to use your own)"
-    )
+        # The secrets are shown once, as they are made; later starts only say where they are.
+        _say(
+            f"first start: created local credentials in {path}: agents sign in at /agent as "
+            f"{data['agent']!r} with password {data['password']!r}; API clients send "
+            f"X-API-Key: {data['api_key']} (set TICKET_ENRICH_AGENTS / TICKET_ENRICH_API_KEY "
+            "to use your own)"
+        )
     return settings.model_copy(
         update={"agents": data["agents"], "api_key": SecretStr(data["api_key"])}
     )
@@ -663,6 +712,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="local: scikit-learn in this process; spark: Spark MLlib (DATA may be a URL)",
     )
     train.add_argument("--master", help="Spark master URL (spark engine); default local[*]")
+    train.add_argument(
+        "--from",
+        dest="pull_from",
+        choices=PULL_SOURCES,
+        help="pull the closed tickets of this helpdesk (the TICKET_ENRICH_HELPDESK_* settings "
+        "of delivery) and train on them; a stopped pull resumes where it stopped",
+    )
+    train.add_argument(
+        "--pull-dir", help="where --from keeps the pulled export and its state; default: var/pull"
+    )
     _add_spec_options(train)
 
     evaluate = sub.add_parser("evaluate", help="evaluate an artifact on closed tickets")

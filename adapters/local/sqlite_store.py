@@ -167,7 +167,11 @@ class SQLiteTicketStore:
         self.path = Path(path)
         self._lock = threading.Lock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Tickets hold customers' personal data: a new store is its owner's alone (SQLite
+            # gives its -wal and -shm files the database file's mode).
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if str(self.path) != ":memory:" and not self.path.exists():
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             # Autocommit: every write is a single statement, and reads that must agree (a page
             # and its total) open their own transaction explicitly.
             self._conn = sqlite3.connect(

@@ -263,25 +263,31 @@ def test_model_describes_the_served_artifact(service: Service, enricher: Enriche
     assert body["custom_fields"] == list(enricher.custom_fields)
 
 
-def test_healthz_reports_the_model_and_the_store(service: Service, enricher: Enricher) -> None:
-    response = service.client.get("/healthz")
+def test_healthz_and_readyz_report_the_model_and_the_store(
+    service: Service, enricher: Enricher
+) -> None:
+    model = {"name": enricher.model_name, "version": enricher.model_version}
+    health = service.client.get("/healthz")
+    ready = service.client.get("/readyz")
 
-    assert response.status_code == 200
-    assert response.json() == {
-        "status": "ok",
-        "model": {"name": enricher.model_name, "version": enricher.model_version},
-        "store": "ok",
-    }
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok", "model": model}
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ok", "model": model, "store": "ok"}
 
 
-def test_a_failing_store_makes_healthz_503_and_tickets_retryable(service: Service) -> None:
+def test_a_failing_store_makes_readyz_503_and_tickets_retryable(service: Service) -> None:
     service.store.close()
 
     health = service.client.get("/healthz")
+    ready = service.client.get("/readyz")
     submit = service.client.post("/tickets", json=_ticket(external_id="HDFS-3"))
 
-    assert health.status_code == 503
-    assert health.json()["store"] == "error"
+    # The process is alive (no restart would help); it is not ready for traffic.
+    assert health.status_code == 200
+    assert ready.status_code == 503
+    assert ready.json()["store"] == "error"
+    assert ready.headers["retry-after"]
     assert submit.status_code == 503
     assert submit.json()["error"]["code"] == "store_unavailable"
     assert "retry-after" in submit.headers
@@ -290,7 +296,9 @@ def test_a_failing_store_makes_healthz_503_and_tickets_retryable(service: Servic
 def test_openapi_documents_every_path_and_the_ticket_body(service: Service) -> None:
     document = service.client.get("/openapi.json").json()
 
-    assert {"/tickets", "/tickets/{ticket_id}", "/model", "/healthz"} <= set(document["paths"])
+    assert {"/tickets", "/tickets/{ticket_id}", "/model", "/healthz", "/readyz"} <= set(
+        document["paths"]
+    )
     body = document["paths"]["/tickets"]["post"]["requestBody"]
     ref = body["content"]["application/json"]["schema"]["$ref"]
     schemas = document["components"]["schemas"]
