@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     enrich_tags: bool = True
     enrich_explanation: bool = True
     redact_pii: bool = Field(True, description="Store and push redacted subject and description.")
+    enrich_rules: bool = Field(True, description="Apply the model's priority rules (rules.json).")
     # Delivery to a helpdesk stays off until one is configured; the secret has no default.
     deliver: bool = Field(False, description="Enqueue every new ticket for the helpdesk.")
     helpdesk_webhook_url: str | None = Field(None, description="Where the webhook POSTs tickets.")
@@ -109,6 +110,17 @@ class Settings(BaseSettings):
     customer_rate_per_hour: float = Field(
         30.0, ge=0, description="Tickets per hour one address may send from the customer form."
     )
+    login_rate_burst: int = Field(
+        10,
+        ge=0,
+        description="Agent sign-in attempts at once, per client address and per agent name "
+        "(0: no limit).",
+    )
+    login_rate_per_hour: float = Field(
+        60,
+        ge=0,
+        description="Sign-in attempts an hour past the burst, per address and per agent name.",
+    )
     customer_rate_clients_max: int = Field(
         100_000,
         ge=1,
@@ -157,6 +169,7 @@ class Settings(BaseSettings):
             tags=self.enrich_tags,
             explanation=self.enrich_explanation,
             redact=self.redact_pii,
+            rules=self.enrich_rules,
         )
 
     @property

@@ -16,6 +16,7 @@ import hmac
 import json
 import secrets
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ _SCRYPT_R = 8
 _SCRYPT_P = 1
 _SCRYPT_MAXMEM = 64 * 1024 * 1024
 _HASH_BYTES = 32
+# Sessions held at once; past it the oldest is ended (each costs about 200 bytes).
+MAX_LIVE_SESSIONS = 10_000
 
 
 def _b64(data: bytes) -> str:
@@ -128,6 +131,11 @@ class Gate:
         self.api_key = api_key
         self.max_age_s = max_age_s
         self._secret = secret
+        # The sessions this server gave out and that nobody ended, by nonce: a cookie is good
+        # only while its session is here, so signing out ends it at once, everywhere (a copied
+        # cookie too), and a restart signs everybody out.
+        self._live: dict[str, Session] = {}
+        self._live_lock = threading.Lock()
 
     def _sign(self, purpose: str, payload: str) -> str:
         mac = hmac.new(self._secret, f"{purpose}|{payload}".encode(), hashlib.sha256)
@@ -138,7 +146,33 @@ class Gate:
         encoded = self.agents.get(name)
         if not verify_password(password, encoded or _DUMMY_HASH) or encoded is None:
             return None
-        return Session(name, new_token(), int(time.time()) + self.max_age_s)
+        session = Session(name, new_token(), int(time.time()) + self.max_age_s)
+        with self._live_lock:
+            now = time.time()
+            for nonce in [n for n, s in self._live.items() if s.expires < now]:
+                del self._live[nonce]
+            while len(self._live) >= MAX_LIVE_SESSIONS:
+                # The oldest session goes first (dicts keep insertion order).
+                del self._live[next(iter(self._live))]
+            self._live[session.nonce] = session
+        return session
+
+    def sign_out(self, cookie: str | None) -> bool:
+        """End the session a cookie carries, here and for every copy of the cookie."""
+        session = self.read_session(cookie)
+        if session is None:
+            return False
+        with self._live_lock:
+            self._live.pop(session.nonce, None)
+        return True
+
+    def sign_out_agent(self, name: str) -> int:
+        """End every session of one agent (an administrator disabling them); how many."""
+        with self._live_lock:
+            ended = [n for n, s in self._live.items() if s.agent == name]
+            for nonce in ended:
+                del self._live[nonce]
+        return len(ended)
 
     def session_cookie(self, session: Session) -> str:
         """The session as a signed cookie value."""
@@ -162,6 +196,9 @@ class Gate:
             return None
         if session.expires < time.time() or session.agent not in self.agents:
             return None
+        with self._live_lock:
+            if self._live.get(session.nonce) != session:
+                return None
         return session
 
     def csrf_token(self, session: Session) -> str:

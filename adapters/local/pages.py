@@ -31,7 +31,7 @@ from adapters.local.auth import (
     token_digest,
 )
 from adapters.local.body import read_body
-from adapters.local.ratelimit import ClientRateLimit
+from adapters.local.ratelimit import ClientRateLimit, LoginThrottle
 from core.enricher import Enricher
 from core.errors import FieldProblem, InvalidTicket, TicketNotFound
 from core.intake import submit_ticket
@@ -137,13 +137,23 @@ def add_pages(
     outbox: Outbox | None,
     principal: Any,
     rate_limit: ClientRateLimit | None = None,
+    login_throttle: LoginThrottle | None = None,
 ) -> None:
     """Add the customer page, the agent dashboard, the model page and their endpoints.
 
     ``principal`` is the dependency that names the agent or machine client of a request and
     refuses anybody else. ``rate_limit``, when given, limits customer submissions per client
-    address (`RateLimited` when over it).
+    address (`RateLimited` when over it); ``login_throttle`` (by default the settings') limits
+    sign-in attempts per address and per agent name.
     """
+    if login_throttle is None:
+        login_throttle = LoginThrottle.from_settings(settings)
+
+    def secure(request: Request) -> bool:
+        # Over HTTPS, or behind a trusted proxy that says so (uvicorn then rewrites the scheme
+        # from X-Forwarded-Proto), a cookie must never travel in clear.
+        return settings.cookie_secure or request.url.scheme == "https"
+
     limits: Limits = settings.limits
     labels = _target_labels(enricher)
     order = priority_order(labels["priority"])
@@ -161,7 +171,7 @@ def add_pages(
                 CSRF_COOKIE,
                 new_token() if found is None else gate.csrf_token(found),
                 samesite="strict",
-                secure=settings.cookie_secure,
+                secure=secure(request),
                 httponly=False,
                 path="/",
             )
@@ -272,6 +282,11 @@ def add_pages(
     @app.post("/agent/login", summary="Sign an agent in")
     async def login(request: Request) -> JSONResponse:
         """Check the name and password; set the session cookie and its CSRF cookie."""
+        if login_throttle is not None:
+            login_throttle.check_address(
+                request.client.host if request.client is not None else None,
+                request.headers.getlist("x-forwarded-for"),
+            )
         try:
             data = decode_json(await request.body(), limits, max_bytes=limits.form_bytes)
             name, password = str(data["name"]), str(data["password"])
@@ -279,6 +294,8 @@ def add_pages(
             raise InvalidTicket(
                 [FieldProblem("body", "must be JSON with a name and a password")]
             ) from None
+        if login_throttle is not None:
+            login_throttle.check_name(name)
         found = await run_in_threadpool(gate.sign_in, name, password)
         if found is None:
             raise NotAllowed(401, "sign_in_failed", "unknown agent or wrong password")
@@ -294,14 +311,16 @@ def add_pages(
                 max_age=max_age,
                 httponly=httponly,
                 samesite="strict",
-                secure=settings.cookie_secure,
+                secure=secure(request),
                 path="/",
             )
         return response
 
     @app.post("/agent/logout", summary="Sign the agent out", status_code=204)
-    def logout() -> Response:
-        """Forget the session cookie in this browser."""
+    def logout(request: Request) -> Response:
+        """End the session on the server (every copy of its cookie stops working at once) and
+        forget the cookies in this browser."""
+        gate.sign_out(request.cookies.get(SESSION_COOKIE))
         response = Response(status_code=204)
         response.delete_cookie(SESSION_COOKIE, path="/")
         response.delete_cookie(CSRF_COOKIE, path="/")

@@ -177,6 +177,56 @@ class ClientRateLimit:
             self._buckets.popitem(last=False)
 
 
+class LoginThrottle:
+    """Agent sign-in attempts, limited per client address and per agent name, so that neither
+    one address trying many names nor many addresses trying one name can guess passwords (or
+    spend the server's CPU on scrypt) faster than the settings allow. Every attempt counts,
+    before its password is checked."""
+
+    def __init__(self, by_address: ClientRateLimit, by_name: ClientRateLimit) -> None:
+        self.by_address = by_address
+        self.by_name = by_name
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, clock: Callable[[], float] = time.monotonic
+    ) -> LoginThrottle | None:
+        """The sign-in limit the settings describe, or None when it is off."""
+        if settings.login_rate_burst == 0 or settings.login_rate_per_hour == 0:
+            return None
+
+        def limit(trusted: Sequence[Network]) -> ClientRateLimit:
+            return ClientRateLimit(
+                settings.login_rate_burst,
+                settings.login_rate_per_hour,
+                max_clients=settings.customer_rate_clients_max,
+                trusted_proxies=trusted,
+                clock=clock,
+            )
+
+        return cls(limit(settings.trusted_proxies), limit(()))
+
+    def check_address(self, peer: str | None, forwarded_for: Sequence[str] = ()) -> None:
+        """Count an attempt from this client; `RateLimited` when it has none left."""
+        _refuse(self.by_address.take(self.by_address.client(peer, forwarded_for)))
+
+    def check_name(self, name: str) -> None:
+        """Count an attempt at this agent name; `RateLimited` when it has none left."""
+        _refuse(self.by_name.take("name:" + name[:_NAME_KEY_CHARS]))
+
+
+_NAME_KEY_CHARS = 128
+
+
+def _refuse(wait: float) -> None:
+    if wait > 0:
+        seconds = max(1, math.ceil(wait - 1e-6))
+        raise RateLimited(
+            f"too many sign-in attempts; please try again in {_duration(seconds)}",
+            retry_after_s=seconds,
+        )
+
+
 class RateLimitCollector(Collector):
     """Prometheus metrics of a `ClientRateLimit`: refused submissions, tracked addresses."""
 

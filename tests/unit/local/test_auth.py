@@ -132,3 +132,43 @@ def test_hash_password_prints_a_settings_entry(
     entry = json.loads(capsys.readouterr().out)
     assert list(entry) == ["ann"]
     assert verify_password("s3cret", entry["ann"])
+
+
+def test_signing_out_ends_a_session_and_an_agent_can_be_signed_out_everywhere() -> None:
+    gate = _gate()
+    first, second = gate.sign_in("ann", "s3cret"), gate.sign_in("ann", "s3cret")
+    assert first is not None and second is not None
+    one, two = gate.session_cookie(first), gate.session_cookie(second)
+    assert gate.sign_out(one)
+    assert gate.read_session(one) is None
+    assert gate.read_session(two) == second
+    assert not gate.sign_out(one)
+    assert gate.sign_out_agent("ann") == 1
+    assert gate.read_session(two) is None
+    # A well-signed cookie for a session this server never gave out is nobody.
+    forged = gate.session_cookie(type(first)("ann", "nonce-never-issued", first.expires))
+    assert gate.read_session(forged) is None
+
+
+def test_the_login_throttle_counts_per_address_and_per_name() -> None:
+    from adapters.local.ratelimit import ClientRateLimit, LoginThrottle
+    from core.errors import RateLimited
+
+    now = [0.0]
+
+    def limit() -> ClientRateLimit:
+        return ClientRateLimit(3, 60, max_clients=100, clock=lambda: now[0])
+
+    throttle = LoginThrottle(limit(), limit())
+    for _ in range(3):
+        throttle.check_address("198.51.100.1")
+    with pytest.raises(RateLimited) as refused:
+        throttle.check_address("198.51.100.1")
+    assert refused.value.retry_after_s == 60
+    throttle.check_address("198.51.100.2")  # another address has its own attempts
+    for _ in range(3):
+        throttle.check_name("ann")
+    with pytest.raises(RateLimited):
+        throttle.check_name("ann")  # from any address
+    now[0] += 60.0
+    throttle.check_name("ann")
