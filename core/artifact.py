@@ -142,3 +142,16 @@ def write_artifact(
     checksums = {name: _sha256(data) for name, data in payloads.items()}
     _write_atomic(root / CHECKSUMS_FILE, json.dumps(checksums, indent=2).encode() + b"\n")
     return root
+
+
+def replace_file(path: str | os.PathLike[str], name: str, data: bytes) -> None:
+    """Write one further file of an existing artifact (such as its priority rules) and its
+    checksum; the model's own files cannot be replaced. The file is written first and
+    `checksums.json` last, each atomically."""
+    root = Path(path)
+    if name in VERIFIED_FILES or name == CHECKSUMS_FILE or Path(name).name != name:
+        raise ArtifactError(f"{name} cannot be replaced in an artifact; retrain instead")
+    checksums = read_artifact(root).checksums
+    _write_atomic(root / name, data)
+    checksums[name] = _sha256(data)
+    _write_atomic(root / CHECKSUMS_FILE, json.dumps(checksums, indent=2).encode() + b"\n")

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.artifact import read_artifact, replace_file
 from core.errors import InvalidRules
 
 RULES_FORMAT = "ticket-enrich/rules@1"
@@ -346,3 +347,14 @@ def load_rules(
     except ValueError as exc:
         raise InvalidRules(f"{path} is not valid JSON: {exc}") from None
     return RuleSet(spec, labels)
+
+
+def save_rules(model_dir: str | os.PathLike[str], spec: Mapping[str, Any]) -> RuleSet:
+    """Validate a rule set for the model in ``model_dir`` and make it that artifact's
+    `rules.json` (with its checksum, so registries copy it with the model). An invalid set
+    raises `core.errors.InvalidRules` naming the rule, and the artifact keeps its rules."""
+    artifact = read_artifact(model_dir)
+    labels = [str(label) for label in artifact.model["targets"]["priority"]["labels"]]
+    rules = RuleSet(spec, labels)
+    replace_file(model_dir, RULES_FILE, json.dumps(rules.as_dict(), indent=2).encode() + b"\n")
+    return rules

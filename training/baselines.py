@@ -52,12 +52,47 @@ def _tune(
     return best[1] | {"validation_macro_f1": best[0]}
 
 
+def _svc(p: dict[str, Any]) -> LinearSVC:
+    return LinearSVC(C=p["C"], class_weight=p["class_weight"])
+
+
+def _logreg(p: dict[str, Any]) -> LogisticRegression:
+    return LogisticRegression(C=p["C"], class_weight="balanced", max_iter=3000)
+
+
+_REFERENCES: dict[str, tuple[Callable[[dict[str, Any]], Any], list[dict[str, Any]]]] = {
+    "tfidf_linearsvc_tuned": (
+        _svc,
+        [{"C": c, "class_weight": w} for w in CLASS_WEIGHTS for c in SVC_C_GRID],
+    ),
+    "tfidf_logreg_balanced": (_logreg, [{"C": c} for c in LOGREG_C_GRID]),
+}
+
+
+def tune_references(split: Split, label_of: Callable[[Example], str]) -> dict[str, Any]:
+    """Each tuned reference's hyper-parameters, chosen by macro-F1 on the validation window
+    (fitted on the fit window), with that ``validation_macro_f1``; empty when the fit window
+    has a single label."""
+    y_fit = [label_of(e) for e in split.fit]
+    y_val = [label_of(e) for e in split.validation]
+    if len(set(y_fit)) < 2:
+        return {}
+    return {
+        name: _tune(make, grid, split, y_fit, y_val) for name, (make, grid) in _REFERENCES.items()
+    }
+
+
 def tuned_baselines(
-    split: Split, label_of: Callable[[Example], str], labels: list[str], urgent: list[str]
+    split: Split,
+    label_of: Callable[[Example], str],
+    labels: list[str],
+    urgent: list[str],
+    tuned: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Test-window metrics of the majority class, the untuned TF-IDF + LinearSVC, a LinearSVC
     whose C and class weighting are chosen on the validation window, and a class-balanced
-    logistic regression whose C is; each tuned one carries its chosen ``params``."""
+    logistic regression whose C is; each tuned one carries its chosen ``params`` (``tuned``, if
+    `tune_references` already chose them)."""
     train = split.fit + split.validation
     y_fit = [label_of(e) for e in split.fit]
     y_val = [label_of(e) for e in split.validation]
@@ -79,25 +114,9 @@ def tuned_baselines(
         ),
         "tfidf_linearsvc": score(LinearSVC()),
     }
-    if len(set(y_fit)) < 2:
-        return out
-
-    def svc(p: dict[str, Any]) -> LinearSVC:
-        return LinearSVC(C=p["C"], class_weight=p["class_weight"])
-
-    def logreg(p: dict[str, Any]) -> LogisticRegression:
-        return LogisticRegression(C=p["C"], class_weight="balanced", max_iter=3000)
-
-    for name, make, grid in (
-        (
-            "tfidf_linearsvc_tuned",
-            svc,
-            [{"C": c, "class_weight": w} for w in CLASS_WEIGHTS for c in SVC_C_GRID],
-        ),
-        ("tfidf_logreg_balanced", logreg, [{"C": c} for c in LOGREG_C_GRID]),
-    ):
-        params = _tune(make, grid, split, y_fit, y_val)
-        out[name] = score(make(params)) | {"params": params}
+    chosen = tune_references(split, label_of) if tuned is None else tuned
+    for name, params in chosen.items():
+        out[name] = score(_REFERENCES[name][0](params)) | {"params": params}
     return out
 
 

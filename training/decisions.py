@@ -4,9 +4,13 @@ A missed urgent ticket costs far more than a normal one looked at early, so the 
 simply the most probable one: each urgent class's probability is multiplied by a decision
 weight (1 for the other classes) and the largest product wins. The weights are chosen on the
 validation window for a stated objective: the best macro-F1 among the weightings that find at
-least ``urgent_recall`` of the urgent tickets. Only the urgent classes are weighted, and only
-upwards, so that a window of a few hundred tickets chooses one or two numbers, not one per
-class; when no weighting reaches the recall, the label stays the most probable one.
+least ``urgent_recall`` of the urgent tickets while validation macro-F1 stays at or above the
+tuned references' (``macro_f1_floor``) and within ``tolerance`` of the most probable label's, on
+the validation window and on an earlier check window (the end of the fit window, predicted by a
+model fitted on the tickets before it), so that weights that only suit one window of a few
+hundred tickets are not kept. Only the urgent classes are weighted,
+and only upwards, so that a window chooses one or two numbers, not one per class; when no
+weighting meets the objective, the label stays the most probable one.
 
 Trust is per class as well: the "high" (auto-apply) band of a class starts at the lowest
 confidence at which that class's predictions reach the target precision on the validation
@@ -29,6 +33,10 @@ class DecisionObjective:
     """What the decision weights aim for on the validation window."""
 
     urgent_recall: float = 0.5
+    # How far macro-F1 may fall below the most probable label's on a window.
+    tolerance: float = 0.01
+    # The best validation macro-F1 of the references tuned on the same window, if known.
+    macro_f1_floor: float | None = None
     # Weights tried per urgent class (log-spaced; 1 is the plain most probable label).
     grid: tuple[float, ...] = tuple(float(w) for w in np.geomspace(1.0, 16.0, 41))
     rounds: int = 3
@@ -37,10 +45,16 @@ class DecisionObjective:
         """The objective in words, for the artifact and the report."""
         if not urgent:
             return "highest validation macro-F1"
+        floor = (
+            ""
+            if self.macro_f1_floor is None
+            else f", validation macro-F1 at least the tuned references' {self.macro_f1_floor:.3f}"
+        )
         return (
             f"highest validation macro-F1 with recall of {', '.join(urgent)} at least "
-            f"{self.urgent_recall:g}, weighting only {', '.join(urgent)} (the most probable "
-            "label where no weighting reaches that recall)"
+            f"{self.urgent_recall:g}{floor} and macro-F1 no more than {self.tolerance:g} below "
+            f"the most probable label's on the validation and check windows, weighting only "
+            f"{', '.join(urgent)} (the most probable label where no weighting meets that)"
         )
 
 
@@ -66,6 +80,7 @@ def decision_weights(
     labels: Sequence[str],
     urgent: Sequence[str],
     objective: DecisionObjective | None = None,
+    check: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Decision weights for ``proba`` (validation rows, columns in ``labels`` order) and truth
     ``y`` (labels; ones the model lacks count as wrong for every prediction): the urgent
@@ -78,11 +93,30 @@ def decision_weights(
     urgent_cols = [index[u] for u in urgent if u in index]
     is_urgent = np.isin(truth, urgent_cols) if urgent_cols else np.zeros(len(truth), bool)
 
+    check_truth = None if check is None else np.array([index.get(str(v), -1) for v in check[1]])
+
+    def check_f1(w: np.ndarray | None) -> float | None:
+        if check is None or check_truth is None or not len(check_truth):
+            return None
+        return _macro_f1(check_truth, decide(check[0], w), k)
+
+    plain_check = check_f1(None)
+    plain_f1 = _macro_f1(truth, decide(proba, None), k)
+
     def score(w: np.ndarray) -> tuple[bool, float, float]:
         pred = decide(proba, w)
         recall = float(np.isin(pred[is_urgent], urgent_cols).mean()) if is_urgent.any() else 0.0
-        feasible = bool(is_urgent.any()) and recall >= objective.urgent_recall
-        return feasible, _macro_f1(truth, pred, k), recall
+        f1 = _macro_f1(truth, pred, k)
+        feasible = (
+            bool(is_urgent.any())
+            and recall >= objective.urgent_recall
+            and f1 >= plain_f1 - objective.tolerance
+            and (objective.macro_f1_floor is None or f1 >= objective.macro_f1_floor)
+        )
+        if feasible and plain_check is not None:
+            got = check_f1(w)
+            feasible = got is not None and got >= plain_check - objective.tolerance
+        return feasible, f1, recall
 
     weights = np.ones(k)
     best = score(weights)
@@ -109,6 +143,13 @@ def decision_weights(
         "validation_argmax": {
             "macro_f1": plain[1],
             "urgent_recall": plain[2] if urgent_cols else None,
+        },
+        "check_window": None
+        if plain_check is None
+        else {
+            "rows": len(check[1]) if check is not None else 0,
+            "macro_f1": check_f1(weights),
+            "macro_f1_argmax": plain_check,
         },
     }
 

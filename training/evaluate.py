@@ -34,9 +34,12 @@ def choose_rows(enricher: Enricher, dataset: Dataset, split: str) -> tuple[list[
     return windows.test, "the test window (newest tickets, never trained on)"
 
 
-def score_rows(enricher: Enricher, rows: Sequence[Example]) -> dict[str, Any]:
-    """The classification metrics of an artifact's priority, as served (decision weights,
-    per-class bands and priority rules included), on these rows."""
+def score_rows(
+    enricher: Enricher, rows: Sequence[Example], with_rules: bool = False
+) -> dict[str, Any]:
+    """The classification metrics of an artifact's priority as served (decision weights and
+    per-class bands included): the model's own answer, or with ``with_rules`` the final one
+    after the priority rules."""
     labels = list(enricher.metadata["labels"])
     urgent = list(enricher.metadata.get("urgent_labels", []))
     predicted, confidence, urgency = [], [], []
@@ -46,10 +49,12 @@ def score_rows(enricher: Enricher, rows: Sequence[Example]) -> dict[str, Any]:
             description=e.doc["description"],
             custom_fields={k: v for k, v in e.doc["custom_fields"].items() if v is not None},
         )
-        priority = enricher.predict(ticket)["priority"]
+        served = enricher.predict(ticket)["priority"]
+        priority = served if with_rules else served.get("model_prediction", served)
         predicted.append(priority["label"])
         confidence.append(priority["confidence"])
-        urgency.append(sum(priority["probabilities"].get(u, 0.0) for u in urgent))
+        probabilities = served["probabilities"]
+        urgency.append(sum(probabilities.get(u, 0.0) for u in urgent))
     class_bands = (enricher.metadata.get("targets", {}).get("priority") or {}).get("class_bands")
     high: float | dict[str, float] = (
         {label: float(b["high"]) for label, b in class_bands.items()}
@@ -84,6 +89,7 @@ def evaluate_model(
             column=dataset.spec.label_column,
         )
     metrics = score_rows(enricher, rows)
+    with_rules = score_rows(enricher, rows, with_rules=True) if enricher.rules else None
     majority_label = Counter(enricher.metadata["training_data"]["rows_by_label"]).most_common(1)[0][
         0
     ]
@@ -96,7 +102,8 @@ def evaluate_model(
             "labels not known to the model": ", ".join(unknown) or "none",
         },
         "model": metrics,
-        "baselines": {"majority": majority},
+        "baselines": {"majority": majority}
+        | ({"model_with_rules": with_rules} if with_rules is not None else {}),
     }
     if out_dir is not None:
         write_report(out_dir, report)

@@ -541,6 +541,26 @@ class Trust:
         return [self.weights.get(str(label), 1.0) for label in labels]
 
 
+def check_window(
+    x_fit: Any, y_fit: np.ndarray, params: dict[str, Any], temperature: float, config: ModelConfig
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """An earlier window to check decisions on: the last third of the fit window, predicted
+    (with the chosen hyper-parameters and temperature) by a model fitted on the first two
+    thirds; columns in the fit window's sorted label order. None when too small to say."""
+    labels = np.unique(y_fit)
+    cut = (2 * len(y_fit)) // 3
+    if cut < 2 or len(y_fit) - cut < config.min_band_support or len(set(y_fit[:cut])) < 2:
+        return None
+    lr = LogisticRegression(
+        C=params["C"], class_weight=params["class_weight"], max_iter=config.max_iter
+    ).fit(x_fit[:cut], y_fit[:cut])
+    z = np.asarray(lr.decision_function(x_fit[cut:]), dtype=np.float64)
+    logits = np.column_stack([-z, z]) if z.ndim == 1 else z
+    proba = np.zeros((len(y_fit) - cut, len(labels)))
+    proba[:, np.searchsorted(labels, lr.classes_)] = _softmax(logits / temperature)
+    return proba, y_fit[cut:]
+
+
 def choose_decisions(
     name: str,
     val_proba: np.ndarray,
@@ -549,17 +569,25 @@ def choose_decisions(
     urgent: Sequence[str],
     config: ModelConfig,
     say: Progress,
+    check: tuple[np.ndarray, np.ndarray] | None = None,
+    macro_f1_floor: float | None = None,
 ) -> Trust:
     """Decision weights (priority, when it has urgent labels and an objective) and per-class
     bands from the fit-window model's validation probabilities (columns in sorted label order,
     as scikit-learn orders them), and the validation macro-F1 of always answering the fit
-    window's majority class."""
+    window's majority class. ``check`` is an earlier window's probabilities and truth, on
+    which the weights must not cost macro-F1 either (see `training.decisions`)."""
     labels = [str(label) for label in np.unique(y_fit)]
     weights: dict[str, float] | None = None
     decision: dict[str, Any] | None = None
     if urgent and config.urgent_recall is not None and any(u in labels for u in urgent):
         chosen, decision_report = decision_weights(
-            val_proba, y_val, labels, urgent, DecisionObjective(config.urgent_recall)
+            val_proba,
+            y_val,
+            labels,
+            urgent,
+            DecisionObjective(config.urgent_recall, macro_f1_floor=macro_f1_floor),
+            check,
         )
         weights = chosen
         decision = {"weights": chosen, **decision_report}
@@ -590,6 +618,7 @@ def fit_model(
     config: ModelConfig | None = None,
     progress: Progress | None = None,
     urgent: Sequence[str] = (),
+    macro_f1_floor: float | None = None,
 ) -> FittedModel:
     """Choose every hyper-parameter on the validation window (fitting on the window before it),
     fit temperatures, bands, interval widths and the duplicate threshold there, then refit on
@@ -623,8 +652,22 @@ def fit_model(
         params, temperature, score, bands, val_proba = _choose_classifier(
             name, x_fit[fit_rows], y[:n_own], x_val[val_rows], y[n_own:], config, say
         )
+        own_urgent = urgent if name == "priority" else ()
+        check = (
+            check_window(x_fit[fit_rows], y[:n_own], params, temperature, config)
+            if own_urgent
+            else None
+        )
         trust = choose_decisions(
-            name, val_proba, y[:n_own], y[n_own:], urgent if name == "priority" else (), config, say
+            name,
+            val_proba,
+            y[:n_own],
+            y[n_own:],
+            own_urgent,
+            config,
+            say,
+            check,
+            macro_f1_floor if name == "priority" else None,
         )
         lr = LogisticRegression(
             C=params["C"], class_weight=params["class_weight"], max_iter=config.max_iter

@@ -21,7 +21,7 @@ from core.enricher import INDEX_FILE, INDEX_POSTINGS_FILE
 from core.model import MODEL_FORMAT
 from core.rules import RULES_FILE
 from core.schema import Limits
-from training.baselines import tuned_baselines
+from training.baselines import tune_references, tuned_baselines
 from training.data import Dataset, Example, Split, time_split
 from training.decisions import decide
 from training.default_rules import default_rules_for
@@ -71,7 +71,11 @@ def _target_label(model: FittedModel, name: str) -> Callable[[Example], str]:
 
 
 def _classification_report(
-    model: FittedModel, name: str, split: Split, urgent: Sequence[str]
+    model: FittedModel,
+    name: str,
+    split: Split,
+    urgent: Sequence[str],
+    tuned: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     chosen = model.classifiers[name]
     label_of = _target_label(model, name)
@@ -108,7 +112,7 @@ def _classification_report(
     return {
         "model": metrics,
         "most_probable": most_probable,
-        "baselines": tuned_baselines(split, label_of, chosen.labels, list(urgent)),
+        "baselines": tuned_baselines(split, label_of, chosen.labels, list(urgent), tuned),
         "decision": chosen.decision,
         "class_bands": chosen.class_bands,
         "validation": {
@@ -285,6 +289,12 @@ def train_model(
     for skipped in dataset.skipped_targets:
         say(f"target {skipped!r}: the export has no such column; not trained")
     spec = dataset.spec
+    # The references are tuned first: the priority decision must keep validation macro-F1 at
+    # or above theirs.
+    references = tune_references(split, lambda e: e.label)
+    floor = max((p["validation_macro_f1"] for p in references.values()), default=None)
+    if floor is not None:
+        say(f"tuned references: best validation macro-F1 {floor:.3f}")
     model = fit_model(
         split.fit,
         split.validation,
@@ -293,6 +303,7 @@ def train_model(
         config,
         say,
         urgent=spec.urgent_labels,
+        macro_f1_floor=floor,
     )
     labels = model.labels
     urgent = [u for u in spec.urgent_labels if u in labels]
@@ -304,7 +315,7 @@ def train_model(
     )
 
     say("evaluating on the test window beside the majority class and TF-IDF + LinearSVC")
-    priority = _classification_report(model, "priority", split, urgent)
+    priority = _classification_report(model, "priority", split, urgent, references)
     targets = {
         t: _classification_report(model, t, split, []) for t in model.classifiers if t != "priority"
     }

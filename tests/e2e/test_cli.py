@@ -29,7 +29,12 @@ def test_train_with_no_options_uses_the_vendored_data(tmp_path: Path) -> None:
     report = latest / "report"
     assert (report / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     metrics = json.loads((report / "metrics.json").read_text())
-    assert set(metrics["baselines"]) == {"majority", "tfidf_linearsvc"}
+    assert set(metrics["baselines"]) == {
+        "majority",
+        "tfidf_linearsvc",
+        "tfidf_linearsvc_tuned",
+        "tfidf_logreg_balanced",
+    }
     assert "test macro-F1" in result.stderr and "grid 1/" in result.stderr
 
     evaluated = run(

@@ -50,6 +50,19 @@ def test_an_unreachable_recall_keeps_the_most_probable_label() -> None:
     assert report["objective_met"] is False
 
 
+def test_weights_that_cost_macro_f1_on_the_check_window_are_not_kept() -> None:
+    proba, truth = _window()
+    # An earlier window where the same urgent probabilities belong to normal tickets.
+    check_truth = np.where(truth == "urgent", "normal", truth)
+    weights, report = decision_weights(
+        proba, truth, LABELS, ["urgent"], DecisionObjective(0.5), (proba, check_truth)
+    )
+    assert weights == {label: 1.0 for label in LABELS}
+    assert report["objective_met"] is False
+    same, _ = decision_weights(proba, truth, LABELS, ["urgent"], check=(proba, truth))
+    assert same["urgent"] > 1
+
+
 def test_each_class_gets_its_own_high_band_or_none() -> None:
     # "normal" is right whenever it is confident; "low" never reaches 90 % precision.
     confidence = np.linspace(0.5, 0.99, 60)

@@ -12,7 +12,7 @@ import pytest
 
 from core.enricher import EnrichOptions, load_enricher
 from core.errors import InvalidRules
-from core.rules import RULES_FORMAT
+from core.rules import RULES_FORMAT, save_rules
 
 TICKET = {"subject": "question about the printer", "description": "The printer is on fire."}
 
@@ -81,3 +81,28 @@ def test_an_artifact_without_decisions_or_per_class_bands_loads_as_before(
         assert p["label"] == max(p["probabilities"], key=p["probabilities"].get)
         high = enricher.metadata["bands"]["high"]
         assert (p["band"] == "high") == (p["confidence"] >= high)
+
+
+def test_saved_rules_travel_in_the_artifact_and_bad_ones_leave_it_unchanged(
+    small_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.settings import Settings
+
+    model = tmp_path / "model"
+    shutil.copytree(small_model_dir, model)
+    spec = json.loads(
+        _rules(
+            tmp_path, [{"name": "fire", "minimum": "urgent", "phrases": ["on fire"]}]
+        ).read_text()
+    )
+    save_rules(model, spec)
+    assert load_enricher(model).enrich(TICKET)["enrichment"]["priority"]["rules"] == ["fire"]
+    before = (model / "rules.json").read_bytes()
+    bad = spec | {"rules": [{"name": "fire", "minimum": "critical", "phrases": ["x"]}]}
+    with pytest.raises(InvalidRules, match="'fire'"):
+        save_rules(model, bad)
+    assert (model / "rules.json").read_bytes() == before
+    load_enricher(model)  # checksums still hold
+    monkeypatch.setenv("TICKET_ENRICH_ENRICH_RULES", "false")
+    off = load_enricher(model, options=Settings().enrich_options).enrich(TICKET)
+    assert "rules" not in off["enrichment"]["priority"]
