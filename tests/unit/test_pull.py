@@ -13,6 +13,7 @@ from adapters.helpdesk.closed import ClosedTicket, Page, RTClosed
 from adapters.helpdesk.mapping import FieldMapping
 from adapters.helpdesk.pull import PullInterrupted, pull_closed_tickets
 from core.errors import HelpdeskUnavailable
+from training.data import PRESETS, load_dataset, recognise_export
 
 
 class FakeClosedTicketReader:
@@ -123,3 +124,13 @@ def test_rt_numbers_get_the_label_of_the_highest_floor_they_reach(
 ) -> None:
     reader = RTClosed(httpx.Client(), FieldMapping.for_system("rt"), lambda _body: None, "General")
     assert reader.label(priority) == label
+
+
+def test_a_pulled_export_is_recognised_and_read_with_its_preset(tmp_path: Path) -> None:
+    export = tmp_path / "x.jsonl"
+    pull_closed_tickets(FakeClosedTicketReader(12), export, source="s")
+    name, spec = recognise_export(export)
+    assert name == "helpdesk-pull" and spec == PRESETS["helpdesk-pull"]
+    data = load_dataset(export, spec)
+    assert len(data.examples) == 24 and data.labels == ["low", "urgent"]
+    assert all(e.resolved is not None and e.source_id for e in data.examples)
