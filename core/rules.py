@@ -69,6 +69,29 @@ _DENIAL_WORDS = 5
 _TERMINATORS = ".!?\n"
 
 
+def _trie_pattern(words: Sequence[str]) -> str:
+    """One regular expression matching any of ``words`` as a substring, written as a trie
+    (shared prefixes once), so that a search tries a few characters per position instead of
+    every word."""
+    trie: dict[str, Any] = {}
+    for word in words:
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def build(node: dict[str, Any]) -> str:
+        branches = [re.escape(ch) + build(node[ch]) for ch in sorted(node) if ch]
+        if not branches:
+            return ""
+        group = branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"
+        if "" in node:
+            return f"(?:{group})?"
+        return group
+
+    return build(trie)
+
+
 def _phrase_pattern(phrase: str) -> str:
     words = phrase.split()
     return r"\b" + r"\s+".join(re.escape(w) for w in words) + r"\b"
@@ -233,6 +256,10 @@ class RuleSet:
             for rule in self.rules
             if rule.phrases or rule.patterns
         ]
+        # Most tickets hold none of the keywords: one search for any of them skips every
+        # keyworded rule at once.
+        keywords = sorted({k for rule in self.rules for k in rule.keywords})
+        self._any_keyword = re.compile(_trie_pattern(keywords)) if keywords else None
         self._unless = {
             rule.name: re.compile("|".join(f"(?:{p})" for p in rule.unless), re.IGNORECASE)
             for rule in self.rules
@@ -268,9 +295,10 @@ class RuleSet:
         if self._cues:
             text = f"{subject}\n{description[:TEXT_CHARS]}"
             lower = text.lower()
+            hit = self._any_keyword is None or self._any_keyword.search(lower) is not None
             calm: bool | None = None
             for rule, keywords, cues in self._cues:
-                if keywords and not any(k in lower for k in keywords):
+                if keywords and not (hit and any(k in lower for k in keywords)):
                     continue
                 for m in cues.finditer(text):
                     if not _asserted(text, m.start(), m.end()):
