@@ -15,7 +15,8 @@ the answer into `ClosedTicket`s and the cursor of the next page (None after the 
   ``nextPageToken`` (Jira Cloud, ``/rest/api/2/search/jql``) or ``startAt`` (Data Center,
   ``/rest/api/2/search``).
 - Request Tracker 5: a REST 2 TicketSQL search of the queue for resolved tickets by id, ``page``
-  after page, and each ticket's first text attachment as its description.
+  after page, and each ticket's first text attachment as its description (two JSON searches a
+  page: the tickets' Create transactions, then their text/plain attachments).
 
 A page whose body is not what the API documents raises `PageUnreadable`; HTTP failures raise the
 transport's errors (`HelpdeskUnavailable` to retry, `HelpdeskRejected` for good).
@@ -350,11 +351,12 @@ class RTClosed:
         }
         body, _ = _get(self.http, self.system, self.path, params, self.error_message)
         items = _items(body, "items", self.system, f"page {number} of the search")
+        descriptions = self._first_texts([_text(t.get("id")) for t in items])
         closed = [
             ClosedTicket(
                 id=_text(t.get("id")),
                 subject=_text(t.get("Subject")),
-                description=self._first_text(_text(t.get("id"))),
+                description=descriptions.get(_text(t.get("id")), ""),
                 priority=t.get("Priority"),
                 status=_text(t.get("Status")),
                 created_at=t.get("Created"),
@@ -367,19 +369,64 @@ class RTClosed:
         more = isinstance(pages, int) and number < pages
         return Page(closed, str(number + 1) if more else None)
 
-    def _first_text(self, ticket_id: str) -> str:
-        """The ticket's first text/plain attachment: what its requestor wrote."""
-        body, _ = _get(
-            self.http,
-            self.system,
-            f"/REST/2.0/ticket/{ticket_id}/attachments",
-            {"fields": "Content,ContentType", "per_page": 5},
-            self.error_message,
+    def _search(self, collection: str, query: list[dict[str, Any]], fields: str) -> list[Any]:
+        """Every item of a REST 2 JSON search (``POST /REST/2.0/<collection>``), page by page."""
+        found: list[dict[str, Any]] = []
+        number = 1
+        while True:
+            response = send(
+                self.http,
+                self.system,
+                "POST",
+                f"/REST/2.0/{collection}",
+                params={"fields": fields, "per_page": PAGE_SIZE, "page": number},
+                json=query,
+                error_message=self.error_message,
+            )
+            try:
+                body = response.json()
+            except ValueError:
+                what = f"the {collection} search"
+                raise PageUnreadable(f"{self.system}: {what} is not JSON") from None
+            found += _items(body, "items", self.system, f"the {collection} search")
+            pages = body.get("pages")
+            if not isinstance(pages, int) or number >= pages:
+                return found
+            number += 1
+
+    def _first_texts(self, ticket_ids: list[str]) -> dict[str, str]:
+        """Each ticket's first text/plain attachment, what its requestor wrote, in two searches
+        for the whole page (its Create transactions, then their text attachments) rather than
+        one request a ticket: RT checks the token on every request, which costs far more than
+        the search itself."""
+        if not ticket_ids:
+            return {}
+        created = self._search(
+            "transactions",
+            [
+                {"field": "ObjectType", "value": "RT::Ticket"},
+                {"field": "Type", "value": "Create"},
+                {"field": "ObjectId", "operator": "IN", "value": [int(i) for i in ticket_ids]},
+            ],
+            "ObjectId",
         )
-        for item in _items(body, "items", self.system, f"ticket {ticket_id}'s attachments"):
-            if item.get("ContentType") == "text/plain" and item.get("Content"):
-                return str(item["Content"])
-        return ""
+        ticket_of = {_text(t.get("id")): _text(t.get("ObjectId")) for t in created}
+        if not ticket_of:
+            return {}
+        attachments = self._search(
+            "attachments",
+            [
+                {"field": "TransactionId", "operator": "IN", "value": [int(i) for i in ticket_of]},
+                {"field": "ContentType", "value": "text/plain"},
+            ],
+            "TransactionId,Content",
+        )
+        texts: dict[str, str] = {}
+        for item in sorted(attachments, key=lambda a: int(_text(a.get("id")) or 0)):
+            ticket = ticket_of.get(_text(item.get("TransactionId")))
+            if ticket is not None and ticket not in texts and item.get("Content"):
+                texts[ticket] = str(item["Content"])
+        return texts
 
     def label(self, priority: Any) -> str | None:
         """The label of the highest configured RT priority the number reaches (90 urgent,
