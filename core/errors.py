@@ -35,6 +35,10 @@ class TicketTooLarge(InvalidTicket):
     """A ticket, or one of its fields, is larger than the configured limit."""
 
 
+class IdempotencyKeyReused(InvalidTicket):
+    """An idempotency key came back with a different ticket: the first request stands."""
+
+
 class TicketNotFound(TicketEnrichError):
     """No stored ticket has the requested id."""
 
@@ -115,10 +119,13 @@ class RateLimited(TicketEnrichError):
 
 def refusal(exc: InvalidTicket) -> tuple[int, str]:
     """The HTTP status and error code a refused ticket is answered with at every HTTP entry
-    point: 413 ``ticket_too_large``; 400 ``malformed_body`` when the bytes were not a JSON
-    ticket at all (a problem with the ``body``); else 422 ``invalid_ticket``."""
+    point: 413 ``ticket_too_large``; 409 ``idempotency_key_reused``; 400 ``malformed_body`` when
+    the bytes were not a JSON ticket at all (a problem with the ``body``); else 422
+    ``invalid_ticket``."""
     if isinstance(exc, TicketTooLarge):
         return 413, "ticket_too_large"
+    if isinstance(exc, IdempotencyKeyReused):
+        return 409, "idempotency_key_reused"
     if any(problem.field == "body" for problem in exc.problems):
         return 400, "malformed_body"
     return 422, "invalid_ticket"

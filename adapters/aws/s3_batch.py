@@ -23,6 +23,7 @@ from adapters.aws.telemetry import logger
 from core.enricher import Enricher
 from core.errors import InvalidTicket
 from core.export import ExportColumns
+from core.schema import decode_json
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventRecord
@@ -157,9 +158,9 @@ def _rows(body: Any, fmt: str) -> Iterator[tuple[int, Any, str | None]]:
             if not line.strip():
                 continue
             try:
-                value = json.loads(line)
-            except ValueError as exc:
-                yield number, None, f"not valid JSON: {exc}"
+                value = decode_json(line, max_bytes=len(line.encode("utf-8", "surrogatepass")))
+            except InvalidTicket as exc:
+                yield number, None, "; ".join(p.message for p in exc.problems)
                 continue
             yield number, value, None
         return

@@ -6,7 +6,6 @@ translates this module's `ScoreResult` into the inference server's response type
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -19,6 +18,7 @@ from adapters.azure.scoring_log import BlobScoringLog, NullScoringLog, ScoringLo
 from adapters.azure.settings import AzureSettings
 from core import Enricher, load_enricher
 from core.errors import FieldProblem, InvalidTicket, TicketTooLarge, error_body
+from core.schema import decode_json
 
 _log = logging.getLogger(__name__)
 
@@ -113,13 +113,8 @@ class Scorer:
         if len(body) > self.max_body_bytes:
             message = f"is {len(body)} bytes, over the {self.max_body_bytes} limit"
             raise TicketTooLarge([FieldProblem("body", message)])
-        try:
-            data = json.loads(body)
-        except UnicodeDecodeError as exc:
-            raise InvalidTicket([FieldProblem("body", f"is not valid UTF-8 ({exc})")]) from None
-        except json.JSONDecodeError as exc:
-            message = f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-            raise InvalidTicket([FieldProblem("body", message)]) from None
+        # The core's one JSON reader: UTF-8, nesting, number size, lone surrogates.
+        data = decode_json(body, self.enricher.limits, max_bytes=self.max_body_bytes)
         if isinstance(data, dict):
             return [self.enricher.parse(data)], True
         if not isinstance(data, list) or not data:

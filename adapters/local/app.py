@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Query, Request, Security
+from fastapi import Depends, FastAPI, Header, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
@@ -38,7 +38,7 @@ from core.errors import (
     error_body,
     refusal,
 )
-from core.intake import submit_ticket
+from core.intake import check_idempotency_key, submit_ticket
 from core.logs import JsonFormatter
 from core.ports import (
     Correction,
@@ -343,9 +343,9 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented extension point
 
-    def take_in(body: bytes) -> tuple[StoredTicket, bool]:
+    def take_in(body: bytes, key: str | None) -> tuple[StoredTicket, bool]:
         ticket = parse_ticket_json(body, limits)
-        return submit_ticket(ticket, enricher, store, outbox=outbox)
+        return submit_ticket(ticket, enricher, store, outbox=outbox, idempotency_key=key)
 
     @app.post(
         "/tickets",
@@ -357,11 +357,28 @@ def create_app(
             **_ERROR_RESPONSES,
         },
     )
-    async def create_ticket(request: Request, who: Reader) -> JSONResponse:
+    async def create_ticket(
+        request: Request,
+        who: Reader,
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                alias="Idempotency-Key",
+                description="Makes a retry safe without an `external_id`: the same key with the "
+                "same ticket answers the first response again (`Idempotent-Replayed: true`); "
+                "with another ticket, 409. Remembered as long as the ticket is stored.",
+            ),
+        ] = None,
+    ) -> JSONResponse:
         """Enrich a ticket; a retry with a known `external_id` returns the stored one (200)."""
+        key = None
+        if idempotency_key is not None:
+            # Each client has its own keys, as Stripe scopes them per account.
+            key = f"{who.kind}:{who.name}\n{check_idempotency_key(idempotency_key)}"
         body = await read_body(request, limits.ticket_bytes)
         # Parsing, the model and SQLite all block; keep them off the event loop.
-        stored, created = await run_in_threadpool(take_in, body)
+        stored, created = await run_in_threadpool(take_in, body, key)
+        replayed = key is not None and not created
         enrichment = stored.enrichment
         _log.info(
             "ticket enriched" if created else "ticket already stored",
@@ -375,10 +392,11 @@ def create_app(
                 "model_version": enrichment.get("model", {}).get("version"),
             },
         )
+        headers = {"Location": f"/tickets/{stored.id}"}
+        if replayed:
+            headers["Idempotent-Replayed"] = "true"
         return JSONResponse(
-            stored.as_dict(),
-            status_code=201 if created else 200,
-            headers={"Location": f"/tickets/{stored.id}"},
+            stored.as_dict(), status_code=201 if created or replayed else 200, headers=headers
         )
 
     @app.get("/tickets", summary="List stored tickets, newest first", responses=_ERROR_RESPONSES)

@@ -20,6 +20,7 @@ from core.enricher import load_enricher
 from core.errors import FieldProblem, InvalidTicket, TicketEnrichError
 from core.export import ExportColumns
 from core.ports import DELIVERY_STATUSES
+from core.schema import decode_json
 from core.settings import Settings
 
 if TYPE_CHECKING:
@@ -333,9 +334,9 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             for number, line in enumerate(handle, start=1):
                 if line.strip():
                     try:
-                        yield number, json.loads(line)
-                    except ValueError as exc:
-                        yield number, {"__error__": f"not valid JSON: {exc}"}
+                        yield number, decode_json(line, max_bytes=len(line.encode("utf-8")))
+                    except InvalidTicket as exc:
+                        yield number, {"__error__": "; ".join(p.message for p in exc.problems)}
     elif path.suffix.lower() == ".csv":
         with path.open(encoding="utf-8", newline="") as handle:
             yield from enumerate(csv.DictReader(handle), start=1)

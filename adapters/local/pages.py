@@ -34,7 +34,7 @@ from adapters.local.body import read_body
 from adapters.local.ratelimit import ClientRateLimit, LoginThrottle
 from core.enricher import Enricher
 from core.errors import FieldProblem, InvalidTicket, TicketNotFound
-from core.intake import submit_ticket
+from core.intake import check_idempotency_key, submit_ticket
 from core.ports import (
     FeedbackStore,
     Outbox,
@@ -211,15 +211,22 @@ def add_pages(
         # Customers learn where their ticket is, not how the model judged it.
         return "with_support" if delivery_status(ticket_id) == "delivered" else "received"
 
-    def take_in_from_customer(body: bytes) -> dict[str, Any]:
+    def take_in_from_customer(body: bytes, key: str | None) -> dict[str, Any]:
         ticket = parse_ticket_json(body, limits)
         if ticket.external_id is not None or ticket.channel is not None:
             # An external id would let a customer reach the stored ticket that carries it.
             field = "external_id" if ticket.external_id is not None else "channel"
             raise InvalidTicket([FieldProblem(field, "is not accepted from the customer form")])
         stored, _ = submit_ticket(
-            ticket.model_copy(update={"channel": "web"}), enricher, store, outbox=outbox
+            ticket.model_copy(update={"channel": "web"}),
+            enricher,
+            store,
+            outbox=outbox,
+            idempotency_key=key,
         )
+        # A replay by idempotency key gets a fresh status link and the earlier one stops
+        # working: only the digest of a token is kept, and the client that retried is the one
+        # that never saw the first answer.
         token = new_token()
         store.save_status_digest(stored.id, token_digest(token))
         view = _customer_view(stored, customer_status(stored.id))
@@ -246,8 +253,11 @@ def add_pages(
                 request.client.host if request.client is not None else None,
                 request.headers.getlist("x-forwarded-for"),
             )
+        header = request.headers.get("idempotency-key")
+        key = None if header is None else f"customer\n{check_idempotency_key(header)}"
         body = await read_body(request, limits.ticket_bytes)
-        return JSONResponse(await run_in_threadpool(take_in_from_customer, body), status_code=201)
+        answer = await run_in_threadpool(take_in_from_customer, body, key)
+        return JSONResponse(answer, status_code=201)
 
     @app.get(
         "/customer/tickets/{ticket_id}",

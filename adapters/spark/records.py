@@ -24,6 +24,7 @@ from typing import Any
 from core.enricher import Enricher
 from core.errors import InvalidTicket, TicketEnrichError
 from core.export import ExportColumns
+from core.schema import decode_json
 
 # The start of a rejected record kept in the errors output, enough to find and fix it.
 RAW_MAX_CHARS = 16 * 1024
@@ -125,9 +126,9 @@ class RecordMapper:
     def map_text(self, row: int, source: str, text: str) -> dict[str, Any]:
         """One output row from a record given as JSON text (a JSONL line)."""
         try:
-            record = json.loads(text)
-        except ValueError as exc:
-            return error_row(row, source, f"not valid JSON: {exc}", text)
+            record = decode_json(text, max_bytes=len(text.encode("utf-8", "surrogatepass")))
+        except InvalidTicket as exc:
+            return error_row(row, source, "; ".join(p.message for p in exc.problems), text)
         return self.map_record(row, source, record)
 
     def map_record(self, row: int, source: str, record: Any) -> dict[str, Any]:

@@ -160,3 +160,22 @@ def test_bad_input_gives_a_message_and_exit_code_2_not_a_traceback(
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_enrich_reports_hostile_jsonl_lines_per_row(tmp_path: Path, small_model_dir: Path) -> None:
+    tickets = tmp_path / "hostile.jsonl"
+    tickets.write_text(
+        "[" * 100_000
+        + "\n"
+        + '{"subject": "x", "custom_fields": {"n": '
+        + "9" * 5000
+        + "}}\n"
+        + '{"subject": "Disk full on node 7"}\n'
+    )
+    result = run_cli("enrich", "--model", str(small_model_dir), str(tickets))
+    assert result.returncode == 1, result.stderr
+    assert [json.loads(line)["row"] for line in result.stdout.splitlines()] == [3]
+    errors = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert [e["row"] for e in errors] == [1, 2]
+    assert "nests deeper" in errors[0]["problems"][0]["message"]
+    assert "Traceback" not in result.stderr

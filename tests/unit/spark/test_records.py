@@ -71,6 +71,9 @@ def test_a_ticket_without_creation_time_goes_to_the_load_date(mapper: RecordMapp
         (json.dumps({"subject": "x" * 2000}), "subject: is longer than 1024 bytes"),
         (json.dumps({"subject": "a", "created_at": "yesterday"}), "created_at"),
         (json.dumps({"subject": "a", "requester": {"email": "nope"}}), "requester.email"),
+        ("[" * 1000 + "]" * 1000, "nests deeper than 32 levels"),
+        ("[" * 100_000, "nests deeper than 32 levels"),
+        ('{"subject": "a", "custom_fields": {"n": ' + "9" * 5000 + "}}", "integer longer"),
     ],
 )
 def test_a_bad_record_becomes_an_error_row_with_its_reason(
@@ -78,7 +81,9 @@ def test_a_bad_record_becomes_an_error_row_with_its_reason(
 ) -> None:
     row = mapper.map_text(3, "s", text)
     assert reason in row["reason"]
-    assert row["raw"] == text
+    # The raw record is kept, cut to a bounded length.
+    assert text.startswith(row["raw"][:RAW_MAX_CHARS])
+    assert row["raw"] == text or len(text) > RAW_MAX_CHARS
     assert row["priority"] is None and row["enrichment"] is None
 
 
