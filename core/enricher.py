@@ -186,6 +186,13 @@ class Enricher:
             for field in ("subject", "description"):
                 out[field], found = self._redact(out[field])
                 redactions += [{"field": field, **r.as_dict()} for r in found]
+            # Form fields are free text too (an IBAN, a phone number): redacted alike.
+            fields = out.get("custom_fields", {})
+            for name, value in fields.items():
+                if isinstance(value, str):
+                    fields[name], found = self._redact(value)
+                    where = f"custom_fields.{name}"
+                    redactions += [{"field": where, **r.as_dict()} for r in found]
             enrichment["redactions"] = redactions
         if self._listeners:
             seconds = time.perf_counter() - started

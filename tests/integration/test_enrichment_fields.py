@@ -150,3 +150,23 @@ def test_a_truncated_postings_file_is_refused(model_dir: Path, tmp_path: Path) -
     load_enricher(copy, options=EnrichOptions(similar=False))
     with pytest.raises(ArtifactError, match=r"index\.bin does not match its checksum"):
         load_enricher(copy)
+
+
+def test_form_fields_are_redacted_like_the_text(small_model_dir: Path) -> None:
+    enricher = load_enricher(small_model_dir)
+    out = enricher.enrich(
+        {
+            "subject": "Refund please",
+            "custom_fields": {
+                "product": "hdfs",
+                "iban": "DE89 3704 0044 0532 0130 00",
+                "callback": "call me at +44 20 7946 0958",
+                "seats": 3,
+            },
+        }
+    )
+    fields = out["ticket"]["custom_fields"]
+    assert "3704" not in fields["iban"] and "7946" not in fields["callback"]
+    assert fields["product"] == "hdfs" and fields["seats"] == 3
+    where = {r["field"] for r in out["enrichment"]["redactions"]}
+    assert {"custom_fields.iban", "custom_fields.callback"} <= where
