@@ -206,8 +206,8 @@ class FreshdeskClosed:
         for t in tickets:
             if t.get("status") not in (4, 5):
                 continue
-            stats = t.get("stats") if isinstance(t.get("stats"), dict) else {}
-            assert isinstance(stats, dict)
+            found = t.get("stats")
+            stats: dict[str, Any] = found if isinstance(found, dict) else {}
             closed.append(
                 ClosedTicket(
                     id=str(t.get("id")),
