@@ -128,3 +128,23 @@ def serving(settings: dict[str, str], log_path: Path) -> Iterator[str]:
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(30)
+
+
+def bad_ticket_bodies() -> list[tuple[str, bytes]]:
+    """The bad-input corpus's hostile bodies for a ticket-creating POST (name, bytes), for
+    replaying against every entry point that takes a ticket."""
+    corpus = ROOT / "tests" / "corpus" / "bad_inputs.jsonl"
+    bodies = []
+    for line in corpus.read_text().splitlines():
+        case = json.loads(line)
+        if case["method"] != "POST" or case["path"] != "/tickets":
+            continue
+        if "raw_hex" in case:
+            body = bytes.fromhex(case["raw_hex"])
+        elif "repeat" in case:
+            spec = case["repeat"]
+            body = (spec["head"] + spec["chunk"] * spec["times"] + spec["tail"]).encode()
+        else:
+            body = str(case.get("body", "")).encode("utf-8")
+        bodies.append((str(case["name"]), body))
+    return bodies

@@ -12,6 +12,7 @@ import pytest
 
 from adapters.aws import api
 from tests.integration.aws.conftest import FakeLambdaContext, client, load_event
+from tests.support import bad_ticket_bodies
 
 TICKET = {
     "subject": "NameNode fails to start after upgrade",
@@ -273,3 +274,17 @@ def test_an_unknown_route_is_a_404_and_a_wrong_method_a_405_as_the_local_service
         assert (local_status, local_body) == (status, _json(response))
         if allow is not None:
             assert local_allow == allow
+
+
+@pytest.mark.parametrize("kind", ["rest", "http"])
+@pytest.mark.parametrize(
+    ("name", "body"), bad_ticket_bodies(), ids=[n for n, _ in bad_ticket_bodies()]
+)
+def test_the_bad_input_corpus_is_a_4xx_and_stores_nothing(
+    kind: str, name: str, body: bytes, configure: Any, aws_env: str, table: str
+) -> None:
+    configure()
+    response = _post(kind, body)
+    assert 400 <= response["statusCode"] < 500, (name, response)
+    assert _json(response)["error"]["code"]
+    assert _items(aws_env, table) == []

@@ -25,6 +25,7 @@ from adapters.azure.table_store import TableTicketStore, tickets_table_from_sett
 from core.ports import StoredTicket, TicketQuery
 from tests.integration.azure.conftest import Azurite, InferenceServer, free_port
 from tests.integration.azure.webhook_receiver import SECRET, Receiver, receiving
+from tests.support import bad_ticket_bodies
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "azure"
 
@@ -378,3 +379,16 @@ def test_tickets_enriched_in_the_function_reach_the_scoring_logs(
     assert line["ticket"]["external_id"] == "ZD-77001"
     assert "4111" not in json.dumps(line) and "bo@example.com" not in json.dumps(line)
     assert line["prediction"]["priority"]["label"]
+
+
+@pytest.mark.usefixtures("env")
+@pytest.mark.parametrize(
+    ("name", "body"), bad_ticket_bodies(), ids=[n for n, _ in bad_ticket_bodies()]
+)
+def test_the_bad_input_corpus_is_a_4xx_and_stores_nothing(
+    name: str, body: bytes, azurite: Azurite, table_name: str
+) -> None:
+    response = _registered("submit_ticket")(_request(body))
+    assert 400 <= response.status_code < 500, (name, response.get_body()[:300])
+    assert json.loads(response.get_body())["error"]["code"]
+    assert _store(azurite, table_name).list(TicketQuery()).total == 0

@@ -17,6 +17,7 @@ from adapters.azure.scoring_log import BlobScoringLog, blob_name
 from adapters.azure.settings import AzureSettings
 from core import Enricher, load_enricher
 from core.enricher import EnrichOptions
+from tests.support import bad_ticket_bodies
 
 TICKET = {
     "subject": "Production outage, cluster down",
@@ -209,3 +210,17 @@ def test_blob_name_is_utc_hourly() -> None:
 
     at = datetime(2026, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=2)))
     assert blob_name("p/", at, "i") == "p/date=2025-12-31/hour=22/i.jsonl"
+
+
+@pytest.mark.parametrize(
+    ("name", "body"), bad_ticket_bodies(), ids=[n for n, _ in bad_ticket_bodies()]
+)
+def test_the_bad_input_corpus_is_refused_never_a_fault(
+    enricher: Enricher, name: str, body: bytes
+) -> None:
+    log = MemoryScoringLog()
+    result = _scorer(enricher, log).score(body, "req-corpus")
+    assert 400 <= result.status < 500, (name, result.status, result.body)
+    assert result.body["error"]["problems"]
+    json.dumps(result.body).encode("utf-8")  # the answer itself can be sent
+    assert log.requests == []
