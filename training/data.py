@@ -42,6 +42,8 @@ FOUR_LEVEL = {
     **{name.lower(): name.lower() for name in ("Urgent", "High", "Normal", "Low")},
     "Medium": "normal",
     "medium": "normal",
+    # What a report shows for "no priority": such tickets are skipped and counted.
+    "-": "",
 }
 # Request Tracker 5 shows a priority by name (its default PriorityAsString: Low from 0, Medium
 # from 50, High from 100) or as a number; a number gets the label of the highest floor it

@@ -227,3 +227,21 @@ def test_an_unknown_export_is_not_guessed_and_the_message_lists_every_preset(
 def test_a_spec_with_closed_statuses_survives_the_artifact_round_trip() -> None:
     spec = PRESETS["jira"]
     assert DataSpec.from_dict(json.loads(json.dumps(spec.as_dict()))) == spec
+
+
+def test_a_dash_for_no_priority_is_skipped_like_an_empty_one(tmp_path: Path) -> None:
+    source = EXPORTS / "zendesk.csv"
+    path = tmp_path / "zendesk.csv"
+    with source.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows
+    for row in rows:
+        row["Priority"] = row["Priority"] or "-"
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    before = load_dataset(source, recognise_export(source)[1])
+    after = load_dataset(path, recognise_export(path)[1])
+    assert after.unlabelled == before.unlabelled > 0
+    assert len(after.examples) == len(before.examples)
