@@ -215,6 +215,8 @@ def _example(
                 "column": spec.label_column,
             }
         label = spec.label_map[label]
+        if not label and spec.skip_unlabelled:
+            return None
     times: dict[str, datetime | None] = {}
     for name, column in (("created", spec.time_column), ("resolved", spec.resolved_column)):
         if column is None or (name == "resolved" and not _text(record[column]).strip()):
