@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -183,17 +184,23 @@ class Enricher:
         enrichment = self.predict(valid)
         if self._redact is not None:
             redactions: list[dict[str, Any]] = []
-            for field in ("subject", "description"):
-                out[field], found = self._redact(out[field])
-                redactions += [{"field": field, **r.as_dict()} for r in found]
+            # The words of every redacted value: no derived field may carry them out again.
+            hidden: set[str] = set()
+            texts = [(field, out, field) for field in ("subject", "description")]
             # Form fields are free text too (an IBAN, a phone number): redacted alike.
             fields = out.get("custom_fields", {})
-            for name, value in fields.items():
-                if isinstance(value, str):
-                    fields[name], found = self._redact(value)
-                    where = f"custom_fields.{name}"
-                    redactions += [{"field": where, **r.as_dict()} for r in found]
+            texts += [
+                (f"custom_fields.{n}", fields, n) for n, v in fields.items() if isinstance(v, str)
+            ]
+            for where, holder, key in texts:
+                original = holder[key]
+                holder[key], found = self._redact(original)
+                redactions += [{"field": where, **r.as_dict()} for r in found]
+                for r in found:
+                    hidden.update(_WORD.findall(original[r.start : r.end].lower()))
             enrichment["redactions"] = redactions
+            if hidden:
+                _drop_hidden_terms(enrichment, hidden)
         if self._listeners:
             seconds = time.perf_counter() - started
             for listener in self._listeners:
@@ -264,3 +271,21 @@ def load_enricher(
     if self_check:
         enricher.self_check()
     return enricher
+
+
+_WORD = re.compile(r"\w+")
+
+
+def _drop_hidden_terms(enrichment: dict[str, Any], hidden: set[str]) -> None:
+    """Drop the tags and explanation terms that hold a word of a redacted value: the predictions
+    are made on the text as written, so their terms could otherwise repeat what was redacted."""
+
+    def shown(term: str) -> bool:
+        return not hidden.intersection(_WORD.findall(term.lower()))
+
+    if "tags" in enrichment:
+        enrichment["tags"] = [t for t in enrichment["tags"] if shown(t)]
+    if "explanation" in enrichment:
+        enrichment["explanation"] = [
+            e for e in enrichment["explanation"] if shown(str(e.get("term", "")))
+        ]

@@ -170,3 +170,24 @@ def test_form_fields_are_redacted_like_the_text(small_model_dir: Path) -> None:
     assert fields["product"] == "hdfs" and fields["seats"] == 3
     where = {r["field"] for r in out["enrichment"]["redactions"]}
     assert {"custom_fields.iban", "custom_fields.callback"} <= where
+
+
+def test_no_tag_or_explanation_term_repeats_a_redacted_value(model_dir: Path) -> None:
+    enricher = load_enricher(model_dir)
+    ticket = {
+        "subject": "Cluster crash after upgrade",
+        "description": "Write to datanode.balancer@example.org or call 020 7946 0958; the "
+        "NameNode crashes with OutOfMemoryError after the upgrade.",
+    }
+    redacted = enricher.enrich(ticket)["enrichment"]
+    plain = load_enricher(model_dir, options=EnrichOptions(redact=False)).enrich(ticket)
+    plain_terms = plain["enrichment"]["tags"] + [
+        e["term"] for e in plain["enrichment"]["explanation"]
+    ]
+    terms = redacted["tags"] + [e["term"] for e in redacted["explanation"]]
+    # The e-mail's words are terms the model knows: without redaction they are shown.
+    assert "datanode" in plain_terms
+    assert not any(word in term for term in terms for word in ("datanode", "balancer", "7946"))
+    assert redacted["priority"] == plain["enrichment"]["priority"]
+    # Terms that hold no redacted word stay.
+    assert "namenode" in redacted["tags"]
