@@ -70,13 +70,19 @@ def test_spark_artifact_has_every_file_and_field_of_the_single_machine_one(
     spark_trained: SparkTrainingResult, trained: TrainingResult
 ) -> None:
     spark_dir, single_dir = spark_trained.artifact_dir, trained.artifact_dir
-    assert _files(spark_dir) == _files(single_dir)
+    # The Spark trainer ships no priority rules, decision weights or per-class bands yet: its
+    # artifact serves the most probable label with one pair of bands, as artifacts did before.
+    assert _files(spark_dir) == _files(single_dir) - {"rules.json"}
     checksums = json.loads((spark_dir / "checksums.json").read_text())
-    assert set(checksums) == set(json.loads((single_dir / "checksums.json").read_text()))
+    single_checksums = json.loads((single_dir / "checksums.json").read_text())
+    assert set(checksums) == set(single_checksums) - {"rules.json"}
     spark_meta, single_meta = spark_trained.metadata, trained.metadata
-    assert set(spark_meta) == set(single_meta)
+    assert set(spark_meta) == set(single_meta) - {"rules", "withheld_targets"}
     # The Spark trainer quotes no LinearSVC baseline (a second model on one machine).
-    assert set(spark_meta["metrics"]) == set(single_meta["metrics"]) - {"baselines"}
+    assert set(spark_meta["metrics"]) == set(single_meta["metrics"]) - {
+        "baselines",
+        "test_most_probable",
+    }
     for part in ("resolution_time", "duplicates"):
         assert set(spark_meta["metrics"][part]) == set(single_meta["metrics"][part])
     assert set(single_meta["features"]) - set(spark_meta["features"]) <= {
