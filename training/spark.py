@@ -851,6 +851,16 @@ def _train(
         .otherwise("test")
     )
     ranked = base.withColumn("window", window)
+    # As the single-machine trainer reports: priority classes the validation window lacks.
+    seen = {
+        (r["window"], r["label"]) for r in ranked.select("window", "label").distinct().collect()
+    }
+    unvalidated_labels = sorted(
+        {lab for w, lab in seen if w == "fit"} - {lab for w, lab in seen if w == "validation"}
+    )
+    unvalidated = {"priority": unvalidated_labels} if unvalidated_labels else {}
+    for label in unvalidated_labels:
+        say(f"priority: no validation rows for {label!r}: calibrated on the other classes only")
     fit = ranked.filter(F.col("window") == "fit")
     validation = ranked.filter(F.col("window") == "validation")
     train = ranked.filter(F.col("window") != "test")
@@ -975,6 +985,7 @@ def _train(
             "skipped_targets": skipped,
             "split": {
                 "method": "time-ordered",
+                "classes_without_validation": unvalidated,
                 "test_fraction": test_fraction,
                 "validation_fraction": validation_fraction,
                 "fit": n_fit,

