@@ -148,3 +148,27 @@ def bad_ticket_bodies() -> list[tuple[str, bytes]]:
             body = str(case.get("body", "")).encode("utf-8")
         bodies.append((str(case["name"]), body))
     return bodies
+
+
+@contextmanager
+def serving_every_route(
+    model_dir: Path, root: Path, api_key: str, **settings: str
+) -> Iterator[str]:
+    """`serving` with an agent ("ann"), the API key and delivery on, so that every route exists
+    (nothing listens at the webhook); afterwards, the service's log must hold no traceback."""
+    from adapters.local.auth import hash_password
+
+    every_route = {
+        "model_dir": str(model_dir),
+        "database": str(root / "tickets.sqlite3"),
+        "api_key": api_key,
+        "agents": json.dumps({"ann": hash_password("correct horse")}),
+        "deliver": "true",
+        "helpdesk_webhook_url": "http://127.0.0.1:9/hook",
+        "helpdesk_webhook_secret": "s",
+        **settings,
+    }
+    with serving(every_route, root / "service.log") as base_url:
+        yield base_url
+    log = (root / "service.log").read_text(errors="replace")
+    assert "Traceback" not in log, log[-4000:]
