@@ -66,6 +66,20 @@ class Settings(BaseSettings):
         description="Overrides of the enrichment → helpdesk field mapping, as JSON.",
     )
     helpdesk_timeout_s: float = Field(10.0, gt=0)
+    # What of the requester leaves with a ticket (helpdesk, webhook, logs): see core/identity.py.
+    requester_sharing: Literal["full", "contact", "pseudonym", "none"] = Field(
+        "contact",
+        description="What of the requester leaves for the helpdesk: full (e-mail, name, tier), "
+        "contact (e-mail and tier), pseudonym (a keyed pseudonym and tier) or none (tier).",
+    )
+    requester_pseudonym_key: SecretStr | None = Field(
+        None, description="The HMAC key of requester pseudonyms (requester_sharing=pseudonym)."
+    )
+    helpdesk_default_requester: str | None = Field(
+        None,
+        description="The e-mail a Freshdesk ticket is created under when the ticket leaves "
+        "without one (no requester, or requester_sharing pseudonym or none).",
+    )
     delivery_retry_base_s: float = Field(1.0, ge=0)
     delivery_retry_cap_s: float = Field(300.0, ge=0)
     delivery_max_attempts: int = Field(12, ge=1)

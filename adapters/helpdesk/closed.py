@@ -450,6 +450,8 @@ def closed_reader(client: object, per_page: int = PAGE_SIZE) -> ClosedTicketRead
     account, credentials, field mapping and HTTP client the push uses."""
     from adapters.helpdesk import freshdesk, jira, rt, zendesk
 
+    # Pulling sends nothing, so the requester-minimising wrapper of the push is looked through.
+    client = getattr(client, "inner", client)
     # The connectors' HTTP client and error parser are shared on purpose: one configuration.
     if isinstance(client, zendesk.ZendeskClient):
         return ZendeskClosed(client._http, client.mapping, zendesk._error_message, per_page)

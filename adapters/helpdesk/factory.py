@@ -17,8 +17,25 @@ def _required(settings: Settings, *names: str) -> list[str]:
 
 
 def helpdesk_from_settings(settings: Settings) -> HelpdeskClient:
-    """The client for `settings.helpdesk`, with its credentials and field mapping; a missing
-    setting is named in the error rather than discovered at the first delivery."""
+    """The client for `settings.helpdesk`, with its credentials and field mapping, handing the
+    helpdesk each ticket with its requester minimised as `settings.requester_sharing` says (see
+    `core.identity`); a missing setting is named in the error rather than discovered at the
+    first delivery."""
+    from core.identity import RequesterMinimisingClient
+
+    key = settings.requester_pseudonym_key
+    if settings.requester_sharing == "pseudonym" and key is None:
+        raise TicketEnrichError(
+            "requester_sharing 'pseudonym' needs TICKET_ENRICH_REQUESTER_PSEUDONYM_KEY"
+        )
+    return RequesterMinimisingClient(
+        _connector(settings),
+        settings.requester_sharing,
+        key.get_secret_value().encode() if key is not None else None,
+    )
+
+
+def _connector(settings: Settings) -> HelpdeskClient:
     from adapters.helpdesk.mapping import FieldMapping
 
     kind = settings.helpdesk
@@ -38,7 +55,13 @@ def helpdesk_from_settings(settings: Settings) -> HelpdeskClient:
         from adapters.helpdesk.freshdesk import FreshdeskClient
 
         url, token = _required(settings, "helpdesk_url", "helpdesk_token")
-        return FreshdeskClient(url, token, mapping=mapping, timeout=timeout)
+        return FreshdeskClient(
+            url,
+            token,
+            mapping=mapping,
+            timeout=timeout,
+            default_requester_email=settings.helpdesk_default_requester,
+        )
     if kind == "jira":
         from adapters.helpdesk.jira import JiraClient
 
