@@ -5,7 +5,7 @@ against the schemas of `tests/corpus/schemas/jira-platform.json` (an unchanged e
 Atlassian's Jira Cloud platform REST API description, Apache 2.0; see the README beside it).
 
 Zendesk's and Freshdesk's fakes are not checked this way: Freshdesk publishes no schema, and
-Zendesk's description carries no licence that lets the project keep a copy.
+Zendesk's description states no licence for copies, so none is kept here.
 """
 
 from __future__ import annotations
