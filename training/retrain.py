@@ -4,19 +4,24 @@ if it is not worse beyond a tolerance. The registry records both sets of figures
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
-from collections.abc import Sequence
+import os
+import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from core.enricher import load_enricher
-from core.errors import RegistryError
+from core.errors import RegistryError, TrainingDataError
 from core.ports import Correction, StoredTicket
+from core.redaction import redact
 from core.registry import ModelRegistry, ModelVersion
-from training.data import Dataset, Example
+from training.data import PRESETS, Dataset, DataSpec, Example, load_dataset, recognise_export
 from training.evaluate import score_rows
 from training.model import ModelConfig, Progress
 from training.train import train_model
@@ -188,3 +193,269 @@ def _created(example: Example) -> datetime:
 
 def _iso(when: datetime | None) -> str | None:
     return when.isoformat() if when is not None else None
+
+
+# --- a challenger for an admin to promote -------------------------------------------------------
+# The agent UI trains a challenger beside the model the service is serving and leaves the choice
+# to an admin: nothing here moves a version to production.
+
+_SCORED = ("rows", "macro_f1", "accuracy", "urgent_recall", "per_class", "confusion_matrix")
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """A challenger judged against the serving model on the challenger's test window, waiting
+    for an admin to promote or discard it."""
+
+    challenger: ModelVersion
+    champion: ModelVersion
+    recommended: bool
+    comparable: bool
+    reason: str
+    window: dict[str, Any]
+    metrics: dict[str, dict[str, Any]]
+    artifact_dir: Path
+
+    def as_dict(self) -> dict[str, Any]:
+        """The judgement as JSON (what the registry records on the candidate)."""
+        return {
+            "promoted": False,
+            "recommended": self.recommended,
+            "comparable": self.comparable,
+            "reason": self.reason,
+            "challenger": self.challenger.version,
+            "champion": self.champion.version,
+            "window": self.window,
+            "metrics": self.metrics,
+        }
+
+
+def registered_champion(registry: ModelRegistry, serving_dir: Path) -> ModelVersion:
+    """The serving artifact's registry entry, registering it first if needed; with no version in
+    production yet, the serving one is put there, so that promoting a challenger archives it
+    and a rollback can bring it back."""
+    entry = registry.register(serving_dir)
+    if registry.production() is None:
+        entry = registry.set_stage(
+            entry.version,
+            "production",
+            {"promoted": True, "reason": "serving when the first challenger was trained"},
+        )
+    return entry
+
+
+def challenge_champion(
+    dataset: Dataset,
+    registry: ModelRegistry,
+    serving_dir: Path,
+    *,
+    work_dir: Path,
+    corrections: Sequence[Example] = (),
+    tolerance: float = 0.01,
+    config: ModelConfig | None = None,
+    progress: Progress | None = None,
+) -> Challenge:
+    """Train a challenger on the closed tickets plus corrections into ``work_dir``, register it
+    as a candidate (child of the serving model) and score both on the challenger's test window
+    (the newest tickets, which it never trained on), with the same judge as `retrain_model`.
+
+    Models with other priority labels are not comparable: the challenger is then not
+    recommended. The stage of no version changes besides the candidate's judgement."""
+    say = progress or (lambda _msg: None)
+    champion = registered_champion(registry, serving_dir)
+    data = with_corrections(dataset, corrections)
+    say(f"{len(corrections)} corrections added to {len(dataset.examples)} closed tickets")
+    # out_dir, not models_dir: training must not move models_dir/latest, which a restarted
+    # service would serve, to a model nobody has promoted.
+    result = train_model(data, out_dir=work_dir, config=config, progress=say)
+    challenger = registry.register(result.artifact_dir, parent=champion.version)
+    if challenger.version == champion.version:
+        raise RegistryError(f"the challenger has the serving model's version {champion.version}")
+    window = result.split.test
+    say(f"judging the challenger and the serving model on the newest {len(window)} tickets")
+    metrics = {"challenger": _scored(score_rows(load_enricher(result.artifact_dir), window))}
+    served = load_enricher(serving_dir)
+    comparable = list(served.metadata["labels"]) == list(result.metadata["labels"])
+    if comparable:
+        metrics["champion"] = _scored(score_rows(served, window))
+        recommended, reason = _judge(metrics["champion"], metrics["challenger"], tolerance)
+        reason = reason.replace("promoted:", "recommended:", 1)
+    else:
+        recommended, reason = (
+            False,
+            f"refused: labels {result.metadata['labels']} differ from the serving model's "
+            f"{served.metadata['labels']}",
+        )
+    window_facts = {
+        "rows": len(window),
+        "first_created": _iso(window[0].created) if window else None,
+        "last_created": _iso(window[-1].created) if window else None,
+    }
+    say(reason)
+    challenge = Challenge(
+        challenger,
+        champion,
+        recommended,
+        comparable,
+        reason,
+        window_facts,
+        metrics,
+        result.artifact_dir,
+    )
+    moved = registry.set_stage(challenger.version, "candidate", challenge.as_dict())
+    return replace(challenge, challenger=moved)
+
+
+def _scored(metrics: dict[str, Any]) -> dict[str, Any]:
+    auto = metrics.get("auto_apply") or {}
+    return {
+        **{k: metrics.get(k) for k in _SCORED},
+        "auto_apply": {"share": auto.get("share"), "precision": auto.get("precision")},
+    }
+
+
+def point_latest(models_dir: Path, artifact_dir: Path) -> None:
+    """Point ``models_dir/latest`` (what `ticket-enrich serve` loads by default) at an artifact,
+    atomically, so a restarted service serves the promoted model too."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    link = models_dir / "latest"
+    scratch = models_dir / f".latest.{os.getpid()}.{threading.get_ident()}"
+    scratch.unlink(missing_ok=True)
+    scratch.symlink_to(Path(artifact_dir).resolve(), target_is_directory=True)
+    os.replace(scratch, link)
+
+
+# --- an uploaded export -------------------------------------------------------------------------
+UPLOAD_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".ndjson")
+
+
+def _structural_columns() -> set[str]:
+    """Columns that hold no free text in any preset: labels, times, ids, statuses."""
+    names: set[str] = {"helpdesk_priority", "helpdesk"}
+    for spec in PRESETS.values():
+        names.update(
+            c
+            for c in (spec.label_column, spec.time_column, spec.resolved_column, spec.id_column)
+            if c is not None
+        )
+        names.update(spec.where, spec.where_in, spec.duplicate_where, spec.target_columns.values())
+    return names
+
+
+def _read_spec_columns(spec: DataSpec) -> set[str]:
+    columns = {spec.subject_column, spec.label_column, *spec.field_columns}
+    columns.update(
+        c
+        for c in (spec.description_column, spec.time_column, spec.resolved_column, spec.id_column)
+        if c is not None
+    )
+    columns.update(spec.where, spec.where_in, spec.duplicate_where, spec.target_columns.values())
+    return columns
+
+
+def _upload_records(raw: bytes, suffix: str) -> list[dict[str, Any]]:
+    """The records of an uploaded export, read in memory."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise TrainingDataError(f"is not UTF-8 text (byte {exc.start})") from None
+    if not text.strip():
+        raise TrainingDataError("the file is empty")
+    records: list[Any]
+    if suffix in (".csv", ".tsv"):
+        try:
+            reader = csv.DictReader(io.StringIO(text), delimiter="\t" if suffix == ".tsv" else ",")
+            records = [dict(r) for r in reader]
+        except csv.Error as exc:
+            raise TrainingDataError(f"is not a readable {suffix[1:].upper()} file: {exc}") from None
+        # A short row leaves None under the extra columns and a long one a list under None.
+        for number, record in enumerate(records, start=1):
+            if None in record:
+                raise TrainingDataError("has more values than the header has columns", row=number)
+        return records
+    try:
+        whole = json.loads(text) if suffix == ".json" else None
+    except ValueError:
+        whole = None  # Zendesk's "JSON" export is one object a line
+    if isinstance(whole, dict) and isinstance(whole.get("tickets"), list):
+        whole = whole["tickets"]
+    if isinstance(whole, list):
+        records = whole
+    else:
+        records = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except ValueError as exc:
+                raise TrainingDataError(f"is not valid JSON: {exc}", row=number) from None
+    for number, record in enumerate(records, start=1):
+        if not isinstance(record, dict):
+            raise TrainingDataError("is not a JSON object", row=number)
+    return records
+
+
+def _write_records(path: Path, records: Sequence[Mapping[str, Any]], columns: list[str]) -> None:
+    if path.suffix in (".csv", ".tsv"):
+        with path.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(
+                handle, columns, delimiter="\t" if path.suffix == ".tsv" else ","
+            )
+            writer.writeheader()
+            writer.writerows(records)
+        return
+    with path.open("w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+
+
+def _redacted_value(value: Any) -> Any:
+    return redact(value)[0] if isinstance(value, str) and value else value
+
+
+def read_upload(raw: bytes, filename: str, work_dir: Path) -> tuple[str | None, Dataset]:
+    """An uploaded export (CSV, TSV, JSON or JSONL, in any recognised preset or the product's
+    own columns) as a dataset, and the preset's name when one was recognised.
+
+    Nothing of the upload reaches the disk unredacted: the preset is recognised on a copy that
+    keeps only the columns no preset reads text from (ids, labels, times, statuses); then only
+    the columns the preset reads are written to ``work_dir/export.jsonl``, their text redacted
+    with `core.redaction`, as at intake. Raises `TrainingDataError` saying what is wrong."""
+    suffix = Path(filename).suffix.lower()
+    if suffix not in UPLOAD_SUFFIXES:
+        raise TrainingDataError(
+            f"{filename!r}: unknown file type; upload a .csv, .tsv, .json or .jsonl export"
+        )
+    records = _upload_records(raw, suffix)
+    if not records:
+        raise TrainingDataError("holds no tickets")
+    header = list(records[0])
+    structural = _structural_columns()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    probe = work_dir / f"columns{'.jsonl' if suffix in ('.json', '.ndjson') else suffix}"
+    blank = [{c: (r.get(c) if c in structural else "") for c in header} for r in records]
+    _write_records(probe, blank, header)
+    try:
+        name, spec = recognise_export(probe)
+    finally:
+        probe.unlink(missing_ok=True)
+    if name is None:
+        absent = [c for c in (spec.subject_column, spec.label_column) if c not in header]
+        if absent:
+            shown = ", ".join(repr(c) for c in header[:20]) + (", …" if len(header) > 20 else "")
+            raise TrainingDataError(
+                f"is not an export this service recognises: its columns are {shown}; upload a "
+                "Zendesk, Freshdesk, Jira or Request Tracker export as the helpdesk writes it, "
+                "or a file with the columns subject, description, priority and created_at"
+            )
+        if spec.description_column not in header:
+            spec = replace(spec, description_column=None)
+    read = _read_spec_columns(spec)
+    text = read - structural
+    kept = [
+        {c: (_redacted_value(r.get(c)) if c in text else r.get(c)) for c in r if c in read}
+        for r in records
+    ]
+    export = work_dir / "export.jsonl"
+    _write_records(export, kept, [])
+    return name, load_dataset(export, spec)

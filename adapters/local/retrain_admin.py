@@ -1,0 +1,654 @@
+"""Retraining from the agent UI: the model card of the served model, a retrain job in the
+background (from the helpdesk the service pushes to, an uploaded export or the shipped one, with
+the agents' corrections since the last training), the challenger beside the champion on the same
+test window, and promotion through the model registry with a hot swap of the served model.
+
+The endpoints translate; the training, judging and reading of exports are in
+`training.retrain`, imported when a job runs, so the service starts without scikit-learn.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the endpoints' annotations at runtime.
+
+import logging
+import shutil
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import HTTP
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from adapters.local.auth import Principal
+from adapters.local.body import read_body
+from adapters.local.pages import NotAllowed
+from core.enricher import Enricher, load_enricher
+from core.errors import (
+    FieldProblem,
+    InvalidTicket,
+    TicketEnrichError,
+    TicketNotFound,
+    TicketTooLarge,
+)
+from core.ports import Correction, FeedbackStore, StoredTicket, TicketStore
+from core.registry import ModelRegistry
+from core.settings import Settings
+
+_log = logging.getLogger(__name__)
+
+# The upload reads its own body within this limit; every other body stays within the form limit.
+UPLOAD_PATH = "/admin/retrain/upload"
+UPLOAD_BYTES_MAX = 32 * 1024 * 1024
+UPLOAD_TYPES = (".csv", ".tsv", ".json", ".jsonl")
+PULLABLE = ("zendesk", "freshdesk", "jira", "rt")
+_MESSAGES_KEPT = 200
+_CORRECTIONS_MAX = 1_000_000
+
+# A job moves forward through its stages while running, then ends failed or ready; a ready job's
+# challenger is promoted or discarded by an admin.
+STAGES = ("queued", "reading", "training", "judging", "done")
+STATUSES = ("running", "failed", "ready", "promoted", "discarded")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class JobStateError(TicketEnrichError):
+    """A retrain job was asked for a step its state does not allow."""
+
+
+class RetrainJob:
+    """One retrain: its stage, what it read, its progress messages, and its end (an error, or a
+    challenger judged against the champion and then promoted or discarded). Thread-safe."""
+
+    def __init__(self, job_id: str, source: dict[str, Any]) -> None:
+        self.id = job_id
+        self.source = source
+        self.status = "running"
+        self.stage = "queued"
+        self.started_at = _now()
+        self.finished_at: str | None = None
+        self.tickets_read = 0
+        self.corrections = 0
+        self.messages: list[str] = []
+        self.error: str | None = None
+        self.challenge: dict[str, Any] | None = None
+        self.decision: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+
+    def enter(self, stage: str) -> None:
+        """Move forward to ``stage`` (never back) while running."""
+        with self._lock:
+            self._require("running", f"enter stage {stage!r}")
+            if STAGES.index(stage) <= STAGES.index(self.stage):
+                raise JobStateError(f"job {self.id} is at {self.stage!r}, past {stage!r}")
+            self.stage = stage
+
+    def read(self, tickets: int) -> None:
+        """Record how many tickets the job has read so far."""
+        with self._lock:
+            self.tickets_read = tickets
+
+    def note(self, message: str) -> None:
+        """Keep a progress message (the newest `_MESSAGES_KEPT`)."""
+        with self._lock:
+            self.messages = [*self.messages[-(_MESSAGES_KEPT - 1) :], message]
+
+    def fail(self, message: str) -> None:
+        """End a running job with an error."""
+        with self._lock:
+            self._require("running", "fail")
+            self.status, self.error, self.finished_at = "failed", message, _now()
+
+    def finish(self, challenge: dict[str, Any], corrections: int) -> None:
+        """End a running job with its judged challenger, which now awaits an admin."""
+        with self._lock:
+            self._require("running", "finish")
+            self.status, self.stage, self.finished_at = "ready", "done", _now()
+            self.challenge, self.corrections = challenge, corrections
+
+    def decide(self, outcome: Literal["promoted", "discarded"], who: str) -> None:
+        """Record the admin's decision on a ready job's challenger."""
+        with self._lock:
+            self._require("ready", f"be {outcome}")
+            self.status = outcome
+            self.decision = {"outcome": outcome, "by": who, "at": _now()}
+
+    def _require(self, status: str, doing: str) -> None:
+        if self.status != status:
+            raise JobStateError(f"job {self.id} is {self.status}, not {status}: cannot {doing}")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The job as the page polls it."""
+        with self._lock:
+            return {
+                "id": self.id,
+                "source": self.source,
+                "status": self.status,
+                "stage": self.stage,
+                "started_at": self.started_at,
+                "finished_at": self.finished_at,
+                "tickets_read": self.tickets_read,
+                "corrections": self.corrections,
+                "progress": self.messages[-1] if self.messages else None,
+                "messages": list(self.messages),
+                "error": self.error,
+                "challenge": self.challenge,
+                "decision": self.decision,
+            }
+
+
+class RetrainRunner:
+    """Runs one retrain job at a time in a background thread; remembers the latest job."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latest: RetrainJob | None = None
+
+    @property
+    def latest(self) -> RetrainJob | None:
+        """The job started last, running or not."""
+        return self._latest
+
+    def get(self, job_id: str) -> RetrainJob:
+        """The latest job if it has this id (earlier jobs are not kept)."""
+        job = self._latest
+        if job is None or job.id != job_id:
+            raise NotAllowed(404, "job_not_found", f"no retrain job {job_id!r}")
+        return job
+
+    def check_idle(self) -> None:
+        """Refuse (409) while a job runs."""
+        latest = self._latest
+        if latest is not None and latest.status == "running":
+            raise NotAllowed(
+                409, "retrain_running", f"retrain job {latest.id} is still running; wait for it"
+            )
+
+    def claim(self, source: dict[str, Any]) -> RetrainJob:
+        """A new job, unless one is running (409)."""
+        with self._lock:
+            self.check_idle()
+            self._latest = RetrainJob(uuid.uuid4().hex[:12], source)
+            return self._latest
+
+    def run(
+        self, job: RetrainJob, work: Callable[[RetrainJob], tuple[dict[str, Any], int]]
+    ) -> threading.Thread:
+        """Run ``work`` for a claimed job in a daemon thread; its errors fail the job."""
+
+        def target() -> None:
+            try:
+                challenge, corrections = work(job)
+            except TicketEnrichError as exc:
+                _log.info("retrain failed", extra={"job": job.id, "error": str(exc)})
+                job.fail(str(exc))
+            except Exception as exc:
+                _log.exception("retrain failed unexpectedly", extra={"job": job.id})
+                job.fail(f"the retrain failed unexpectedly ({type(exc).__name__}); see the log")
+            else:
+                job.finish(challenge, corrections)
+                _log.info("retrain ready", extra={"job": job.id})
+
+        thread = threading.Thread(target=target, name=f"retrain-{job.id}", daemon=True)
+        thread.start()
+        return thread
+
+
+# What the served enricher's callers reach: its methods, and the facts about its artifact.
+_SWAPPED_METHODS = ("parse", "predict", "enrich", "self_check", "add_listener")
+_SWAPPED_FACTS = ("artifact", "metadata", "model_name", "model_version", "rules", "limits")
+
+
+def swap_served_model(served: Enricher, new: Enricher) -> None:
+    """Make the enricher every route holds serve ``new``'s model from now on, without a restart.
+
+    The routes keep the `Enricher` they were built with, so it is changed in place: its methods
+    become ``new``'s (a ticket is predicted wholly by one model: an enrichment under way keeps the
+    model it began with), its facts ``new``'s, in one dictionary update; listeners (metrics) carry
+    over. What a route computed once at start-up (the labels of the feedback form, `/healthz`'s
+    model, `/model/report`'s folder) keeps the old value until a restart, which is why models with
+    other labels are not swapped in."""
+    new._listeners = served._listeners  # the metrics observe whichever model serves
+    update: dict[str, Any] = {name: getattr(new, name) for name in _SWAPPED_METHODS}
+    update.update({name: getattr(new, name) for name in _SWAPPED_FACTS})
+    update["_custom_field_names"] = new.custom_fields
+    vars(served).update(update)
+
+
+class StartBody(BaseModel):
+    """Where a retrain reads its closed tickets (an upload has its own endpoint)."""
+
+    model_config = {"extra": "forbid"}
+
+    source: Literal["helpdesk", "shipped"]
+
+
+def _multipart_file(body: bytes, content_type: str) -> tuple[str, bytes]:
+    """The file part (``file``) of a multipart/form-data body: its name and bytes."""
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise InvalidTicket(
+            [FieldProblem("file", "send the export as multipart/form-data in a part named file")]
+        )
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1", "replace")
+    message = BytesParser(policy=HTTP).parsebytes(head + body)
+    if not isinstance(message, EmailMessage) or not message.is_multipart():
+        raise InvalidTicket([FieldProblem("file", "the multipart body cannot be read")])
+    for part in message.iter_parts():
+        if part.get_param("name", header="content-disposition") != "file":
+            continue
+        filename = part.get_filename()
+        payload = part.get_payload(decode=True)
+        if not filename or not isinstance(payload, bytes):
+            raise InvalidTicket([FieldProblem("file", "the part named file has no file name")])
+        return Path(filename).name, payload
+    raise InvalidTicket([FieldProblem("file", "is missing: no part named file")])
+
+
+def _since(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def corrections_since(
+    store: TicketStore, feedback: FeedbackStore, since: str | None
+) -> list[tuple[StoredTicket, Correction]]:
+    """The agents' latest priority corrections made after ``since`` (the champion's training
+    time), each with its stored ticket (already redacted at intake)."""
+    after = _since(since)
+    pairs = []
+    for correction in feedback.corrections(limit=_CORRECTIONS_MAX):
+        if correction.target != "priority":
+            continue
+        made = _since(correction.corrected_at)
+        if after is not None and made is not None and made <= after:
+            continue
+        try:
+            pairs.append((store.get(correction.ticket_id), correction))
+        except TicketNotFound:
+            continue
+    return pairs
+
+
+def _test_figures(report: dict[str, Any] | None, metadata: dict[str, Any]) -> dict[str, Any]:
+    """The served model's figures on its test window: the report's when there is one."""
+    test = dict((report or {}).get("model") or metadata.get("metrics", {}).get("test") or {})
+    auto = test.get("auto_apply") or {}
+    return {
+        "rows": test.get("rows"),
+        "macro_f1": test.get("macro_f1"),
+        "accuracy": test.get("accuracy"),
+        "urgent_recall": test.get("urgent_recall"),
+        "auto_apply": {"share": auto.get("share"), "precision": auto.get("precision")},
+        "per_class": test.get("per_class"),
+        "confusion_matrix": test.get("confusion_matrix"),
+    }
+
+
+def build_retrain_admin(
+    enricher: Enricher,
+    store: TicketStore,
+    settings: Settings,
+    *,
+    reader: Any,
+    registry: ModelRegistry | None = None,
+    runner: RetrainRunner | None = None,
+    config: Any = None,
+) -> APIRouter:
+    """The model card, retrain, job and promotion endpoints, for agents and the API key.
+
+    ``reader`` is the app's dependency naming the agent or machine client of a request;
+    ``registry`` defaults to the settings' local registry; ``config`` (a
+    `training.model.ModelConfig`) to the product's training settings.
+    """
+    from adapters.local.registry import DirectoryModelRegistry
+
+    models = (
+        registry if registry is not None else DirectoryModelRegistry(settings.model_registry_dir)
+    )
+    jobs = runner if runner is not None else RetrainRunner()
+    feedback = store if isinstance(store, FeedbackStore) else None
+    jobs_dir = settings.models_dir / "retrain"
+    router = APIRouter(prefix="/admin", tags=["retrain"])
+    Reader = Annotated[Principal, Depends(reader)]
+    # Promotion and the swap happen one at a time, never beside each other.
+    promoting = threading.Lock()
+
+    def helpdesk_name() -> str | None:
+        return settings.helpdesk if settings.helpdesk in PULLABLE else None
+
+    def card() -> dict[str, Any]:
+        import json
+
+        metadata = enricher.metadata
+        path = enricher.artifact.path / "report" / "metrics.json"
+        report = json.loads(path.read_text()) if path.is_file() else None
+        try:
+            entry = models.get(enricher.model_version).as_dict()
+        except TicketEnrichError:
+            entry = None
+        data = metadata.get("training_data") or {}
+        return {
+            "model": {
+                "name": enricher.model_name,
+                "version": enricher.model_version,
+                "created_at": metadata.get("created_at"),
+                "labels": list(metadata.get("labels", [])),
+            },
+            "data": {
+                "file": data.get("file"),
+                "source": ((entry or {}).get("decision") or {}).get("source"),
+                "rows": data.get("rows"),
+                "first_created": data.get("first_created"),
+                "last_created": data.get("last_created"),
+                "rows_by_label": data.get("rows_by_label"),
+                "split": data.get("split"),
+            },
+            "test": _test_figures(report, metadata),
+            "registry": entry,
+        }
+
+    def work_for(
+        load: Callable[[RetrainJob], Any],
+    ) -> Callable[[RetrainJob], tuple[dict[str, Any], int]]:
+        """A job's work: read the tickets with ``load``, add the corrections, train and judge."""
+
+        def work(job: RetrainJob) -> tuple[dict[str, Any], int]:
+            from training.retrain import challenge_champion, corrections_as_examples
+
+            job.enter("reading")
+            dataset = load(job)
+            # A pull counted every ticket it read, those left out for want of a priority too.
+            job.read(max(job.tickets_read, len(dataset.examples) + dataset.unlabelled))
+            serving = enricher.artifact.path
+            pairs = (
+                corrections_since(store, feedback, enricher.metadata.get("created_at"))
+                if feedback is not None
+                else []
+            )
+            job.note(f"{len(pairs)} agents' corrections since the serving model was trained")
+            job.enter("training")
+
+            def say(message: str) -> None:
+                if message.startswith("judging"):
+                    job.enter("judging")
+                job.note(message)
+
+            work_dir = jobs_dir / job.id / "challenger"
+            challenge = challenge_champion(
+                dataset,
+                models,
+                serving,
+                work_dir=work_dir,
+                corrections=corrections_as_examples(pairs),
+                tolerance=settings.promotion_tolerance,
+                config=config,
+                progress=say,
+            )
+            # The registry keeps its own copy; the job's is scratch.
+            shutil.rmtree(work_dir, ignore_errors=True)
+            result = challenge.as_dict()
+            result["data"] = {
+                "rows": len(dataset.examples),
+                "unlabelled": dataset.unlabelled,
+                "corrections": len(pairs),
+                "first_created": _iso(dataset.examples[0].created),
+                "last_created": _iso(dataset.examples[-1].created),
+            }
+            models.set_stage(
+                challenge.challenger.version, "candidate", {**result, "source": job.source}
+            )
+            return result, len(pairs)
+
+        return work
+
+    def pulled(job: RetrainJob) -> Any:
+        from adapters.helpdesk.closed import closed_reader
+        from adapters.helpdesk.factory import helpdesk_from_settings
+        from adapters.helpdesk.pull import pull_closed_tickets
+        from training.data import MIN_ROWS, PRESETS, load_dataset
+
+        name = str(job.source["helpdesk"])
+        client = helpdesk_from_settings(settings)
+        seen = 0
+
+        class Counting:
+            """The connector's reader, counting the tickets of every page for the job."""
+
+            def __init__(self, inner: Any) -> None:
+                self.inner = inner
+                self.system = inner.system
+                self.mapping = inner.mapping
+
+            def page(self, cursor: str | None) -> Any:
+                nonlocal seen
+                found = self.inner.page(cursor)
+                seen += len(found.tickets)
+                job.read(seen)
+                return found
+
+            def label(self, priority: Any) -> str | None:
+                found: str | None = self.inner.label(priority)
+                return found
+
+        try:
+            result = pull_closed_tickets(
+                Counting(closed_reader(client)),
+                settings.database.parent / "pull" / f"{name}.jsonl",
+                source=f"{name} {settings.helpdesk_url}",
+                progress=job.note,
+            )
+        finally:
+            client.close()
+        if result.pulled < MIN_ROWS:
+            raise TicketEnrichError(
+                f"{name}: {result.pulled} closed tickets with a priority pulled "
+                f"({result.without_priority} without one and {result.unmapped} with one no "
+                f"label maps to skipped); training needs at least {MIN_ROWS}"
+            )
+        job.note(f"{name}: {result.pulled} closed tickets pulled")
+        return load_dataset(result.export, PRESETS["helpdesk-pull"])
+
+    def shipped(job: RetrainJob) -> Any:
+        from training.data import PRESETS, load_dataset, vendored_data_path
+
+        return load_dataset(vendored_data_path(), PRESETS["hadoop"])
+
+    def job_answer(job: RetrainJob, status: int = 200) -> JSONResponse:
+        return JSONResponse(
+            job.as_dict(), status_code=status, headers={"Location": f"/admin/retrain/jobs/{job.id}"}
+        )
+
+    @router.get("/model", summary="The model card of the served model")
+    def model_card(who: Reader) -> dict[str, Any]:
+        """Its data (source, rows, date range), its figures on its test window (per class,
+        auto-apply share and precision, confusion matrix) and its registry entry."""
+        return card()
+
+    @router.get("/retrain", summary="The latest retrain job and where a retrain can read from")
+    def retrain_state(who: Reader) -> dict[str, Any]:
+        """The latest job (running or ended, null if none) and the sources a retrain can use."""
+        latest = jobs.latest
+        return {
+            "job": latest.as_dict() if latest is not None else None,
+            "sources": {
+                "helpdesk": helpdesk_name(),
+                "upload": {
+                    "max_bytes": UPLOAD_BYTES_MAX,
+                    "types": [".csv", ".tsv", ".json", ".jsonl"],
+                },
+                "shipped": True,
+            },
+        }
+
+    @router.post(
+        "/retrain",
+        status_code=202,
+        summary="Start a retrain from the helpdesk or the shipped export",
+        responses={409: {"description": "A retrain is running."}},
+    )
+    def start_retrain(who: Reader, body: StartBody) -> JSONResponse:
+        """Pull the closed tickets of the helpdesk the service delivers to (or read the export
+        shipped with the product), add the agents' corrections, train a challenger and judge it;
+        poll the job it answers with."""
+        if body.source == "helpdesk":
+            name = helpdesk_name()
+            if name is None:
+                raise NotAllowed(
+                    409,
+                    "no_helpdesk_to_pull",
+                    f"the service delivers to {settings.helpdesk!r}, which has no closed tickets "
+                    f"to read; configure one of {', '.join(PULLABLE)} or upload an export",
+                )
+            job = jobs.claim({"kind": "helpdesk", "helpdesk": name})
+            jobs.run(job, work_for(pulled))
+        else:
+            job = jobs.claim({"kind": "shipped", "name": "the shipped Hadoop export"})
+            jobs.run(job, work_for(shipped))
+        _log.info("retrain started", extra={"job": job.id, "source": body.source, "by": who.name})
+        return job_answer(job, 202)
+
+    @router.post(
+        "/retrain/upload",
+        status_code=202,
+        summary="Start a retrain from an uploaded export (multipart/form-data, part `file`)",
+        responses={
+            409: {"description": "A retrain is running."},
+            413: {"description": "The file is over the limit."},
+            422: {"description": "The file cannot be trained on; the message says why."},
+        },
+    )
+    async def upload_retrain(who: Reader, request: Request) -> JSONResponse:
+        """A CSV, TSV, JSON or JSONL export in any recognised preset: checked at once (a bad file
+        is a 4xx saying why), redacted before it is written, then retrained on like a pull."""
+        from core.errors import TrainingDataError
+
+        jobs.check_idle()  # before the upload is read
+        try:
+            body = await read_body(request, UPLOAD_BYTES_MAX)
+        except TicketTooLarge:
+            raise TicketTooLarge(
+                [FieldProblem("file", f"is over the {UPLOAD_BYTES_MAX}-byte limit of an upload")]
+            ) from None
+        filename, raw = _multipart_file(body, request.headers.get("content-type", ""))
+        job_id = uuid.uuid4().hex[:12]
+        scratch = jobs_dir / f"upload-{job_id}"
+
+        def read() -> tuple[str | None, Any]:
+            from training.retrain import read_upload
+
+            return read_upload(raw, filename, scratch)
+
+        try:
+            preset, dataset = await run_in_threadpool(read)
+        except TrainingDataError as exc:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise InvalidTicket([FieldProblem("file", f"{filename}: {exc}")]) from None
+        job = jobs.claim({"kind": "upload", "name": filename, "preset": preset})
+        job.note(
+            f"{filename}: {len(dataset.examples)} closed tickets read"
+            + (f" with preset {preset!r}" if preset else " in the product's own columns")
+        )
+        jobs.run(job, work_for(lambda _job: dataset))
+        _log.info("retrain started", extra={"job": job.id, "source": "upload", "by": who.name})
+        return job_answer(job, 202)
+
+    @router.get("/retrain/jobs/{job_id}", summary="A retrain job's progress and result")
+    def job_state(who: Reader, job_id: str) -> dict[str, Any]:
+        """Stage, tickets read, progress messages, the error of a failed job, the challenger
+        beside the champion of a ready one."""
+        return jobs.get(job_id).as_dict()
+
+    @router.post(
+        "/retrain/jobs/{job_id}/promote",
+        summary="Put the job's challenger in production and serve it now",
+        responses={409: {"description": "The job has no challenger awaiting a decision."}},
+    )
+    def promote(who: Reader, job_id: str) -> JSONResponse:
+        """Promote the challenger in the registry (the champion is archived, so a rollback
+        brings it back) and serve it from this request on."""
+        job = jobs.get(job_id)
+        with promoting:
+            if job.status != "ready" or job.challenge is None:
+                raise NotAllowed(409, "not_ready", f"job {job.id} is {job.status}, not ready")
+            if not job.challenge.get("comparable"):
+                raise NotAllowed(
+                    409,
+                    "labels_differ",
+                    "the challenger predicts other priority labels than the serving model; "
+                    "promote it with `ticket-enrich registry promote` and restart the service",
+                )
+            version = str(job.challenge["challenger"])
+            try:
+                path = models.fetch(version)
+                # Loaded and self-checked before anything changes: a bad artifact changes nothing.
+                new = load_enricher(path, limits=enricher.limits, options=enricher.options)
+            except TicketEnrichError as exc:
+                raise NotAllowed(409, "challenger_unusable", str(exc)) from None
+            models.set_stage(
+                version,
+                "production",
+                {
+                    **job.challenge,
+                    "promoted": True,
+                    "reason": f"promoted by {who.name} from the agent UI; the judge: "
+                    f"{job.challenge.get('reason')}",
+                    "source": job.source,
+                },
+            )
+            swap_served_model(enricher, new)
+            if settings.model_dir is None:
+                from training.retrain import point_latest
+
+                point_latest(settings.models_dir, path)
+            job.decide("promoted", who.name)
+        _log.info("model promoted", extra={"job": job.id, "version": version, "by": who.name})
+        return job_answer(job)
+
+    @router.post(
+        "/retrain/jobs/{job_id}/discard",
+        summary="Discard the job's challenger",
+        responses={409: {"description": "The job has no challenger awaiting a decision."}},
+    )
+    def discard(who: Reader, job_id: str) -> JSONResponse:
+        """Archive the challenger in the registry; the champion keeps serving."""
+        job = jobs.get(job_id)
+        with promoting:
+            if job.status != "ready" or job.challenge is None:
+                raise NotAllowed(409, "not_ready", f"job {job.id} is {job.status}, not ready")
+            version = str(job.challenge["challenger"])
+            models.set_stage(
+                version,
+                "archived",
+                {**job.challenge, "reason": f"discarded by {who.name} from the agent UI"},
+            )
+            job.decide("discarded", who.name)
+        return job_answer(job)
+
+    return router
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when is not None else None
+
+
+def add_retrain_admin(
+    app: FastAPI,
+    enricher: Enricher,
+    store: TicketStore,
+    settings: Settings,
+    *,
+    reader: Any,
+) -> None:
+    """Add the retrain admin endpoints to the local service (see `build_retrain_admin`)."""
+    app.include_router(build_retrain_admin(enricher, store, settings, reader=reader))

@@ -1,0 +1,225 @@
+"""The retrain job's state machine, the runner's one-at-a-time rule, the hot swap of the served
+model, the corrections a retrain takes, and the reading of an uploaded export."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.local.pages import NotAllowed
+from adapters.local.retrain_admin import (
+    JobStateError,
+    RetrainJob,
+    RetrainRunner,
+    corrections_since,
+    swap_served_model,
+)
+from core import load_enricher
+from core.errors import TicketEnrichError, TrainingDataError
+from core.ports import Correction, StoredTicket
+from tests.support import SMALL_CONFIG, SMALL_SPEC, write_tickets
+from tests.unit.fakes import FakeTicketStore
+from tests.unit.test_outcomes import FakeFeedbackStore
+from training.data import load_dataset, recognise_export
+from training.retrain import read_upload
+from training.train import train_model
+
+EXPORTS = Path(__file__).parents[2] / "corpus" / "exports"
+
+
+def _job() -> RetrainJob:
+    return RetrainJob("j1", {"kind": "upload", "name": "x.csv"})
+
+
+def test_a_job_moves_forward_through_its_stages_and_ends_ready() -> None:
+    job = _job()
+    assert (job.status, job.stage) == ("running", "queued")
+    for stage in ("reading", "training", "judging"):
+        job.enter(stage)
+        assert job.stage == stage
+    job.read(42)
+    job.note("judging on the newest 10 tickets")
+    job.finish({"challenger": "v2"}, corrections=3)
+    state = job.as_dict()
+    assert (state["status"], state["stage"]) == ("ready", "done")
+    assert state["tickets_read"] == 42 and state["corrections"] == 3
+    assert state["progress"] == "judging on the newest 10 tickets"
+    assert state["challenge"] == {"challenger": "v2"} and state["finished_at"] is not None
+
+
+def test_a_stage_cannot_be_entered_again_or_skipped_back() -> None:
+    job = _job()
+    job.enter("training")
+    with pytest.raises(JobStateError, match="past 'reading'"):
+        job.enter("reading")
+    with pytest.raises(JobStateError):
+        job.enter("training")
+
+
+def test_a_failed_job_keeps_its_message_and_can_do_nothing_more() -> None:
+    job = _job()
+    job.enter("reading")
+    job.fail("zendesk: HTTP 401: check TICKET_ENRICH_HELPDESK_TOKEN")
+    assert job.as_dict()["status"] == "failed"
+    assert job.error == "zendesk: HTTP 401: check TICKET_ENRICH_HELPDESK_TOKEN"
+    for step in (
+        lambda: job.enter("training"),
+        lambda: job.fail("again"),
+        lambda: job.finish({}, 0),
+        lambda: job.decide("promoted", "ann"),
+    ):
+        with pytest.raises(JobStateError, match="is failed"):
+            step()
+
+
+def test_only_a_ready_job_is_decided_and_only_once() -> None:
+    job = _job()
+    with pytest.raises(JobStateError, match="is running, not ready"):
+        job.decide("promoted", "ann")
+    job.finish({"challenger": "v2"}, 0)
+    job.decide("discarded", "ann")
+    assert job.status == "discarded" and job.decision is not None
+    assert job.decision["by"] == "ann"
+    with pytest.raises(JobStateError, match="is discarded"):
+        job.decide("promoted", "bob")
+
+
+def test_progress_keeps_the_newest_messages_only() -> None:
+    job = _job()
+    for n in range(250):
+        job.note(f"step {n}")
+    messages = job.as_dict()["messages"]
+    assert len(messages) == 200 and messages[0] == "step 50" and messages[-1] == "step 249"
+
+
+def test_the_runner_refuses_a_second_job_while_one_runs() -> None:
+    runner = RetrainRunner()
+    release = threading.Event()
+
+    def slow(job: RetrainJob) -> tuple[dict[str, Any], int]:
+        release.wait(10)
+        return {"challenger": "v2"}, 0
+
+    first = runner.claim({"kind": "shipped"})
+    thread = runner.run(first, slow)
+    with pytest.raises(NotAllowed) as refused:
+        runner.claim({"kind": "shipped"})
+    assert refused.value.status == 409
+    release.set()
+    thread.join(10)
+    assert first.status == "ready"
+    second = runner.claim({"kind": "shipped"})
+    assert runner.latest is second and runner.get(second.id) is second
+    with pytest.raises(NotAllowed) as gone:
+        runner.get(first.id)
+    assert gone.value.status == 404
+
+
+def test_the_runner_fails_the_job_with_the_products_message_or_a_generic_one() -> None:
+    runner = RetrainRunner()
+
+    def refused(job: RetrainJob) -> tuple[dict[str, Any], int]:
+        raise TicketEnrichError("rt: 12 closed tickets with a priority pulled")
+
+    def broken(job: RetrainJob) -> tuple[dict[str, Any], int]:
+        raise KeyError("boom")
+
+    job = runner.claim({})
+    runner.run(job, refused).join(10)
+    assert job.status == "failed" and job.error == "rt: 12 closed tickets with a priority pulled"
+    job = runner.claim({})
+    runner.run(job, broken).join(10)
+    assert job.status == "failed" and "KeyError" in str(job.error) and "boom" not in str(job.error)
+
+
+def _ticket(ticket_id: str) -> StoredTicket:
+    return StoredTicket(
+        id=ticket_id,
+        external_id=None,
+        received_at="2026-12-01T10:00:00+00:00",
+        ticket={"subject": f"Disk full {ticket_id}", "description": "x"},
+        enrichment={},
+    )
+
+
+def _correction(ticket_id: str, at: str, target: str = "priority") -> Correction:
+    return Correction(ticket_id, target, "urgent", "normal", "ann", "v1", at)
+
+
+def test_corrections_since_the_last_training_are_taken_with_their_tickets() -> None:
+    store = FakeTicketStore()
+    for ticket_id in ("old", "new", "category"):
+        store.add(_ticket(ticket_id))
+    feedback = FakeFeedbackStore()
+    feedback.add_correction(_correction("old", "2026-12-01T09:00:00.000+00:00"))
+    feedback.add_correction(_correction("new", "2026-12-02T09:00:00.000+00:00"))
+    feedback.add_correction(_correction("gone", "2026-12-02T09:00:00.000+00:00"))
+    feedback.add_correction(_correction("category", "2026-12-02T09:00:00+00:00", "component"))
+    taken = corrections_since(store, feedback, "2026-12-01T12:00:00+00:00")
+    assert [(t.id, c.ticket_id) for t, c in taken] == [("new", "new")]
+    everything = corrections_since(store, feedback, None)
+    assert sorted(t.id for t, _ in everything) == ["new", "old"]
+
+
+def test_a_swapped_enricher_serves_the_new_model_and_keeps_its_listeners(
+    small_model_dir: Path, tmp_path: Path
+) -> None:
+    served = load_enricher(small_model_dir)
+    seen: list[str] = []
+    served.add_listener(lambda enrichment, _s: seen.append(enrichment["model"]["version"]))
+    dataset = load_dataset(write_tickets(tmp_path / "t.jsonl", rows=140, seed=3), SMALL_SPEC)
+    other = train_model(dataset, out_dir=tmp_path / "other", config=SMALL_CONFIG)
+    new = load_enricher(other.artifact_dir)
+    old_version = served.model_version
+    assert new.model_version != old_version
+    served.enrich({"subject": "Cluster down", "description": "outage"})
+    swap_served_model(served, new)
+    answer = served.enrich({"subject": "Cluster down", "description": "outage"})
+    assert answer["enrichment"]["model"]["version"] == new.model_version
+    assert served.model_version == new.model_version
+    assert served.metadata["version"] == new.model_version
+    assert served.artifact.path == other.artifact_dir
+    assert seen == [old_version, new.model_version]
+
+
+def test_an_upload_is_written_with_only_the_columns_read_and_its_text_redacted(
+    tmp_path: Path,
+) -> None:
+    raw = (EXPORTS / "zendesk.csv").read_text()
+    header, first, *rest = raw.splitlines()
+    columns = header.split(",")
+    values = first.split(",")
+    values[columns.index("Subject")] = "Call +44 20 7946 0958 or mail bo@example.org"
+    edited = "\n".join([header, ",".join(values), *rest]) + "\n"
+    name, dataset = read_upload(edited.encode(), "tickets.csv", tmp_path)
+    assert name == "zendesk-csv"
+    assert [p.name for p in tmp_path.iterdir()] == ["export.jsonl"]
+    rows = [json.loads(line) for line in (tmp_path / "export.jsonl").read_text().splitlines()]
+    assert set(rows[0]) <= {"Id", "Subject", "Priority", "Status", "Created at", "Solved at"}
+    assert rows[0]["Subject"] == "Call [PHONE] or mail [EMAIL]"
+    assert any(e.doc["subject"] == "Call [PHONE] or mail [EMAIL]" for e in dataset.examples)
+    direct = load_dataset(EXPORTS / "zendesk.csv", recognise_export(EXPORTS / "zendesk.csv")[1])
+    assert len(dataset.examples) == len(direct.examples)
+    assert [e.label for e in dataset.examples] == [e.label for e in direct.examples]
+
+
+@pytest.mark.parametrize("sample", ["zendesk.json", "freshdesk.csv", "jira.csv", "rt.tsv"])
+def test_every_sample_export_reads_as_its_preset_after_redaction(
+    sample: str, tmp_path: Path
+) -> None:
+    name, dataset = read_upload((EXPORTS / sample).read_bytes(), sample, tmp_path)
+    expected, spec = recognise_export(EXPORTS / sample)
+    assert name == expected is not None
+    direct = load_dataset(EXPORTS / sample, spec)
+    assert [e.label for e in dataset.examples] == [e.label for e in direct.examples]
+    assert dataset.unlabelled == direct.unlabelled
+
+
+def test_an_unknown_export_names_its_columns(tmp_path: Path) -> None:
+    with pytest.raises(TrainingDataError, match="'Name', 'Colour'"):
+        read_upload(b"Name,Colour\nann,red\n", "people.csv", tmp_path)
+    assert list(tmp_path.iterdir()) == []
