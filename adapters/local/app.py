@@ -24,6 +24,7 @@ from adapters.local.body import read_body, too_large
 from adapters.local.observability import add_observability
 from adapters.local.pages import NotAllowed, PagesStore, add_pages, now_iso
 from adapters.local.ratelimit import ClientRateLimit
+from adapters.local.retrain_admin import UPLOAD_PATH, add_retrain_admin
 from core.delivery import requeue_dead, run_delivery_worker
 from core.enricher import Enricher
 from core.errors import (
@@ -131,8 +132,11 @@ class FeedbackBody(BaseModel):
     agent: Annotated[str, Field(max_length=128)] | None = None
 
 
-# Routes that read a whole ticket, within the ticket limit, with `core.schema` themselves.
-TICKET_ROUTES = frozenset({("POST", "/tickets"), ("POST", "/customer/tickets")})
+# Routes that read their body themselves: a whole ticket, within the ticket limit, with
+# `core.schema`; an uploaded export within the upload's limit (adapters/local/retrain_admin.py).
+TICKET_ROUTES = frozenset(
+    {("POST", "/tickets"), ("POST", "/customer/tickets"), ("POST", UPLOAD_PATH)}
+)
 
 
 class BodyGuard:
@@ -557,6 +561,7 @@ def create_app(
     add_observability(
         app, enricher, store, settings, outbox=outbox, reader=principal, rate_limit=rate_limit
     )
+    add_retrain_admin(app, enricher, store, settings, reader=principal)
 
     @app.get("/model", summary="The model being served")
     def model() -> dict[str, Any]:
