@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
@@ -474,6 +474,23 @@ def build_retrain_admin(
         """Its data (source, rows, date range), its figures on its test window (per class,
         auto-apply share and precision, confusion matrix) and its registry entry."""
         return card()
+
+    @router.get("/model/report", summary="The served model's evaluation report (metrics.json)")
+    def served_report(who: Reader) -> Response:
+        """The report training wrote beside the artifact being served now (after a promotion,
+        the promoted one's)."""
+        path = enricher.artifact.path / "report" / "metrics.json"
+        if not path.is_file():
+            raise NotAllowed(404, "report_not_found", "this artifact has no evaluation report")
+        return FileResponse(path, media_type="application/json")
+
+    @router.get("/model/report.md", summary="The served model's evaluation report as Markdown")
+    def served_report_md(who: Reader) -> Response:
+        """The Markdown report of the artifact being served now."""
+        path = enricher.artifact.path / "report" / "report.md"
+        if not path.is_file():
+            raise NotAllowed(404, "report_not_found", "this artifact has no report.md")
+        return FileResponse(path, media_type="text/markdown; charset=utf-8")
 
     @router.get("/retrain", summary="The latest retrain job and where a retrain can read from")
     def retrain_state(who: Reader) -> dict[str, Any]:

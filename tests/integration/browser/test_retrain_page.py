@@ -1,0 +1,81 @@
+"""The model page's card and retrain panel in headless Chromium: the confusion matrix drawn as
+an SVG heat-map, a bad upload refused with its message, an export uploaded and retrained on,
+the challenger beside the champion, and its promotion served at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from playwright.sync_api import Browser, expect
+
+from core import load_enricher
+from tests.integration.browser.conftest import SCREENSHOTS, running, sign_in
+from tests.support import write_tickets
+
+DESKTOP = {"width": 1440, "height": 900}
+TRAINING_S = 120_000  # ms: a retrain of the small export takes a few seconds on a busy machine
+
+
+def test_an_admin_retrains_from_an_upload_compares_and_promotes(
+    browser: Browser, small_model_dir: Path, tmp_path: Path, helpdesk_url: str, agent_hash: str
+) -> None:
+    bad = tmp_path / "notes.txt"
+    bad.write_text("subject,priority\nx,urgent\n")
+    export = write_tickets(tmp_path / "closed.jsonl", rows=160, seed=11)
+    # Its own enricher: promotion changes the served one in place.
+    with running(
+        load_enricher(small_model_dir),
+        tmp_path / "tickets.sqlite3",
+        helpdesk_url,
+        agent_hash,
+        models_dir=tmp_path / "models",
+    ) as service:
+        champion = service.api.get("/model").json()
+        context = browser.new_context(viewport=DESKTOP)
+        try:
+            page = context.new_page()
+            sign_in(page, service.url)
+            page.click("text=Model")
+            page.wait_for_selector("body[data-ready=true][data-retrain-ready=true]")
+
+            labels = champion["labels"]
+            matrix = page.locator("svg#confusion-matrix")
+            expect(matrix).to_be_visible()
+            assert matrix.locator("g.cell").count() == len(labels) ** 2
+            card = service.api.get("/admin/model").json()
+            counts = card["test"]["confusion_matrix"]["matrix"]
+            first = matrix.locator(f"g.cell[data-true='{labels[0]}'][data-predicted='{labels[0]}']")
+            assert first.get_attribute("data-count") == str(counts[0][0])
+            expect(page.locator("#per-class-table")).to_contain_text(labels[0])
+            expect(page.locator("#model-card")).to_contain_text(
+                str(champion["training_data"]["rows"])
+            )
+            # A webhook cannot be pulled from: that choice is off.
+            expect(page.locator("#source-helpdesk")).to_be_disabled()
+
+            page.set_input_files("#retrain-file", str(bad))
+            page.click("#retrain-start")
+            expect(page.locator("#retrain-job")).to_contain_text("unknown file type")
+
+            page.set_input_files("#retrain-file", str(export))
+            page.click("#retrain-start")
+            page.wait_for_selector("#retrain-job[data-status=ready]", timeout=TRAINING_S)
+            job = service.api.get("/admin/retrain").json()["job"]
+            challenger = job["challenge"]["challenger"]
+            table = page.locator("#comparison-table")
+            expect(table).to_contain_text("macro-F1")
+            expect(table).to_contain_text("auto-applied share")
+            expect(table).to_contain_text(f"champion {champion['version']}")
+            expect(table).to_contain_text(f"challenger {challenger}")
+            expect(page.locator("#verdict")).to_contain_text(job["challenge"]["reason"])
+            expect(page.locator("#job-read")).to_contain_text("Tickets read: 160")
+            # For the README: the challenger's figures beside the champion's.
+            page.locator("#retrain").screenshot(path=str(SCREENSHOTS / "retrain.png"))
+
+            page.click("#promote")
+            expect(page.locator("#decision")).to_contain_text("Promoted by ann")
+            expect(page.locator("#model-summary")).to_contain_text(challenger)
+            expect(page.locator("#model-card")).to_contain_text("production")
+            assert service.api.get("/model").json()["version"] == challenger
+        finally:
+            context.close()
