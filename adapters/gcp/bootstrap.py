@@ -14,6 +14,7 @@ from core.enricher import Enricher, load_enricher
 
 if TYPE_CHECKING:
     from adapters.gcp.database_store import RealtimeDatabaseTicketStore
+    from adapters.gcp.dead_letters import PubSubDeadLetters
     from adapters.gcp.firestore_store import FirestoreTicketStore
     from core.ports import HelpdeskClient
 
@@ -124,6 +125,18 @@ def firestore_store() -> FirestoreTicketStore:
 def database_store() -> RealtimeDatabaseTicketStore:
     """The Realtime Database store of this process."""
     return build_database_store(settings(), firestore_store())
+
+
+@functools.cache
+def dead_letters() -> PubSubDeadLetters | None:
+    """The dead-letter publisher of this process, built on the first ticket that needs it
+    (Pub/Sub's client is not imported before), or None when no topic is configured."""
+    from adapters.gcp.dead_letters import build_dead_letters
+
+    config = settings()
+    if not config.dead_letter_topic:
+        return None
+    return build_dead_letters(config.dead_letter_topic, config.gcp_project)
 
 
 @functools.cache

@@ -7,6 +7,11 @@ when it was deleted); the Realtime Database sends ``google.firebase.database.ref
 deployed on any of the three: every one becomes one `DocumentEvent`, which is all the rest of the
 adapter sees, and the document's marker (`adapters.gcp.documents`) makes a new ticket enriched
 once whichever event arrives first, and the service's write-back and agents' edits ignored.
+
+Data that cannot be decoded at all (not protobuf, not JSON, or JSON outside the core's limits:
+nested too deeply, NaN, a 5,000-digit integer, a lone surrogate, too many bytes) is no reason to
+fail: every retry would fail alike. It becomes a `DocumentEvent` with a ``problem`` and an empty
+document, named by the event's subject, and is rejected like any invalid ticket.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from adapters.gcp.documents import apply_delta
 from core.errors import FieldProblem, InvalidTicket
+from core.schema import Limits, decode_json
 
 if TYPE_CHECKING:
     from cloudevents.http import CloudEvent
@@ -71,17 +77,34 @@ def _decode_value(value: Any, path: str) -> Any:
     raise InvalidTicket([FieldProblem(path, f"is a Firestore {kind.removesuffix('_value')}")])
 
 
+def _undecodable(event: CloudEvent, path: str, problem: InvalidTicket) -> DocumentEvent:
+    path = path.strip("/")
+    return DocumentEvent(
+        str(event["id"]), str(event["source"]), path.rsplit("/", 1)[-1], path, {}, problem
+    )
+
+
+def _subject_path(event: CloudEvent, prefix: str) -> str:
+    return str(event.get("subject") or "").removeprefix(prefix)
+
+
 def firestore_event(event: CloudEvent) -> DocumentEvent:
     """Decode a Firestore document created, updated or written event (binary mode, protobuf
     data); a deleted document's ``document`` is None."""
     from google.events.cloud.firestore_v1 import DocumentEventData
+    from google.protobuf.message import DecodeError
 
     if event["type"] not in FIRESTORE_TYPES:
         raise UnexpectedEvent(f"expected one of {sorted(FIRESTORE_TYPES)}, got {event['type']}")
     data = event.get_data()
-    if not isinstance(data, bytes):
-        raise UnexpectedEvent("Firestore event data must be protobuf bytes")
-    message = DocumentEventData.pb(DocumentEventData.deserialize(data))
+    try:
+        if not isinstance(data, bytes):
+            # The Functions Framework parses data that looks like JSON before the function runs.
+            raise DecodeError(f"the data is {type(data).__name__}, not protobuf bytes")
+        message = DocumentEventData.pb(DocumentEventData.deserialize(data))
+    except DecodeError as exc:
+        refused = InvalidTicket([FieldProblem("body", f"is not a Firestore document event: {exc}")])
+        return _undecodable(event, _subject_path(event, "documents/"), refused)
     # A written event for a deletion has only the old value; the subject names the document.
     name = message.value.name or message.old_value.name or str(event.get("subject") or "")
     path = name.split("/documents/", 1)[1] if "/documents/" in name else name
@@ -112,19 +135,41 @@ def _struct_value(value: StructValue) -> Any:
     return MessageToDict(value)
 
 
-def database_event(event: CloudEvent) -> DocumentEvent:
+def _database_json(data: Any, limits: Limits | None) -> str:
+    """The event's JSON text, checked against the core's limits (`core.schema.decode_json`);
+    `InvalidTicket` if it is outside them."""
+    if not isinstance(data, bytes | str):
+        # The Functions Framework has parsed it already (with Python's lenient json module).
+        try:
+            data = json.dumps(data, allow_nan=False)
+        except (ValueError, RecursionError) as exc:
+            raise InvalidTicket([FieldProblem("body", f"is not valid JSON: {exc}")]) from None
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    limits = limits or Limits()
+    # The envelope carries the value before the write besides the ticket.
+    decode_json(raw, limits, max_bytes=2 * limits.ticket_bytes)
+    return raw.decode("utf-8")
+
+
+def database_event(event: CloudEvent, limits: Limits | None = None) -> DocumentEvent:
     """Decode a Realtime Database reference created, updated or written event (JSON data)."""
     from google.events.firebase.database_v1 import ReferenceEventData
+    from google.protobuf.json_format import ParseError
 
     if event["type"] not in DATABASE_TYPES:
         raise UnexpectedEvent(f"expected one of {sorted(DATABASE_TYPES)}, got {event['type']}")
-    data = event.get_data()
-    text = data.decode("utf-8") if isinstance(data, bytes) else json.dumps(data)
-    message = ReferenceEventData.pb(ReferenceEventData.from_json(text))
+    ref = str(event.get("ref") or _subject_path(event, "refs/")).strip("/")
+    try:
+        text = _database_json(event.get_data(), limits)
+        message = ReferenceEventData.pb(ReferenceEventData.from_json(text))
+    except InvalidTicket as exc:
+        return _undecodable(event, ref, exc)
+    except ParseError as exc:  # JSON, but not a ReferenceEventData
+        problem = InvalidTicket([FieldProblem("body", f"is not a database event: {exc}")])
+        return _undecodable(event, ref, problem)
     before = _struct_value(message.data) if message.HasField("data") else None
     delta = _struct_value(message.delta) if message.HasField("delta") else None
     after = apply_delta(before, delta)
-    ref = str(event.get("ref") or str(event["subject"]).removeprefix("refs/")).strip("/")
     if after is not None and not isinstance(after, dict):
         problem = InvalidTicket([FieldProblem("ticket", "must be a JSON object")])
         return DocumentEvent(

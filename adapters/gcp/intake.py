@@ -14,6 +14,9 @@ from core.errors import InvalidTicket
 from core.ports import StoredTicket
 
 Outcome = Literal["enriched", "duplicate", "already-processed", "invalid", "deleted"]
+# Called with a ticket that can never be enriched, before its error is written back (the
+# dead-letter topic, `adapters.gcp.dead_letters`); raising leaves the event to be retried.
+Reject = Callable[[DocumentEvent, InvalidTicket, datetime], object]
 
 
 class DocumentTicketStore(Protocol):
@@ -38,6 +41,7 @@ def take_in(
     store: DocumentTicketStore,
     *,
     deliver: bool,
+    reject: Reject | None = None,
     now: Callable[[], datetime] = utc_now,
 ) -> Outcome:
     """Enrich the ticket document of one event and write the result back, once.
@@ -45,21 +49,25 @@ def take_in(
     The document's marker makes this idempotent: the service's own write-back and an agent's
     later edit arrive (as Realtime Database writes) with the marker set and are skipped, and a
     second delivery of the same event finds it in the store's transaction. A ticket that fails
-    validation gets the error written into it and the event is acknowledged: retrying cannot fix
-    it, and the customer's client shows the error.
+    validation is handed to ``reject`` (the dead-letter topic) with the reason, gets the error
+    written into it, and the event is acknowledged: retrying cannot fix it, and the customer's
+    client shows the error.
     """
     if event.document is None:
         return "deleted"
     if is_processed(event.document):
         return "already-processed"
     at = now()
-    if event.problem is not None:
-        store.mark_invalid(event.ticket_id, event.problem, at)
-        return "invalid"
-    try:
-        enriched = enricher.enrich(ticket_fields(event.document))
-    except InvalidTicket as exc:
-        store.mark_invalid(event.ticket_id, exc, at)
+    problem = event.problem
+    if problem is None:
+        try:
+            enriched = enricher.enrich(ticket_fields(event.document))
+        except InvalidTicket as exc:
+            problem = exc
+    if problem is not None:
+        if reject is not None:
+            reject(event, problem, at)
+        store.mark_invalid(event.ticket_id, problem, at)
         return "invalid"
     record = StoredTicket(
         id=event.ticket_id,

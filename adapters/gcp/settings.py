@@ -29,6 +29,12 @@ class GcpSettings(Settings):
         "http://host:port?ns=<namespace>); needed by the Realtime Database trigger only.",
     )
     rtdb_tickets_path: str = Field("tickets", description="Realtime Database path of tickets.")
+    dead_letter_topic: str | None = Field(
+        None,
+        description="Pub/Sub topic (an id in the project, or projects/<p>/topics/<t>) that "
+        "tickets which can never be enriched are published to with the reason; `ticket-enrich "
+        "deploy gcp` creates it and sets it. Unset: they are only marked in their document.",
+    )
     drain_budget_s: float = Field(
         45.0, gt=0, description="How long one run of the outbox drain may keep delivering."
     )

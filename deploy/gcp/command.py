@@ -14,11 +14,18 @@ scikit-learn) and creates or updates the Cloud Scheduler job that calls the sche
 google-cloud-scheduler's `CloudSchedulerClient`. ``--no-traffic`` pins each existing enrichment
 function's traffic to the revision serving it before the update, so that the new revision takes
 none until `ticket-enrich rollout gcp start` gives it a share.
+
+It also declares the bad-record path: the Pub/Sub dead-letter topic (``--dead-letter-topic``,
+default ``ticket-enrich-rejected``) that the enrichment functions publish tickets which can never
+be enriched to, with the reason, and a pull subscription on it that keeps them for 7 days (a
+topic without a subscription drops what is published to it). The functions get the topic as
+``TICKET_ENRICH_DEAD_LETTER_TOPIC``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -45,6 +52,9 @@ UPDATE_MASK = ["build_config", "service_config", "event_trigger", "labels"]
 RETRAIN_UPLOAD = "ticket-enrich-retrain-upload"
 RETRAIN_SCHEDULE = "ticket-enrich-retrain-schedule"
 RETRAIN_JOB = "ticket-enrich-retrain"
+DEAD_LETTER_TOPIC = "ticket-enrich-rejected"
+# Pub/Sub's longest retention for unacknowledged messages.
+DEAD_LETTER_RETENTION_S = 7 * 24 * 3600
 # The functions whose new revisions a rollout splits traffic to.
 ROLLOUT_FUNCTIONS = ("ticket-enrich-firestore", "ticket-enrich-rtdb")
 # Event-driven 2nd-gen functions may run 9 minutes; HTTP ones 60, but Cloud Scheduler waits
@@ -66,6 +76,7 @@ _PLAIN_SETTINGS = (
     "helpdesk_project",
     "helpdesk_queue",
     "redact_pii",
+    "dead_letter_topic",
 )
 _SECRETS = {
     "webhook": ("helpdesk_webhook_secret", "ticket-enrich-helpdesk-webhook-secret"),
@@ -108,6 +119,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scheduler-service-account",
         help="service account whose OIDC token Cloud Scheduler sends to the retraining function",
+    )
+    parser.add_argument(
+        "--dead-letter-topic",
+        help="Pub/Sub topic id for tickets that can never be enriched (default: "
+        f"TICKET_ENRICH_DEAD_LETTER_TOPIC, else {DEAD_LETTER_TOPIC}); created with a "
+        "subscription that keeps them 7 days",
     )
     parser.add_argument(
         "--no-traffic",
@@ -368,13 +385,36 @@ def retrain_job(
     )
 
 
+def dead_letter_resources(project: str, topic: str) -> tuple[Any, Any]:
+    """The dead-letter `pubsub_v1.Topic` and the pull `Subscription` that keeps its messages,
+    built with the client library's types."""
+    from google.protobuf import duration_pb2
+    from google.pubsub_v1 import ExpirationPolicy, Subscription, Topic
+
+    name = f"projects/{project}/topics/{topic}"
+    return (
+        Topic(name=name, labels={"app": "ticket-enrich"}),
+        Subscription(
+            name=f"projects/{project}/subscriptions/{topic}-hold",
+            topic=name,
+            ack_deadline_seconds=60,
+            message_retention_duration=duration_pb2.Duration(seconds=DEAD_LETTER_RETENTION_S),
+            # An empty policy: the subscription never expires, however long nobody reads it.
+            expiration_policy=ExpirationPolicy(),
+            labels={"app": "ticket-enrich"},
+        ),
+    )
+
+
 def _say(text: str) -> None:
     sys.stdout.write(text + "\n")
 
 
-def _follow_up(project: str, region: str) -> list[str]:
+def _follow_up(project: str, region: str, dead_letter_topic: str) -> list[str]:
     here = Path(__file__).resolve().parent
     return [
+        f"gcloud pubsub topics add-iam-policy-binding {dead_letter_topic} --project {project} "
+        "--member serviceAccount:FUNCTIONS_SA --role roles/pubsub.publisher",
         f"firebase deploy --project {project} --config {here / 'firebase.json'} "
         "--only firestore:rules,firestore:indexes,database",
         f"gcloud scheduler jobs create http ticket-enrich-drain --project {project} "
@@ -420,6 +460,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not project:
         raise TicketEnrichError("deploy gcp needs --project or TICKET_ENRICH_GCP_PROJECT")
     region = args.region or config.gcp_region
+    topic = args.dead_letter_topic or config.dead_letter_topic or DEAD_LETTER_TOPIC
+    config = config.model_copy(update={"dead_letter_topic": topic})
     retrain = retraining(config)
     if retrain and not args.dry_run and not args.scheduler_service_account:
         raise TicketEnrichError(
@@ -479,7 +521,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 }
                 for function in functions
             ]
-            printed: dict[str, Any] = {"requirements": bundle.requirements, "requests": requests}
+            dead_topic, dead_hold = dead_letter_resources(project, topic)
+            printed: dict[str, Any] = {
+                "requirements": bundle.requirements,
+                "requests": requests,
+                "dead_letters": {
+                    "topic": _as_json(dead_topic),
+                    "subscription": _as_json(dead_hold),
+                },
+            }
             if retrain_bundle is not None:
                 printed["retrain_requirements"] = retrain_bundle.requirements
                 job = retrain_job(
@@ -494,6 +544,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 )
             _say(json.dumps(printed, indent=2))
         else:
+            _dead_letters(*dead_letter_resources(project, topic))
             deployed = _deploy(parent, functions, no_traffic=args.no_traffic)
             if retrain:
                 _schedule(
@@ -506,7 +557,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                     )
                 )
     _say("then, once:")
-    for line in _follow_up(project, region):
+    for line in _follow_up(project, region, topic):
         _say(f"  {line}")
     return 0
 
@@ -591,6 +642,18 @@ def _keep_pinned(service_name: str, pinned: list[rollout.Target]) -> None:
         f"{service_name}: new revision {new} takes no traffic; "
         f"`ticket-enrich rollout gcp start --revision {new} --share 10` to start"
     )
+
+
+def _dead_letters(topic: Any, subscription: Any) -> None:
+    """Create the dead-letter topic and its subscription unless they exist."""
+    from google.api_core.exceptions import AlreadyExists
+    from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+
+    with contextlib.suppress(AlreadyExists):
+        PublisherClient().create_topic(request=topic)
+    with contextlib.suppress(AlreadyExists):
+        SubscriberClient().create_subscription(request=subscription)
+    _say(f"dead letters: {topic.name}, kept by {subscription.name}")
 
 
 def _schedule(job: Any) -> None:

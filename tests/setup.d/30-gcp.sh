@@ -1,6 +1,6 @@
 #!/bin/sh
 # The Google Cloud tests (tests/integration/gcp) start:
-# - Google's Cloud Firestore emulator from the Google Cloud SDK (preinstalled on development and
+# - Google's Cloud Firestore and Pub/Sub emulators from the Google Cloud SDK (preinstalled on development and
 #   CI machines; Google's package repository is not reachable from here, so this script checks
 #   for it and says what is missing rather than installing it), which needs Java;
 # - firebase-server from npm, which speaks the Realtime Database's REST protocol, installed
@@ -27,6 +27,8 @@ sdk_root=$(gcloud info --format='value(installation.sdk_root)' 2>/dev/null) \
     || fail "gcloud is on PATH but 'gcloud info' fails"
 [ -f "$sdk_root/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar" ] \
     || fail "the Firestore emulator component is not installed in $sdk_root (package google-cloud-cli-firestore-emulator, or 'gcloud components install cloud-firestore-emulator')"
+[ -d "$sdk_root/platform/pubsub-emulator" ] \
+    || fail "the Pub/Sub emulator component is not installed in $sdk_root (package google-cloud-cli-pubsub-emulator, or 'gcloud components install pubsub-emulator'); the dead-letter tests publish to it"
 command -v java >/dev/null 2>&1 \
     || fail "java is not on PATH; the Firestore emulator needs a Java 11+ runtime (apt-get install openjdk-17-jre-headless)"
 

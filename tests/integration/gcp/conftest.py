@@ -2,6 +2,8 @@
 
 - Google's Cloud Firestore emulator (from the Google Cloud SDK), started with the project's
   security rules, on a free loopback port; stopped by killing its process group.
+- Google's Pub/Sub emulator (from the Google Cloud SDK), holding the dead-letter topic and a
+  subscription the tests pull from.
 - ``firebase-server`` (npm, installed under ``.tools/`` by ``tests/setup.d/30-gcp.sh``), which
   speaks the Realtime Database's REST protocol.
 - A webhook receiver standing in for the helpdesk.
@@ -19,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -163,6 +166,114 @@ def firestore_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emu
         yield Emulator(host)
 
 
+DEAD_LETTER_TOPIC = "ticket-enrich-rejected"
+
+
+@dataclass
+class PubSub:
+    host: str
+    project: str = PROJECT
+    # Pulled letters of other tickets, kept for their tests (a session's functions share the
+    # topic).
+    unclaimed: list[tuple[dict[str, Any], dict[str, str]]] = field(default_factory=list)
+
+    @property
+    def topic(self) -> str:
+        return f"projects/{self.project}/topics/{DEAD_LETTER_TOPIC}"
+
+    @property
+    def subscription(self) -> str:
+        return f"projects/{self.project}/subscriptions/{DEAD_LETTER_TOPIC}-hold"
+
+    def _client(self, kind: str) -> Any:
+        from google.cloud import pubsub_v1
+
+        # Like Firestore's, the library reads the emulator's address when the client is built.
+        saved = os.environ.get("PUBSUB_EMULATOR_HOST")
+        os.environ["PUBSUB_EMULATOR_HOST"] = self.host
+        try:
+            return getattr(pubsub_v1, kind)()
+        finally:
+            if saved is None:
+                del os.environ["PUBSUB_EMULATOR_HOST"]
+            else:
+                os.environ["PUBSUB_EMULATOR_HOST"] = saved
+
+    def create(self) -> None:
+        """The dead-letter topic and its subscription, as `ticket-enrich deploy gcp` makes them."""
+        from deploy.gcp.command import dead_letter_resources
+
+        topic, subscription = dead_letter_resources(self.project, DEAD_LETTER_TOPIC)
+        self._client("PublisherClient").create_topic(request=topic)
+        self._client("SubscriberClient").create_subscription(request=subscription)
+
+    def dead_letters(self) -> list[tuple[dict[str, Any], dict[str, str]]]:
+        """Pull and acknowledge every message waiting on the subscription: (body, attributes)."""
+        subscriber = self._client("SubscriberClient")
+        found: list[tuple[dict[str, Any], dict[str, str]]] = []
+        try:
+            while True:
+                # The functions answer once Pub/Sub has their message, so what is there is
+                # there now; without return_immediately an empty pull waits for its deadline.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    reply = subscriber.pull(
+                        request={
+                            "subscription": self.subscription,
+                            "max_messages": 100,
+                            "return_immediately": True,
+                        },
+                        timeout=10.0,
+                    )
+                if not reply.received_messages:
+                    return found
+                for received in reply.received_messages:
+                    message = received.message
+                    found.append((json.loads(message.data), dict(message.attributes)))
+                subscriber.acknowledge(
+                    request={
+                        "subscription": self.subscription,
+                        "ack_ids": [r.ack_id for r in reply.received_messages],
+                    }
+                )
+        finally:
+            subscriber.close()
+
+    def dead_letters_for(self, ticket_id: str) -> list[tuple[dict[str, Any], dict[str, str]]]:
+        """The dead letters of one ticket, pulled with any others waiting."""
+        self.unclaimed += self.dead_letters()
+        mine = [letter for letter in self.unclaimed if letter[0].get("ticket_id") == ticket_id]
+        self.unclaimed = [letter for letter in self.unclaimed if letter not in mine]
+        return mine
+
+
+@pytest.fixture(scope="session")
+def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PubSub]:
+    gcloud = shutil.which("gcloud")
+    if gcloud is None:
+        pytest.fail(f"the Google Cloud SDK (gcloud) is not installed: {SETUP_HINT}")
+    host = f"127.0.0.1:{free_port()}"
+    log = tmp_path_factory.mktemp("pubsub") / "emulator.log"
+    command = [
+        gcloud,
+        "beta",
+        "emulators",
+        "pubsub",
+        "start",
+        f"--host-port={host}",
+        f"--project={PROJECT}",
+        "--quiet",
+    ]
+    with process_group(command, "Pub/Sub emulator", log) as proc:
+        wait_until(
+            _started(proc, f"http://{host}/", "the Pub/Sub emulator", log),
+            "the Pub/Sub emulator to start",
+        )
+        emulator = PubSub(host)
+        emulator.create()
+        yield emulator
+
+
 @dataclass(frozen=True)
 class Database:
     url: str
@@ -271,11 +382,14 @@ class Functions:
     created: str
     written: str
     drain: str
+    # Each function's output (`<target>.log`): JSON lines, and any traceback.
+    logs: Path
 
 
 @pytest.fixture(scope="session")
 def functions(
     firestore_emulator: Emulator,
+    pubsub_emulator: PubSub,
     realtime_database: Database,
     receiver: Receiver,
     small_model_dir: Path,
@@ -287,6 +401,8 @@ def functions(
     env = {
         **os.environ,
         "FIRESTORE_EMULATOR_HOST": firestore_emulator.host,
+        "PUBSUB_EMULATOR_HOST": pubsub_emulator.host,
+        "TICKET_ENRICH_DEAD_LETTER_TOPIC": DEAD_LETTER_TOPIC,
         "TICKET_ENRICH_GCP_PROJECT": firestore_emulator.project,
         "TICKET_ENRICH_MODEL_DIR": str(small_model_dir),
         "TICKET_ENRICH_RTDB_URL": realtime_database.url,
@@ -305,16 +421,16 @@ def functions(
         _serve("on_ticket_written", env, logs) as urls["written"],
         _serve("drain_outbox", env, logs) as urls["drain"],
     ):
-        yield Functions(**urls)
+        yield Functions(**urls, logs=logs)
 
 
 @contextmanager
-def _serve(target: str, env: dict[str, str], logs: Path) -> Iterator[str]:
+def _serve(target: str, env: dict[str, str], logs: Path, source: str = "main.py") -> Iterator[str]:
     port = free_port()
     command = [
         str(FUNCTIONS_FRAMEWORK),
         "--source",
-        str(ROOT / "adapters" / "gcp" / "main.py"),
+        str(ROOT / "adapters" / "gcp" / source),
         "--target",
         target,
         "--host",

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.gcp.conftest import Database, Emulator, Functions, Receiver
+from tests.integration.gcp.conftest import Database, Emulator, Functions, PubSub, Receiver
 from tests.unit.gcp.eventarc import database_written, recorded, request_of
 
 TICKET = {
@@ -123,7 +123,7 @@ def test_the_recorded_write_back_and_agent_edit_events_are_skipped(
 
 
 def test_a_malformed_ticket_gets_its_error_and_is_acknowledged(
-    functions: Functions, realtime_database: Database, client: Any
+    functions: Functions, realtime_database: Database, pubsub_emulator: PubSub, client: Any
 ) -> None:
     key = _key()
     ref = f"tickets/{key}"
@@ -137,6 +137,10 @@ def test_a_malformed_ticket_gets_its_error_and_is_acknowledged(
     assert {p["field"] for p in node["enrichment_error"]["problems"]} == {"subject", "urgency"}
     assert "enrichment" not in node
     assert _outbox(client, key) is None
+    [(letter, attributes)] = pubsub_emulator.dead_letters_for(key)
+    assert letter["source"] == attributes["source"] == "realtime-database"
+    assert letter["path"] == ref and letter["error"]["code"] == "invalid_ticket"
+    assert {p["field"] for p in letter["error"]["problems"]} == {"subject", "urgency"}
 
 
 def test_a_subject_only_ticket_is_enriched(

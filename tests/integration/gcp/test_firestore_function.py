@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.gcp.conftest import Emulator, Functions, Receiver, wait_until
+from tests.integration.gcp.conftest import Emulator, Functions, PubSub, Receiver, wait_until
 from tests.unit.gcp.eventarc import firestore_created, firestore_document_event
 
 CREATED, UPDATED, WRITTEN, DELETED = (
@@ -160,6 +160,7 @@ def test_a_subject_without_description_is_a_valid_ticket(
 def test_a_malformed_ticket_gets_its_error_and_is_acknowledged(
     functions: Functions,
     firestore_emulator: Emulator,
+    pubsub_emulator: PubSub,
     client: Any,
     receiver: Receiver,
     fields: dict[str, Any],
@@ -171,8 +172,14 @@ def test_a_malformed_ticket_gets_its_error_and_is_acknowledged(
 
     reply = _send(functions.created, event)
 
-    # 2xx: Eventarc does not retry it; the customer's client shows the error instead.
+    # 2xx: Eventarc does not retry it; the customer's client shows the error instead, and the
+    # dead-letter topic has it with the reason.
     assert reply.status_code == 200, reply.text
+    [(letter, attributes)] = pubsub_emulator.dead_letters_for(ticket_id)
+    assert letter["source"] == "firestore" and letter["path"] == f"tickets/{ticket_id}"
+    assert letter["event_id"] == attributes["event_id"] and letter["event_source"]
+    assert letter["error"]["code"] == attributes["code"] == code
+    assert {p["field"] for p in letter["error"]["problems"]} == bad_fields
     doc = _doc(client, ticket_id)
     assert "enrichment" not in doc
     assert doc["enrichment_state"]["status"] == "invalid"
@@ -181,10 +188,13 @@ def test_a_malformed_ticket_gets_its_error_and_is_acknowledged(
     assert {p["field"] for p in error["problems"]} == bad_fields
     assert error["message"]
     assert _outbox(client, ticket_id) is None
-    # Delivered again, it is still acknowledged and changes nothing.
+    # Delivered again, it is still acknowledged and changes nothing; its dead letter may come
+    # twice (at least once, as every Pub/Sub message), with the same event id.
     assert _send(functions.created, event).status_code == 200
     assert _doc(client, ticket_id) == doc
     assert receiver.requests_for(ticket_id) == 0
+    again = pubsub_emulator.dead_letters_for(ticket_id)
+    assert [a["event_id"] for _, a in again] in ([], [attributes["event_id"]])
 
 
 def test_a_failed_delivery_is_retried_until_the_helpdesk_has_it(

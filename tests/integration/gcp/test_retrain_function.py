@@ -65,8 +65,8 @@ def retrain(emulator: str, tmp_path: Path) -> Iterator[Retrain]:  # noqa: F811 -
         "PYTHONPATH": str(ROOT),
     }
     with (
-        _serve("retrain_on_upload", env, tmp_path) as upload,
-        _serve("retrain_on_schedule", env, tmp_path) as schedule,
+        _serve("retrain_on_upload", env, tmp_path, "retrain.py") as upload,
+        _serve("retrain_on_schedule", env, tmp_path, "retrain.py") as schedule,
     ):
         yield Retrain(upload, schedule, exports, GcsModelRegistry(registry))
 

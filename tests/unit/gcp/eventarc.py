@@ -102,3 +102,29 @@ def database_written(
         }
     )
     return headers, json.dumps({"data": before, "delta": delta}).encode()
+
+
+def firestore_raw(
+    ref: str, data: bytes, project: str = "demo-ticket-enrich"
+) -> tuple[dict[str, str], bytes]:
+    """A created event for the document at ``ref`` (``tickets/<id>``) whose data is ``data`` as
+    it is, protobuf or not: what a corrupted or hostile delivery would carry."""
+    headers = dict(recorded("firestore_document_created.json")["headers"])
+    headers.update(
+        {
+            "ce-id": str(uuid.uuid4()),
+            "ce-source": f"//firestore.googleapis.com/projects/{project}/databases/(default)",
+            "ce-subject": f"documents/{ref}",
+            "ce-time": _now(),
+            "ce-project": project,
+            "ce-document": ref,
+        }
+    )
+    return headers, data
+
+
+def database_raw(ref: str, delta: bytes) -> tuple[dict[str, str], bytes]:
+    """A written event for a new node whose delta is the JSON text ``delta`` as it is (valid
+    JSON or not): what a client that writes hostile JSON, or a corrupted delivery, produces."""
+    headers, _ = database_written(ref, None, None)
+    return headers, b'{"data": null, "delta": ' + delta + b"}"

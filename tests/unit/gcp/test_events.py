@@ -10,14 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cloudevents.http import from_http
 
 from adapters.gcp.documents import apply_delta, enriched_fields, is_processed, ticket_fields
 from adapters.gcp.events import DocumentEvent, UnexpectedEvent, database_event, firestore_event
 from adapters.gcp.intake import take_in
 from core import Enricher, load_enricher
-from core.errors import InvalidTicket
+from core.errors import InvalidTicket, StoreError
 from core.ports import StoredTicket
-from tests.unit.gcp.eventarc import cloud_event, recorded
+from tests.unit.gcp.eventarc import cloud_event, database_raw, firestore_raw, recorded
 
 AT = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
@@ -198,3 +199,89 @@ def test_database_created_and_updated_events_decode_like_written(kind: str) -> N
     record["headers"]["ce-type"] = f"google.firebase.database.ref.v1.{kind}"
 
     assert database_event(cloud_event(record)) == written
+
+
+class RecordingRejects:
+    """What `take_in` hands to the dead-letter topic, and whether the document was marked then."""
+
+    def __init__(self, store: FakeDocumentTicketStore) -> None:
+        self.store = store
+        self.rejected: list[tuple[str, str, bool]] = []
+
+    def __call__(self, event: DocumentEvent, error: InvalidTicket, at: datetime) -> None:
+        self.rejected.append((event.ticket_id, str(error), event.ticket_id in self.store.documents))
+
+
+def test_an_invalid_ticket_is_rejected_with_the_reason_before_it_is_marked(
+    enricher: Enricher,
+) -> None:
+    store = FakeDocumentTicketStore()
+    reject = RecordingRejects(store)
+
+    outcome = take_in(
+        _event({"subject": "", "owner": "u"}), enricher, store, deliver=True, reject=reject
+    )
+
+    assert outcome == "invalid"
+    [(ticket_id, reason, marked_first)] = reject.rejected
+    assert ticket_id == "t1" and "ticket" in reason and not marked_first
+    assert store.documents["t1"]["problems"] == ["ticket"]
+    # A valid ticket, a processed one and a deletion are not rejected.
+    for document in ({"subject": "Disk full", "owner": "u"}, None):
+        take_in(
+            replace(_event(document), ticket_id="t2"), enricher, store, deliver=True, reject=reject
+        )
+    assert len(reject.rejected) == 1
+
+
+def test_a_failed_rejection_leaves_the_document_unmarked_for_the_retry(enricher: Enricher) -> None:
+    store = FakeDocumentTicketStore()
+
+    def down(event: DocumentEvent, error: InvalidTicket, at: datetime) -> None:
+        raise StoreError("Pub/Sub is down")
+
+    with pytest.raises(StoreError):
+        take_in(_event({"subject": "", "owner": "u"}), enricher, store, deliver=True, reject=down)
+    assert store.documents == {}
+
+
+def _as_sent(data: Any) -> Any:
+    return data
+
+
+# The functions read the events' data as it was sent (adapters.gcp.main), as these tests do.
+@pytest.mark.parametrize(
+    "data", [b"", b"\xff\xfe not protobuf", b'{"subject": "json, not protobuf"}', b"[1, 2]"]
+)
+def test_undecodable_firestore_data_is_a_problem_naming_the_document(data: bytes) -> None:
+    event = firestore_event(
+        from_http(*firestore_raw("tickets/bad1", data), data_unmarshaller=_as_sent)
+    )
+
+    assert event.ticket_id == "bad1" and event.path == "tickets/bad1"
+    assert event.document == {} and event.problem is not None
+    assert [p.field for p in event.problem.problems] == ["body"]
+
+
+@pytest.mark.parametrize(
+    ("delta", "field"),
+    [
+        (b'{"subject": "x", "n": NaN}', "delta.n"),
+        (b'{"subject": "caf\xe9"}', "body"),
+        (b'{"subject": "x \\ud800 y"}', "delta.subject"),
+        (b"[" * 5000, "body"),
+        (b'{"subject": "x", "n": ' + b"9" * 5000 + b"}", "body"),
+        (b"[1, 2]", "ticket"),
+    ],
+    ids=["nan", "not-utf8", "lone-surrogate", "unclosed-nesting", "long-integer", "array"],
+)
+def test_database_data_outside_the_limits_is_a_problem_naming_the_node(
+    delta: bytes, field: str
+) -> None:
+    event = database_event(
+        from_http(*database_raw("tickets/-Nbad", delta), data_unmarshaller=_as_sent)
+    )
+
+    assert event.ticket_id == "-Nbad" and event.path == "tickets/-Nbad"
+    assert event.document == {} and event.problem is not None
+    assert [p.field for p in event.problem.problems] == [field]
