@@ -4,7 +4,10 @@ through a multipart upload, so memory holds one part (8 MiB by default), whateve
 size. Each row is read as a ticket by the core's `core.export.ExportColumns`, as
 ``ticket-enrich enrich`` and the Spark batch read it: a helpdesk export's row with the columns
 the model was trained on, any other row as ticket fields. Rows that fail go to a sidecar
-``<name>.errors.jsonl`` (line number and problems), never failing the batch. Output keys
+``<name>.errors.jsonl`` (line number and problems), never failing the batch: a JSONL line that
+is not UTF-8 is one failed row, since lines are split on the byte ``\n`` and each is decoded
+alone (a CSV file is text as a whole: past bytes that are not UTF-8, the rest of it is one
+error). Output keys
 derive from the input key, so a retried event rewrites the same objects: one effect.
 """
 
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventRecord
 
 _FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+_READ_BYTES = 64 * 1024
 
 
 @dataclass
@@ -150,21 +154,35 @@ def _csv_record(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def _byte_lines(body: Any) -> Iterator[bytes]:
+    """The body's lines as bytes, split on ``\n`` as they arrive (one line in memory)."""
+    pending = bytearray()
+    while chunk := body.read(_READ_BYTES):
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            pending += chunk[start:end]
+            yield bytes(pending)
+            pending.clear()
+            start = end + 1
+        pending += chunk[start:]
+    if pending:
+        yield bytes(pending)
+
+
 def _rows(body: Any, fmt: str) -> Iterator[tuple[int, Any, str | None]]:
     """(line, decoded record, error) per row, read from a streaming body."""
-    text = codecs.getreader("utf-8")(body, "strict")
     if fmt == "jsonl":
-        for number, line in enumerate(text, start=1):
+        for number, line in enumerate(_byte_lines(body), start=1):
             if not line.strip():
                 continue
             try:
-                value = decode_json(line, max_bytes=len(line.encode("utf-8", "surrogatepass")))
+                value = decode_json(line, max_bytes=len(line))
             except InvalidTicket as exc:
                 yield number, None, "; ".join(p.message for p in exc.problems)
                 continue
             yield number, value, None
         return
-    reader = csv.DictReader(text)
+    reader = csv.DictReader(codecs.getreader("utf-8")(body, "strict"))
     for row in reader:
         try:
             yield reader.line_num, _csv_record(row), None
