@@ -9,11 +9,18 @@ The endpoints translate; the training, judging and reading of exports are in
 
 # No `from __future__ import annotations`: FastAPI reads the endpoints' annotations at runtime.
 
+import fcntl
+import json
 import logging
+import os
+import re
 import shutil
+import tempfile
 import threading
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -25,6 +32,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.local.auth import Principal
 from adapters.local.body import read_body
@@ -67,9 +75,15 @@ class JobStateError(TicketEnrichError):
 
 class RetrainJob:
     """One retrain: its stage, what it read, its progress messages, and its end (an error, or a
-    challenger judged against the champion and then promoted or discarded). Thread-safe."""
+    challenger judged against the champion and then promoted or discarded). Thread-safe; with
+    ``save``, every change is handed to it (the runner writes it where every worker reads it)."""
 
-    def __init__(self, job_id: str, source: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        job_id: str,
+        source: dict[str, Any],
+        save: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.id = job_id
         self.source = source
         self.status = "running"
@@ -83,6 +97,24 @@ class RetrainJob:
         self.challenge: dict[str, Any] | None = None
         self.decision: dict[str, Any] | None = None
         self._lock = threading.Lock()
+        self._save = save
+
+    @classmethod
+    def from_dict(
+        cls, data: dict[str, Any], save: Callable[[dict[str, Any]], None] | None = None
+    ) -> "RetrainJob":
+        """A job as `as_dict` wrote it."""
+        job = cls(str(data["id"]), dict(data.get("source") or {}), save)
+        job.status, job.stage = str(data["status"]), str(data["stage"])
+        job.started_at, job.finished_at = str(data["started_at"]), data.get("finished_at")
+        job.tickets_read, job.corrections = int(data["tickets_read"]), int(data["corrections"])
+        job.messages = [str(m) for m in data.get("messages") or []]
+        job.error, job.challenge, job.decision = (
+            data.get("error"),
+            data.get("challenge"),
+            data.get("decision"),
+        )
+        return job
 
     def enter(self, stage: str) -> None:
         """Move forward to ``stage`` (never back) while running."""
@@ -91,22 +123,26 @@ class RetrainJob:
             if STAGES.index(stage) <= STAGES.index(self.stage):
                 raise JobStateError(f"job {self.id} is at {self.stage!r}, past {stage!r}")
             self.stage = stage
+            self._changed()
 
     def read(self, tickets: int) -> None:
         """Record how many tickets the job has read so far."""
         with self._lock:
             self.tickets_read = tickets
+            self._changed()
 
     def note(self, message: str) -> None:
         """Keep a progress message (the newest `_MESSAGES_KEPT`)."""
         with self._lock:
             self.messages = [*self.messages[-(_MESSAGES_KEPT - 1) :], message]
+            self._changed()
 
     def fail(self, message: str) -> None:
         """End a running job with an error."""
         with self._lock:
             self._require("running", "fail")
             self.status, self.error, self.finished_at = "failed", message, _now()
+            self._changed()
 
     def finish(self, challenge: dict[str, Any], corrections: int) -> None:
         """End a running job with its judged challenger, which now awaits an admin."""
@@ -114,6 +150,7 @@ class RetrainJob:
             self._require("running", "finish")
             self.status, self.stage, self.finished_at = "ready", "done", _now()
             self.challenge, self.corrections = challenge, corrections
+            self._changed()
 
     def decide(self, outcome: Literal["promoted", "discarded"], who: str) -> None:
         """Record the admin's decision on a ready job's challenger."""
@@ -121,64 +158,161 @@ class RetrainJob:
             self._require("ready", f"be {outcome}")
             self.status = outcome
             self.decision = {"outcome": outcome, "by": who, "at": _now()}
+            self._changed()
 
     def _require(self, status: str, doing: str) -> None:
         if self.status != status:
             raise JobStateError(f"job {self.id} is {self.status}, not {status}: cannot {doing}")
 
+    def _changed(self) -> None:
+        if self._save is not None:
+            self._save(self._state())
+
     def as_dict(self) -> dict[str, Any]:
         """The job as the page polls it."""
         with self._lock:
-            return {
-                "id": self.id,
-                "source": self.source,
-                "status": self.status,
-                "stage": self.stage,
-                "started_at": self.started_at,
-                "finished_at": self.finished_at,
-                "tickets_read": self.tickets_read,
-                "corrections": self.corrections,
-                "progress": self.messages[-1] if self.messages else None,
-                "messages": list(self.messages),
-                "error": self.error,
-                "challenge": self.challenge,
-                "decision": self.decision,
-            }
+            return self._state()
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "source": self.source,
+            "status": self.status,
+            "stage": self.stage,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "tickets_read": self.tickets_read,
+            "corrections": self.corrections,
+            "progress": self.messages[-1] if self.messages else None,
+            "messages": list(self.messages),
+            "error": self.error,
+            "challenge": self.challenge,
+            "decision": self.decision,
+        }
+
+
+_JOB_ID = re.compile(r"[0-9a-f]{12}")
+
+
+def _write_json(path: Path, data: Any) -> None:
+    """Replace a JSON file atomically: a reader sees the old or the new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, scratch = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle)
+    os.replace(scratch, path)
 
 
 class RetrainRunner:
-    """Runs one retrain job at a time in a background thread; remembers the latest job."""
+    """Runs one retrain job at a time in a background thread and remembers the latest job.
 
-    def __init__(self) -> None:
+    With a ``state_dir`` (the service's), one at a time holds across worker processes (a job
+    holds an exclusive lock on a file there while it runs) and every change of a job is written
+    there, so whichever worker a poll or a decision reaches reads the same job; without one, the
+    runner keeps its jobs in memory (one process)."""
+
+    def __init__(self, state_dir: Path | None = None) -> None:
         self._lock = threading.Lock()
         self._latest: RetrainJob | None = None
+        self._live: dict[str, RetrainJob] = {}  # jobs running in this process
+        self._held: dict[str, int] = {}  # their lock files' descriptors
+        self.state_dir = state_dir
+
+    def _job_path(self, job_id: str) -> Path:
+        assert self.state_dir is not None
+        return self.state_dir / "jobs" / f"{job_id}.json"
+
+    def _saver(self, job_id: str) -> Callable[[dict[str, Any]], None] | None:
+        if self.state_dir is None:
+            return None
+        path = self._job_path(job_id)
+        return lambda state: _write_json(path, state)
+
+    def _try_lock(self) -> int | None:
+        """The descriptor of the run lock, held; None when another job holds it."""
+        assert self.state_dir is not None
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.state_dir / ".running.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return fd
+
+    def _running_elsewhere(self) -> bool:
+        if self.state_dir is None:
+            return False
+        fd = self._try_lock()
+        if fd is None:
+            return True
+        os.close(fd)  # closing releases it
+        return False
 
     @property
     def latest(self) -> RetrainJob | None:
         """The job started last, running or not."""
-        return self._latest
+        if self.state_dir is None:
+            return self._latest
+        try:
+            latest_id = str(json.loads((self.state_dir / "latest.json").read_text())["id"])
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return None
+        try:
+            return self.get(latest_id)
+        except NotAllowed:
+            return None
 
     def get(self, job_id: str) -> RetrainJob:
-        """The latest job if it has this id (earlier jobs are not kept)."""
-        job = self._latest
-        if job is None or job.id != job_id:
+        """A job by its id: the latest one, or with a ``state_dir`` any that was written."""
+        live = self._live.get(job_id) or (
+            self._latest if self._latest is not None and self._latest.id == job_id else None
+        )
+        if live is not None and (self.state_dir is None or live.status == "running"):
+            return live
+        if self.state_dir is None or not _JOB_ID.fullmatch(job_id):
             raise NotAllowed(404, "job_not_found", f"no retrain job {job_id!r}")
+        try:
+            data = json.loads(self._job_path(job_id).read_text())
+        except (FileNotFoundError, ValueError):
+            raise NotAllowed(404, "job_not_found", f"no retrain job {job_id!r}") from None
+        job = RetrainJob.from_dict(data, self._saver(job_id))
+        if job.status == "running" and not self._running_elsewhere():
+            # Nobody holds the run lock: the process that ran it stopped before it ended.
+            job.fail("the service stopped while this retrain ran; start it again")
         return job
 
     def check_idle(self) -> None:
-        """Refuse (409) while a job runs."""
+        """Refuse (409) while a job runs, in this process or another of the service."""
         latest = self._latest
         if latest is not None and latest.status == "running":
             raise NotAllowed(
                 409, "retrain_running", f"retrain job {latest.id} is still running; wait for it"
+            )
+        if self._running_elsewhere():
+            raise NotAllowed(
+                409, "retrain_running", "a retrain is still running in the service; wait for it"
             )
 
     def claim(self, source: dict[str, Any]) -> RetrainJob:
         """A new job, unless one is running (409)."""
         with self._lock:
             self.check_idle()
-            self._latest = RetrainJob(uuid.uuid4().hex[:12], source)
-            return self._latest
+            job_id = uuid.uuid4().hex[:12]
+            if self.state_dir is not None:
+                fd = self._try_lock()
+                if fd is None:
+                    raise NotAllowed(
+                        409, "retrain_running", "a retrain is still running in the service"
+                    )
+                self._held[job_id] = fd
+            job = RetrainJob(job_id, source, self._saver(job_id))
+            job.note("queued")
+            if self.state_dir is not None:
+                _write_json(self.state_dir / "latest.json", {"id": job_id})
+            self._latest = job
+            self._live[job_id] = job
+            return job
 
     def run(
         self, job: RetrainJob, work: Callable[[RetrainJob], tuple[dict[str, Any], int]]
@@ -197,6 +331,11 @@ class RetrainRunner:
             else:
                 job.finish(challenge, corrections)
                 _log.info("retrain ready", extra={"job": job.id})
+            finally:
+                self._live.pop(job.id, None)
+                fd = self._held.pop(job.id, None)
+                if fd is not None:
+                    os.close(fd)
 
         thread = threading.Thread(target=target, name=f"retrain-{job.id}", daemon=True)
         thread.start()
@@ -218,10 +357,75 @@ def swap_served_model(served: Enricher, new: Enricher) -> None:
     model, `/model/report`'s folder) keeps the old value until a restart, which is why models with
     other labels are not swapped in."""
     new._listeners = served._listeners  # the metrics observe whichever model serves
+    new.rules_source = served.rules_source  # an admin's rules carry over (rules_admin.py)
     update: dict[str, Any] = {name: getattr(new, name) for name in _SWAPPED_METHODS}
     update.update({name: getattr(new, name) for name in _SWAPPED_FACTS})
     update["_custom_field_names"] = new.custom_fields
     vars(served).update(update)
+
+
+class PromotionFollower:
+    """Keeps this process's served model on the one an admin promoted, whichever worker process
+    of the service took the promotion: the promoting worker writes ``serving.json`` beside the
+    jobs, and every worker, before each request, looks at its time (one stat) and loads and
+    swaps in a newer promotion in the background (its requests keep the current model until
+    then). Promotions from before this process started are not followed: a restarted service
+    serves what its settings name (``models_dir/latest``, which a promotion moves)."""
+
+    def __init__(self, enricher: Enricher, path: Path) -> None:
+        self.enricher = enricher
+        self.path = path
+        self._seen = time.time_ns()
+        self._lock = threading.Lock()
+        self._loading = False
+
+    def promoted(self, version: str, artifact_dir: Path) -> None:
+        """Tell the other workers: ``version`` (at ``artifact_dir``) serves now."""
+        _write_json(self.path, {"version": version, "path": str(artifact_dir)})
+        with self._lock:
+            self._seen = max(self._seen, self.path.stat().st_mtime_ns)
+
+    def poll(self) -> None:
+        """Start swapping in a promotion newer than the last one seen, if there is one."""
+        try:
+            changed = self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return
+        if changed <= self._seen:
+            return
+        with self._lock:
+            if self._loading or changed <= self._seen:
+                return
+            self._loading, self._seen = True, changed
+        threading.Thread(target=self._load, name="follow-promotion", daemon=True).start()
+
+    def _load(self) -> None:
+        try:
+            data = json.loads(self.path.read_text())
+            if data["version"] != self.enricher.model_version:
+                served = self.enricher
+                new = load_enricher(data["path"], limits=served.limits, options=served.options)
+                swap_served_model(served, new)
+                _log.info("serving a promoted model", extra={"version": new.model_version})
+        except Exception:
+            # The next promotion is followed again; until then this worker keeps its model.
+            _log.exception("cannot follow a promotion", extra={"path": str(self.path)})
+        finally:
+            with self._lock:
+                self._loading = False
+
+
+class _FollowPromotions:
+    """ASGI middleware: `PromotionFollower.poll` before each HTTP request."""
+
+    def __init__(self, app: ASGIApp, follower: PromotionFollower) -> None:
+        self.app = app
+        self.follower = follower
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.follower.poll()
+        await self.app(scope, receive, send)
 
 
 class StartBody(BaseModel):
@@ -303,6 +507,7 @@ def build_retrain_admin(
     reader: Any,
     registry: ModelRegistry | None = None,
     runner: RetrainRunner | None = None,
+    follower: PromotionFollower | None = None,
     config: Any = None,
 ) -> APIRouter:
     """The model card, retrain, job and promotion endpoints, for agents and the API key.
@@ -316,20 +521,32 @@ def build_retrain_admin(
     models = (
         registry if registry is not None else DirectoryModelRegistry(settings.model_registry_dir)
     )
-    jobs = runner if runner is not None else RetrainRunner()
-    feedback = store if isinstance(store, FeedbackStore) else None
     jobs_dir = settings.models_dir / "retrain"
+    jobs = runner if runner is not None else RetrainRunner(jobs_dir)
+    follow = (
+        follower if follower is not None else PromotionFollower(enricher, jobs_dir / "serving.json")
+    )
+    feedback = store if isinstance(store, FeedbackStore) else None
     router = APIRouter(prefix="/admin", tags=["retrain"])
     Reader = Annotated[Principal, Depends(reader)]
-    # Promotion and the swap happen one at a time, never beside each other.
+    # Decisions happen one at a time, in this process and across the service's workers.
     promoting = threading.Lock()
+
+    @contextmanager
+    def deciding(job_id: str) -> Iterator[RetrainJob]:
+        """The job, read afresh under the decision lock (another worker may have decided)."""
+        jobs_dir.mkdir(parents=True, exist_ok=True)
+        with promoting, open(jobs_dir / ".decide.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            job = jobs.get(job_id)
+            if job.status != "ready" or job.challenge is None:
+                raise NotAllowed(409, "not_ready", f"job {job.id} is {job.status}, not ready")
+            yield job
 
     def helpdesk_name() -> str | None:
         return settings.helpdesk if settings.helpdesk in PULLABLE else None
 
     def card() -> dict[str, Any]:
-        import json
-
         metadata = enricher.metadata
         path = enricher.artifact.path / "report" / "metrics.json"
         report = json.loads(path.read_text()) if path.is_file() else None
@@ -594,10 +811,8 @@ def build_retrain_admin(
     def promote(who: Reader, job_id: str) -> JSONResponse:
         """Promote the challenger in the registry (the champion is archived, so a rollback
         brings it back) and serve it from this request on."""
-        job = jobs.get(job_id)
-        with promoting:
-            if job.status != "ready" or job.challenge is None:
-                raise NotAllowed(409, "not_ready", f"job {job.id} is {job.status}, not ready")
+        with deciding(job_id) as job:
+            assert job.challenge is not None
             if not job.challenge.get("comparable"):
                 raise NotAllowed(
                     409,
@@ -624,6 +839,7 @@ def build_retrain_admin(
                 },
             )
             swap_served_model(enricher, new)
+            follow.promoted(version, path)
             if settings.model_dir is None:
                 from training.retrain import point_latest
 
@@ -639,10 +855,8 @@ def build_retrain_admin(
     )
     def discard(who: Reader, job_id: str) -> JSONResponse:
         """Archive the challenger in the registry; the champion keeps serving."""
-        job = jobs.get(job_id)
-        with promoting:
-            if job.status != "ready" or job.challenge is None:
-                raise NotAllowed(409, "not_ready", f"job {job.id} is {job.status}, not ready")
+        with deciding(job_id) as job:
+            assert job.challenge is not None
             version = str(job.challenge["challenger"])
             models.set_stage(
                 version,
@@ -667,5 +881,10 @@ def add_retrain_admin(
     *,
     reader: Any,
 ) -> None:
-    """Add the retrain admin endpoints to the local service (see `build_retrain_admin`)."""
-    app.include_router(build_retrain_admin(enricher, store, settings, reader=reader))
+    """Add the retrain admin endpoints to the local service (see `build_retrain_admin`), and
+    keep its served model on the promoted one in every worker process."""
+    follower = PromotionFollower(enricher, settings.models_dir / "retrain" / "serving.json")
+    app.add_middleware(_FollowPromotions, follower=follower)
+    app.include_router(
+        build_retrain_admin(enricher, store, settings, reader=reader, follower=follower)
+    )

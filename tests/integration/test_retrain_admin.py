@@ -321,3 +321,36 @@ def test_too_few_closed_tickets_in_the_helpdesk_fail_the_job_with_the_count(
             assert "8 closed tickets" in job["error"] and "at least 20" in job["error"]
             assert job["stage"] == "reading"
             assert service.registry.versions() == []  # nothing was trained or registered
+
+
+def test_two_workers_of_one_service_share_the_job_and_both_serve_the_promotion(
+    small_model_dir: Path, tmp_path: Path
+) -> None:
+    # Two apps on one database and models folder: what `serve` runs as several worker processes.
+    with (
+        running(small_model_dir, tmp_path) as first,
+        running(small_model_dir, tmp_path) as second,
+    ):
+        champion = first.api.get("/model").json()["version"]
+        export = write_tickets(tmp_path / "closed.jsonl", rows=160, seed=11)
+        started = _upload(first, "closed.jsonl", export.read_bytes())
+        assert started.status_code == 202, started.text
+        job_id = started.json()["id"]
+        job = _ended(second, job_id)  # polled on the other worker
+        assert job["status"] == "ready", job["error"]
+        assert second.api.get("/admin/retrain").json()["job"]["id"] == job_id
+
+        promoted = second.api.post(f"/admin/retrain/jobs/{job_id}/promote")
+        assert promoted.status_code == 200, promoted.text
+        new = job["challenge"]["challenger"]
+        assert new != champion
+        assert second.api.get("/model").json()["version"] == new
+        # The first worker swaps the promoted model in on its own, between its requests.
+        wait_until(
+            lambda: first.api.get("/model").json()["version"] == new,
+            "the other worker to serve the promoted model",
+        )
+        ticket = first.api.post("/tickets", json={"subject": "Cluster down", "description": "x"})
+        assert ticket.json()["enrichment"]["model"]["version"] == new
+        again = first.api.post(f"/admin/retrain/jobs/{job_id}/promote")
+        assert again.status_code == 409 and again.json()["error"]["code"] == "not_ready"

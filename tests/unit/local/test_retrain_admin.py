@@ -13,6 +13,7 @@ import pytest
 from adapters.local.pages import NotAllowed
 from adapters.local.retrain_admin import (
     JobStateError,
+    PromotionFollower,
     RetrainJob,
     RetrainRunner,
     corrections_since,
@@ -21,7 +22,7 @@ from adapters.local.retrain_admin import (
 from core import load_enricher
 from core.errors import TicketEnrichError, TrainingDataError
 from core.ports import Correction, StoredTicket
-from tests.support import SMALL_CONFIG, SMALL_SPEC, write_tickets
+from tests.support import SMALL_CONFIG, SMALL_SPEC, wait_until, write_tickets
 from tests.unit.fakes import FakeTicketStore
 from tests.unit.test_outcomes import FakeFeedbackStore
 from training.data import load_dataset, recognise_export
@@ -223,3 +224,68 @@ def test_an_unknown_export_names_its_columns(tmp_path: Path) -> None:
     with pytest.raises(TrainingDataError, match="'Name', 'Colour'"):
         read_upload(b"Name,Colour\nann,red\n", "people.csv", tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_runners_sharing_a_state_folder_run_one_job_and_read_the_same_one(
+    tmp_path: Path,
+) -> None:
+    # Two runners on one folder: two worker processes of one service.
+    first, second = RetrainRunner(tmp_path), RetrainRunner(tmp_path)
+    release = threading.Event()
+
+    def slow(job: RetrainJob) -> tuple[dict[str, Any], int]:
+        job.enter("reading")
+        job.read(7)
+        release.wait(10)
+        return {"challenger": "v2"}, 1
+
+    job = first.claim({"kind": "shipped"})
+    thread = first.run(job, slow)
+    wait_until(lambda: job.tickets_read == 7, "the job to read")
+    with pytest.raises(NotAllowed) as refused:
+        second.claim({"kind": "shipped"})
+    assert refused.value.status == 409
+    seen = second.get(job.id)
+    assert (seen.status, seen.stage, seen.tickets_read) == ("running", "reading", 7)
+    release.set()
+    thread.join(10)
+    latest = second.latest
+    assert latest is not None and latest.id == job.id and latest.status == "ready"
+    latest.decide("promoted", "ann")
+    assert first.get(job.id).status == "promoted"  # decided on the other, read from the folder
+    assert second.claim({"kind": "shipped"}).id != job.id  # the run lock was released
+    for bad in ("../latest", "nope"):
+        with pytest.raises(NotAllowed):
+            second.get(bad)
+
+
+def test_a_job_left_running_by_a_stopped_process_reads_as_failed(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    stale = RetrainJob("0123456789ab", {"kind": "shipped"}).as_dict()
+    (jobs / "0123456789ab.json").write_text(json.dumps(stale))
+    job = RetrainRunner(tmp_path).get("0123456789ab")
+    assert job.status == "failed" and "stopped" in str(job.error)
+
+
+def test_a_promotion_taken_by_another_worker_is_followed_and_an_older_one_is_not(
+    small_model_dir: Path, tmp_path: Path
+) -> None:
+    dataset = load_dataset(write_tickets(tmp_path / "t.jsonl", rows=140, seed=5), SMALL_SPEC)
+    other = train_model(dataset, out_dir=tmp_path / "other", config=SMALL_CONFIG)
+    marker = tmp_path / "serving.json"
+    before = PromotionFollower(load_enricher(small_model_dir), marker)
+    PromotionFollower(load_enricher(small_model_dir), marker).promoted("old", tmp_path / "none")
+    late = PromotionFollower(load_enricher(small_model_dir), marker)
+    late.poll()  # the promotion came before this worker started: nothing to follow
+    assert late.enricher.model_version != "old" and not late._loading
+    promoting = PromotionFollower(load_enricher(small_model_dir), marker)
+    promoting.promoted(other.metadata["version"], other.artifact_dir)
+    for follower in (before, late):
+        follower.poll()
+        wait_until(
+            lambda f=follower: f.enricher.model_version == other.metadata["version"],
+            "the promoted model to be swapped in",
+        )
+        answer = follower.enricher.enrich({"subject": "Cluster down", "description": "outage"})
+        assert answer["enrichment"]["model"]["version"] == other.metadata["version"]
