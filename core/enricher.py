@@ -23,6 +23,7 @@ from core.text import ticket_document
 
 if TYPE_CHECKING:
     from core.redaction import Redaction
+    from core.rules_source import RulesSource
 
 INDEX_FILE = "index.json"
 INDEX_POSTINGS_FILE = "index.bin"
@@ -89,6 +90,9 @@ class Enricher:
         if rules is None and self.options.rules and RULES_FILE in artifact.checksums:
             rules = load_rules(artifact.read_json(RULES_FILE), self._model.labels("priority"))
         self.rules: RuleSet | None = rules if self.options.rules else None
+        # Rules that change while serving (an admin's edits, see core/rules_source.py): when
+        # set, each ticket takes the rules in force from it instead of `rules`.
+        self.rules_source: RulesSource | None = None
 
     @property
     def custom_fields(self) -> tuple[str, ...]:
@@ -110,10 +114,12 @@ class Enricher:
         label = priority.label
         fired: list[dict[str, Any]] = []
         enrichment: dict[str, Any] = {"priority": priority.as_dict()}
-        if self.rules is not None:
-            matches = self.rules.match(ticket.subject, ticket.description, ticket.custom_fields)
+        # One read: a ticket is matched and decided by one rule set, even during a swap.
+        rules = self.rules if self.rules_source is None else self.rules_source.current()
+        if rules is not None:
+            matches = rules.match(ticket.subject, ticket.description, ticket.custom_fields)
             if matches:
-                label, _deciding = self.rules.apply(priority.label, matches)
+                label, _deciding = rules.apply(priority.label, matches)
                 fired = [m.as_dict() for m in matches]
                 enrichment["priority"] = self._ruled(priority, label, fired)
         if options.categories:

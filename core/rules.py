@@ -386,3 +386,34 @@ def save_rules(model_dir: str | os.PathLike[str], spec: Mapping[str, Any]) -> Ru
     rules = RuleSet(spec, labels)
     replace_file(model_dir, RULES_FILE, json.dumps(rules.as_dict(), indent=2).encode() + b"\n")
     return rules
+
+
+def rules_changes(
+    before: Mapping[str, Any] | None, after: Mapping[str, Any]
+) -> dict[str, list[str]]:
+    """What changed from one rules document to another, for an audit: the names of the rules
+    added, removed and changed (same name, anything else different), and which of the file's
+    own settings (`order`, `calm`, `description`) changed. ``before`` None: everything is new."""
+
+    def by_name(spec: Mapping[str, Any] | None) -> dict[str, Any]:
+        rules = (spec or {}).get("rules") or []
+        return {str(r.get("name")): r for r in rules if isinstance(r, Mapping)}
+
+    old, new = by_name(before), by_name(after)
+    settings = [
+        key
+        for key in ("order", "calm", "description")
+        if before is None or (before.get(key) or None) != (after.get(key) or None)
+    ]
+    return {
+        "added": [name for name in new if name not in old],
+        "removed": [name for name in old if name not in new],
+        "changed": [name for name in new if name in old and old[name] != new[name]],
+        "settings": settings,
+    }
+
+
+def rules_version_key(version: str) -> tuple[int, ...]:
+    """A rules file's `version` as numbers to compare (``"2026-12-04.1"`` → (2026, 12, 4, 1)):
+    a later version has a larger key."""
+    return tuple(int(part) for part in re.findall(r"\d+", version))

@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(
         None, description="The key machine clients send in X-API-Key to use the JSON API."
     )
+    admins: list[str] = Field(
+        default_factory=lambda: ["admin"],
+        description="Agents who may also administer the service (edit the priority rules), as "
+        "a JSON list of names; the API key may too. Default: the agent `ticket-enrich init` "
+        "creates.",
+    )
     session_secret: SecretStr | None = Field(
         None,
         description="Signs agents' session cookies; when unset a random one is drawn at start, "

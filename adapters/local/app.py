@@ -25,6 +25,7 @@ from adapters.local.observability import add_observability
 from adapters.local.pages import NotAllowed, PagesStore, add_pages, now_iso
 from adapters.local.ratelimit import ClientRateLimit
 from adapters.local.retrain_admin import UPLOAD_PATH, add_retrain_admin
+from adapters.local.rules_admin import add_rules_admin
 from core.delivery import requeue_dead, run_delivery_worker
 from core.enricher import Enricher
 from core.errors import (
@@ -562,6 +563,7 @@ def create_app(
         app, enricher, store, settings, outbox=outbox, reader=principal, rate_limit=rate_limit
     )
     add_retrain_admin(app, enricher, store, settings, reader=principal)
+    add_rules_admin(app, enricher, settings, reader=principal)
 
     @app.get("/model", summary="The model being served")
     def model() -> dict[str, Any]:
