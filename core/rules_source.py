@@ -308,8 +308,11 @@ class ReloadingRules:
     def _refuse(self, version: int, exc: InvalidRules) -> None:
         known = self.refused
         if known is None or known.version != version or known.message != str(exc):
+            # The message says it all: a service may show only the message of a core log line.
             _log.warning(
-                "rules file refused; the rules in force stay",
+                "rules file %s refused, the rules in force stay: %s",
+                self.directory.path(version).name,
+                exc,
                 extra={
                     "file": self.directory.path(version).name,
                     "rule": exc.rule,
