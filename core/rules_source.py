@@ -191,6 +191,17 @@ class Refusal:
         return {"version": self.version, "rule": self.rule, "message": self.message, "at": self.at}
 
 
+def _validated(spec: Any, labels: list[str]) -> RuleSet:
+    """`load_rules`, with anything else a hand-written file can make it raise (an `order`
+    holding lists) turned into the `InvalidRules` a caller handles."""
+    try:
+        return load_rules(spec, labels)
+    except InvalidRules:
+        raise
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise InvalidRules(f"the rules file cannot be read: {exc}") from None
+
+
 def _labels(artifact: Artifact) -> list[str]:
     return [str(label) for label in artifact.model["targets"]["priority"]["labels"]]
 
@@ -248,7 +259,13 @@ class ReloadingRules:
             seen = self.directory.signature(self._newest)
             if not force and artifact is self._seen_artifact and seen == self._seen:
                 return self.state
-            self.state = self._resolve(artifact, self.state)
+            try:
+                self.state = self._resolve(artifact, self.state)
+            except OSError as exc:
+                # The directory cannot be read (permissions, a disk gone): tickets keep the
+                # rules in force, and the next look tries again.
+                _log.warning("rules directory %s cannot be read: %s", self.directory.root, exc)
+                return self.state
             self._seen_artifact = artifact
             self._seen = self.directory.signature(self._newest)
             return self.state
@@ -283,7 +300,7 @@ class ReloadingRules:
                     f"version {version} started from"
                 )
             try:
-                rules = load_rules(self.directory.read(version), labels)
+                rules = _validated(self.directory.read(version), labels)
             except InvalidRules as exc:
                 self._refuse(version, exc)
                 if (
@@ -335,7 +352,7 @@ class ReloadingRules:
         when it does not validate."""
         with self._writing:
             artifact = self._artifact()
-            rules = load_rules(spec, _labels(artifact))
+            rules = _validated(spec, _labels(artifact))
             before = self.refresh(force=True)
             document = rules.as_dict()
             shipped = _shipped(artifact)

@@ -319,3 +319,19 @@ def test_rules_changes_names_what_changed() -> None:
 def test_rules_versions_compare_as_numbers() -> None:
     assert rules_version_key("2026-12-10.1") > rules_version_key("2026-12-04.12")
     assert rules_version_key("2026-12-04.2") > rules_version_key("2026-12-04.1")
+
+
+def test_a_file_that_breaks_the_reader_is_refused_like_any_invalid_one(
+    directory: RulesDirectory, artifact: Artifact
+) -> None:
+    clock = Clock()
+    source = _source(directory, artifact, clock)
+    source.save(_spec(ZEBRA), by="ann", by_kind="agent")
+    # Labels that are lists cannot even be compared as a set.
+    directory.path(2).write_text(json.dumps({**_spec(ZEBRA), "order": [["normal"], ["urgent"]]}))
+    clock.now += 1.0
+    rules = source.current()
+    assert rules is not None and [r.name for r in rules.rules] == ["zebra"]
+    assert source.refused is not None and source.refused.version == 2
+    with pytest.raises(InvalidRules):
+        source.save({**_spec(ZEBRA), "order": [["normal"]]}, by="ann", by_kind="agent")
