@@ -7,6 +7,11 @@ libraries it needs, import `adapters.gcp.main`, load the model, handle one binar
 CloudEvent, which includes building the Firestore client and the transaction that writes the
 enrichment back and enqueues the delivery in a local Firestore emulator). The Google libraries'
 import is timed inside the child and reported apart; the target is on the rest.
+
+Warm: one process answering new tickets' events. A bad record: one process answering events of
+tickets that can never be enriched, each published to the dead-letter topic on a local Pub/Sub
+emulator and marked in its document (the first one in a process also builds the Pub/Sub client);
+the messages are then pulled back from the topic's subscription and counted.
 """
 
 from __future__ import annotations
@@ -62,8 +67,8 @@ import adapters.gcp.main as function
 t2 = time.perf_counter()
 function.bootstrap.enricher()
 t3 = time.perf_counter()
-event = cloudevents.http.from_http(headers, body)
-function.on_ticket_created(event)
+event = cloudevents.http.from_http(headers, body, data_unmarshaller=lambda data: data)
+function.handle_firestore_event(event)
 t4 = time.perf_counter()
 print(json.dumps({
     "google_import_s": t1 - t0, "adapter_import_s": t2 - t1, "load_s": t3 - t2,
@@ -83,16 +88,29 @@ import adapters.gcp.main as function
 events = json.loads(open(sys.argv[1]).read())
 times = []
 for n, (headers, body) in enumerate(events):
-    event = cloudevents.http.from_http(json.loads(headers), bytes.fromhex(body))
+    event = cloudevents.http.from_http(
+        json.loads(headers), bytes.fromhex(body), data_unmarshaller=lambda data: data
+    )
     t0 = time.perf_counter()
-    function.on_ticket_created(event)
+    outcome = function.handle_firestore_event(event)
     if n:
         times.append(time.perf_counter() - t0)
-print(json.dumps({"warm_p50_s": statistics.median(times), "events": len(times)}), flush=True)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    else:
+        first_s, first_outcome = time.perf_counter() - t0, outcome
+print(json.dumps({
+    "p50_s": statistics.median(times), "events": len(times), "outcomes": outcomes,
+    "first_s": first_s, "first_outcome": first_outcome,
+}), flush=True)
 import os
 os._exit(0)
 """
+WARM = WARM.replace("times = []", "times, outcomes = [], {}")
 WARM_EVENTS = 200
+BAD_EVENTS = 100
+DEAD_LETTER_TOPIC = "ticket-enrich-rejected"
+# Validation refuses it (no text): the commonest ticket that can never be enriched.
+BAD_TICKET = {"subject": "", "description": "   "}
 
 GOOGLE_ROOTS = ("functions-framework", "cloudevents", "google-events", "google-cloud-firestore")
 
@@ -107,15 +125,16 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _emulator() -> Iterator[str]:
+def _emulator(*command: str) -> Iterator[str]:
+    """``gcloud <command> --host-port=…`` (the Firestore or Pub/Sub emulator) on loopback."""
     import httpx
 
     gcloud = shutil.which("gcloud")
     if gcloud is None:
-        raise RuntimeError("the GCP benchmark needs gcloud and its Firestore emulator")
+        raise RuntimeError("the GCP benchmark needs gcloud and its Firestore and Pub/Sub emulators")
     host = f"127.0.0.1:{_free_port()}"
     proc = subprocess.Popen(
-        [gcloud, "emulators", "firestore", "start", f"--host-port={host}", "--quiet"],
+        [gcloud, *command, f"--host-port={host}", "--quiet"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -129,12 +148,52 @@ def _emulator() -> Iterator[str]:
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("the Firestore emulator did not start")
+                raise RuntimeError(f"the {command[-2]} emulator did not start")
             time.sleep(0.1)
         yield host
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=15)
+
+
+def _dead_letters(host: str) -> Any:
+    """The dead-letter topic and its subscription, made as `ticket-enrich deploy gcp` makes
+    them; a function counting (and acknowledging) what waits on the subscription."""
+    from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient  # type: ignore[import-untyped]
+
+    from deploy.gcp.command import dead_letter_resources
+
+    os.environ["PUBSUB_EMULATOR_HOST"] = host
+    try:
+        topic, subscription = dead_letter_resources(PROJECT, DEAD_LETTER_TOPIC)
+        PublisherClient().create_topic(request=topic)
+        subscriber = SubscriberClient()
+        subscriber.create_subscription(request=subscription)
+    finally:
+        del os.environ["PUBSUB_EMULATOR_HOST"]
+
+    def drain() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        while True:
+            reply = subscriber.pull(
+                request={
+                    "subscription": subscription.name,
+                    "max_messages": 100,
+                    "return_immediately": True,
+                },
+                timeout=10.0,
+            )
+            if not reply.received_messages:
+                return found
+            found += [json.loads(r.message.data) for r in reply.received_messages]
+            subscriber.acknowledge(
+                request={
+                    "subscription": subscription.name,
+                    "ack_ids": [r.ack_id for r in reply.received_messages],
+                }
+            )
+
+    return drain
 
 
 def _event(ticket: dict[str, str]) -> tuple[str, str]:
@@ -194,10 +253,16 @@ def bench_gcp(ctx: Context) -> dict[str, Any]:
     tickets, _ = ctx.test_tickets()
     ticket = tickets[0]
     result: dict[str, Any] = {"repeats": repeats, "bundle": _bundle(Path(artifact_dir))}
-    with _emulator() as host:
+    with (
+        _emulator("emulators", "firestore", "start") as host,
+        _emulator("beta", "emulators", "pubsub", "start", f"--project={PROJECT}") as pubsub,
+    ):
+        drain_dead_letters = _dead_letters(pubsub)
         env = {
             **ctx.child_env,
             "FIRESTORE_EMULATOR_HOST": host,
+            "PUBSUB_EMULATOR_HOST": pubsub,
+            "TICKET_ENRICH_DEAD_LETTER_TOPIC": DEAD_LETTER_TOPIC,
             "TICKET_ENRICH_GCP_PROJECT": PROJECT,
             "TICKET_ENRICH_MODEL_DIR": artifact_dir,
             "TICKET_ENRICH_DELIVER": "true",
@@ -220,6 +285,12 @@ def bench_gcp(ctx: Context) -> dict[str, Any]:
         events_path = Path(ctx.workdir) / "gcp-warm-events.json"
         events_path.write_text(json.dumps([_event(ticket) for _ in range(WARM_EVENTS + 1)]))
         warm = child_json(run_child(WARM, str(events_path), env=env)[1])
+        # A bad record: the same process shape, each event a ticket that can never be
+        # enriched; the first pays for the Pub/Sub client.
+        bad_path = Path(ctx.workdir) / "gcp-bad-events.json"
+        bad_path.write_text(json.dumps([_event(BAD_TICKET) for _ in range(BAD_EVENTS + 1)]))
+        bad = child_json(run_child(WARM, str(bad_path), env=env)[1])
+        dead_letters = drain_dead_letters()
     runs = inside["function"]
     phases = {
         key.removesuffix("_s") + "_ms": statistics.median(r[key] for r in runs) * 1000.0
@@ -230,6 +301,8 @@ def bench_gcp(ctx: Context) -> dict[str, Any]:
     ]
     core_median = summarize(walls["core"])["median_ms"]
     above = statistics.median(without_google) - core_median
+    outcomes = dict(bad["outcomes"])
+    outcomes[bad["first_outcome"]] = outcomes.get(bad["first_outcome"], 0) + 1
     result |= {
         "core": {
             "wall": summarize(walls["core"]),
@@ -241,8 +314,19 @@ def bench_gcp(ctx: Context) -> dict[str, Any]:
             "phases_median": phases,
             "peak_rss_mib": max(r["peak_rss_kib"] for r in runs) / 1024.0,
             "modules_imported": runs[-1]["modules"],
-            "warm_p50_ms": warm["warm_p50_s"] * 1000.0,
+            "warm_p50_ms": warm["p50_s"] * 1000.0,
             "warm_events": warm["events"],
+        },
+        "bad_record": {
+            "p50_ms": bad["p50_s"] * 1000.0,
+            "first_in_process_ms": bad["first_s"] * 1000.0,
+            "events": bad["events"] + 1,
+            "outcomes": outcomes,
+            # Every event returned (2xx to Eventarc) as "invalid": none is retried.
+            "retries": 0 if outcomes == {"invalid": bad["events"] + 1} else None,
+            "dead_letters_on_topic": len(dead_letters),
+            "dead_letter_codes": sorted({m["error"]["code"] for m in dead_letters}),
+            "ends_in": f"Pub/Sub topic {DEAD_LETTER_TOPIC} (and enrichment_error in the document)",
         },
         "above_core_without_google_import_ms": above,
         "target_ms": TARGET_ABOVE_CORE_MS,
@@ -262,6 +346,7 @@ def bench_gcp(ctx: Context) -> dict[str, Any]:
 def render_gcp(result: dict[str, Any]) -> list[str]:
     """Markdown for `bench_gcp`."""
     core, function, bundle = result["core"], result["function"], result["bundle"]
+    bad_record = result["bad_record"]
     phases = function["phases_median"]
     rows = [
         [
@@ -294,6 +379,12 @@ def render_gcp(result: dict[str, Any]) -> list[str]:
         f"- Warm, one instance handles a new ticket's event (enrichment and the Firestore "
         f"transaction on the emulator) in **{function['warm_p50_ms']:.2f} ms** at the median of "
         f"{function['warm_events']} events.",
+        f"- A ticket that can never be enriched (no text): **{bad_record['p50_ms']:.2f} ms** at "
+        f"the median of {bad_record['events']} events (decode, validation, publish to the "
+        f"dead-letter topic, the error written back), the first in a process "
+        f"{bad_record['first_in_process_ms']:.1f} ms (it builds the Pub/Sub client); answered 2xx, "
+        f"so **{bad_record['retries']} retries**; {bad_record['dead_letters_on_topic']} messages "
+        f"pulled back from the topic ({', '.join(bad_record['dead_letter_codes'])}).",
         f"- Above the core, not counting the Google libraries' import: "
         f"**{result['above_core_without_google_import_ms']:.1f} ms** (target ≤ "
         f"{result['target_ms']:.0f} ms: {'met' if result['target_met'] else 'not met'}).",
