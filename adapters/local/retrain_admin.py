@@ -357,6 +357,9 @@ def swap_served_model(served: Enricher, new: Enricher) -> None:
     model, `/model/report`'s folder) keeps the old value until a restart, which is why models with
     other labels are not swapped in."""
     new._listeners = served._listeners  # the metrics observe whichever model serves
+    # Rules an admin edits while serving (core/rules_source.py) stay in force; the source reads
+    # the served artifact, which the update below changes, and so follows the promotion.
+    new.rules_source = served.rules_source
     new.rules_source = served.rules_source  # an admin's rules carry over (rules_admin.py)
     update: dict[str, Any] = {name: getattr(new, name) for name in _SWAPPED_METHODS}
     update.update({name: getattr(new, name) for name in _SWAPPED_FACTS})
@@ -529,6 +532,17 @@ def build_retrain_admin(
     feedback = store if isinstance(store, FeedbackStore) else None
     router = APIRouter(prefix="/admin", tags=["retrain"])
     Reader = Annotated[Principal, Depends(reader)]
+    allowed = frozenset(settings.admins)
+
+    def may_retrain(who: Principal) -> bool:
+        return who.kind == "api" or who.name in allowed
+
+    async def admin(who: Reader) -> Principal:
+        if may_retrain(who):
+            return who
+        raise NotAllowed(403, "not_admin", f"{who.name} is not an admin; an admin retrains")
+
+    Admin = Annotated[Principal, Depends(admin)]
     # Decisions happen one at a time, in this process and across the service's workers.
     promoting = threading.Lock()
 
@@ -714,6 +728,7 @@ def build_retrain_admin(
         """The latest job (running or ended, null if none) and the sources a retrain can use."""
         latest = jobs.latest
         return {
+            "may_retrain": may_retrain(who),
             "job": latest.as_dict() if latest is not None else None,
             "sources": {
                 "helpdesk": helpdesk_name(),
@@ -731,7 +746,7 @@ def build_retrain_admin(
         summary="Start a retrain from the helpdesk or the shipped export",
         responses={409: {"description": "A retrain is running."}},
     )
-    def start_retrain(who: Reader, body: StartBody) -> JSONResponse:
+    def start_retrain(who: Admin, body: StartBody) -> JSONResponse:
         """Pull the closed tickets of the helpdesk the service delivers to (or read the export
         shipped with the product), add the agents' corrections, train a challenger and judge it;
         poll the job it answers with."""
@@ -762,7 +777,7 @@ def build_retrain_admin(
             422: {"description": "The file cannot be trained on; the message says why."},
         },
     )
-    async def upload_retrain(who: Reader, request: Request) -> JSONResponse:
+    async def upload_retrain(who: Admin, request: Request) -> JSONResponse:
         """A CSV, TSV, JSON or JSONL export in any recognised preset: checked at once (a bad file
         is a 4xx saying why), redacted before it is written, then retrained on like a pull."""
         from core.errors import TrainingDataError
@@ -808,7 +823,7 @@ def build_retrain_admin(
         summary="Put the job's challenger in production and serve it now",
         responses={409: {"description": "The job has no challenger awaiting a decision."}},
     )
-    def promote(who: Reader, job_id: str) -> JSONResponse:
+    def promote(who: Admin, job_id: str) -> JSONResponse:
         """Promote the challenger in the registry (the champion is archived, so a rollback
         brings it back) and serve it from this request on."""
         with deciding(job_id) as job:
@@ -853,7 +868,7 @@ def build_retrain_admin(
         summary="Discard the job's challenger",
         responses={409: {"description": "The job has no challenger awaiting a decision."}},
     )
-    def discard(who: Reader, job_id: str) -> JSONResponse:
+    def discard(who: Admin, job_id: str) -> JSONResponse:
         """Archive the challenger in the registry; the champion keeps serving."""
         with deciding(job_id) as job:
             assert job.challenge is not None

@@ -7,6 +7,7 @@
   const { el, api, clear, cookie } = Page;
   const POLL_MS = 1000;
   let polling = null;
+  let mayRetrain = false;
 
   const $ = (id) => document.getElementById(id);
 
@@ -75,7 +76,7 @@
       holder.append(el("h4", { text: "The challenger's confusion matrix on the test window" }),
         heatmap(chall.confusion_matrix, "challenger-matrix", "Confusion matrix of the challenger on the test window"));
     }
-    if (job.status === "ready") {
+    if (job.status === "ready" && mayRetrain) {
       const promote = el("button", { type: "button", id: "promote", disabled: !c.comparable, onclick: () => decide(job, "promote") },
         "Promote the challenger");
       const discard = el("button", { type: "button", id: "discard", class: "secondary", onclick: () => decide(job, "discard") },
@@ -91,7 +92,7 @@
   function show(job) {
     jobView(job);
     comparison(job);
-    $("retrain-start").disabled = job.status === "running";
+    $("retrain-start").disabled = job.status === "running" || !mayRetrain;
   }
 
   async function poll(id) {
@@ -156,6 +157,7 @@
     const state = await api("/admin/retrain");
     if (!state.ok) return;
     const sources = state.data.sources;
+    mayRetrain = state.data.may_retrain;
     const helpdesk = $("source-helpdesk");
     if (sources.helpdesk) $("helpdesk-name").textContent = `closed tickets pulled from ${sources.helpdesk}`;
     else {
@@ -163,7 +165,9 @@
       $("helpdesk-name").textContent = "the helpdesk (none to pull from: the service delivers to a webhook)";
     }
     $("retrain-hint").textContent = `Exports: ${sources.upload.types.join(", ")}, up to ${Math.round(sources.upload.max_bytes / 1048576)} MB. `
-      + "The served model keeps serving while a retrain runs.";
+      + "The served model keeps serving while a retrain runs."
+      + (mayRetrain ? "" : " Only an admin (TICKET_ENRICH_ADMINS) starts a retrain and promotes a model.");
+    $("retrain-start").disabled = !mayRetrain;
     if (state.data.job) follow(state.data.job);
     document.body.dataset.retrainReady = "true";
   }

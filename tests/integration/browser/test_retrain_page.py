@@ -9,7 +9,7 @@ from pathlib import Path
 from playwright.sync_api import Browser, expect
 
 from core import load_enricher
-from tests.integration.browser.conftest import SCREENSHOTS, running, sign_in
+from tests.integration.browser.conftest import AGENT, SCREENSHOTS, running, sign_in
 from tests.support import write_tickets
 
 DESKTOP = {"width": 1440, "height": 900}
@@ -29,6 +29,7 @@ def test_an_admin_retrains_from_an_upload_compares_and_promotes(
         helpdesk_url,
         agent_hash,
         models_dir=tmp_path / "models",
+        admins=[AGENT],
     ) as service:
         champion = service.api.get("/model").json()
         context = browser.new_context(viewport=DESKTOP)
@@ -73,9 +74,47 @@ def test_an_admin_retrains_from_an_upload_compares_and_promotes(
             page.locator("#retrain").screenshot(path=str(SCREENSHOTS / "retrain.png"))
 
             page.click("#promote")
-            expect(page.locator("#decision")).to_contain_text("Promoted by ann")
+            expect(page.locator("#decision")).to_contain_text(f"Promoted by {AGENT}")
             expect(page.locator("#model-summary")).to_contain_text(challenger)
             expect(page.locator("#model-card")).to_contain_text("production")
             assert service.api.get("/model").json()["version"] == challenger
+        finally:
+            context.close()
+
+
+def test_an_agent_who_is_not_an_admin_sees_the_card_but_cannot_retrain(
+    browser: Browser, small_model_dir: Path, tmp_path: Path, helpdesk_url: str, agent_hash: str
+) -> None:
+    export = write_tickets(tmp_path / "closed.jsonl", rows=60, seed=2)
+    with running(
+        load_enricher(small_model_dir),
+        tmp_path / "tickets.sqlite3",
+        helpdesk_url,
+        agent_hash,
+        models_dir=tmp_path / "models",
+    ) as service:
+        context = browser.new_context(viewport=DESKTOP)
+        try:
+            page = context.new_page()
+            sign_in(page, service.url)
+            page.goto(f"{service.url}/agent/model")
+            page.wait_for_selector("body[data-ready=true][data-retrain-ready=true]")
+            expect(page.locator("svg#confusion-matrix")).to_be_visible()
+            expect(page.locator("#retrain-start")).to_be_disabled()
+            expect(page.locator("#retrain-hint")).to_contain_text("Only an admin")
+            # The server refuses it too, whatever the page does.
+            status = page.evaluate(
+                """async (text) => {
+                  const form = new FormData();
+                  form.append("file", new Blob([text]), "closed.jsonl");
+                  const token = document.cookie.split("; ").find((c) => c.startsWith("te_csrf="));
+                  const response = await fetch("/admin/retrain/upload", { method: "POST", body: form,
+                    headers: { "X-CSRF-Token": decodeURIComponent(token.split("=")[1]) } });
+                  return response.status;
+                }""",
+                export.read_text(),
+            )
+            assert status == 403
+            assert service.api.get("/admin/retrain").json()["job"] is None
         finally:
             context.close()

@@ -178,6 +178,17 @@ def test_a_swapped_enricher_serves_the_new_model_and_keeps_its_listeners(
     old_version = served.model_version
     assert new.model_version != old_version
     served.enrich({"subject": "Cluster down", "description": "outage"})
+
+    class Rules:
+        """The rules an admin edits while serving: asked once per ticket."""
+
+        asked = 0
+
+        def current(self) -> None:
+            self.asked += 1
+
+    edited = Rules()
+    served.rules_source = edited  # type: ignore[assignment]
     swap_served_model(served, new)
     answer = served.enrich({"subject": "Cluster down", "description": "outage"})
     assert answer["enrichment"]["model"]["version"] == new.model_version
@@ -185,6 +196,7 @@ def test_a_swapped_enricher_serves_the_new_model_and_keeps_its_listeners(
     assert served.metadata["version"] == new.model_version
     assert served.artifact.path == other.artifact_dir
     assert seen == [old_version, new.model_version]
+    assert edited.asked == 1  # the edited rules stay in force for the new model
 
 
 def test_an_upload_is_written_with_only_the_columns_read_and_its_text_redacted(
