@@ -161,6 +161,8 @@ def serving_every_route(
     every_route = {
         "model_dir": str(model_dir),
         "database": str(root / "tickets.sqlite3"),
+        # Retrain jobs and the model registry are written here, never in the working tree.
+        "models_dir": str(root / "models"),
         "api_key": api_key,
         "agents": json.dumps({"ann": hash_password("correct horse")}),
         "deliver": "true",
