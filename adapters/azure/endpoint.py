@@ -1,14 +1,23 @@
-"""Enriching through the Azure ML online endpoint instead of in the Function's own process."""
+"""Enriching through the Azure ML online endpoint instead of in the Function's own process.
+
+httpx and the ticket schema's model are imported when an `EndpointEnricher` is built, not with
+this module: the Functions app imports it whichever way it enriches, and enriching in process
+(the default) needs neither (httpx alone, with the command-line extras it loads, is a few
+hundred milliseconds of every cold start).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from core.errors import FieldProblem, InvalidTicket, TicketEnrichError, TicketTooLarge
-from core.schema import Limits, Ticket, parse_ticket
+from core.schema import Limits, parse_ticket
+
+if TYPE_CHECKING:
+    import httpx
+
+    from core.schema import Ticket
 
 
 class EndpointUnavailable(TicketEnrichError):
@@ -37,15 +46,23 @@ class EndpointEnricher:
         headers = {"content-type": "application/json"}
         if key:
             headers["authorization"] = f"Bearer {key}"
-        self._client = client or httpx.Client(timeout=timeout_s)
+        if client is None:
+            import httpx
+
+            client = httpx.Client(timeout=timeout_s)
+        self._client = client
         self._headers = headers
 
     def parse(self, ticket: Mapping[str, Any] | Ticket) -> Ticket:
         """Validate a ticket against the schema and the size limits."""
+        from core.schema import Ticket
+
         return ticket if isinstance(ticket, Ticket) else parse_ticket(ticket, self.limits)
 
     def enrich(self, ticket: Mapping[str, Any] | Ticket) -> dict[str, Any]:
         """``{"ticket": {...}, "enrichment": {...}}`` from the endpoint."""
+        import httpx
+
         valid = self.parse(ticket)
         headers = self._headers
         try:
