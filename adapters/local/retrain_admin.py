@@ -589,6 +589,16 @@ def build_retrain_admin(
             "registry": entry,
         }
 
+    def last_read(version: str) -> str | None:
+        """When the serving model's data last took the corrections: when its retrain read them
+        (a correction made while it trained is taken next time), else when it was trained."""
+        try:
+            decision = models.get(version).decision or {}
+        except TicketEnrichError:
+            decision = {}
+        read_at = (decision.get("data") or {}).get("corrections_read_at")
+        return str(read_at) if read_at else enricher.metadata.get("created_at")
+
     def work_for(
         load: Callable[[RetrainJob], Any],
     ) -> Callable[[RetrainJob], tuple[dict[str, Any], int]]:
@@ -602,8 +612,9 @@ def build_retrain_admin(
             # A pull counted every ticket it read, those left out for want of a priority too.
             job.read(max(job.tickets_read, len(dataset.examples) + dataset.unlabelled))
             serving = enricher.artifact.path
+            read_at = datetime.now(UTC).isoformat(timespec="milliseconds")
             pairs = (
-                corrections_since(store, feedback, enricher.metadata.get("created_at"))
+                corrections_since(store, feedback, last_read(enricher.model_version))
                 if feedback is not None
                 else []
             )
@@ -633,6 +644,7 @@ def build_retrain_admin(
                 "rows": len(dataset.examples),
                 "unlabelled": dataset.unlabelled,
                 "corrections": len(pairs),
+                "corrections_read_at": read_at,
                 "first_created": _iso(dataset.examples[0].created),
                 "last_created": _iso(dataset.examples[-1].created),
             }

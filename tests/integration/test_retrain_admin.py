@@ -229,6 +229,18 @@ def test_a_promoted_challenger_is_served_at_once_with_the_corrections_in_its_dat
     again = service.api.post(f"/admin/retrain/jobs/{job['id']}/promote")
     assert again.status_code == 409
 
+    # The next retrain takes only the corrections made since this one read them.
+    later = service.api.post("/tickets", json={"subject": "Printer jam", "description": "x"})
+    label = later.json()["enrichment"]["priority"]["label"]
+    other = "urgent" if label == "normal" else "normal"
+    service.api.post(
+        f"/tickets/{later.json()['id']}/feedback", json={"target": "priority", "label": other}
+    )
+    next_job = _ended(service, _upload(service, "closed.jsonl", export.read_bytes()).json()["id"])
+    assert next_job["status"] == "ready", next_job["error"]
+    assert next_job["corrections"] == 1
+    assert next_job["challenge"]["champion"] == new
+
 
 class HeldZendesk(ZendeskExport):
     """Zendesk whose export answers only once the test lets it."""
