@@ -417,3 +417,22 @@ def rules_version_key(version: str) -> tuple[int, ...]:
     """A rules file's `version` as numbers to compare (``"2026-12-04.1"`` → (2026, 12, 4, 1)):
     a later version has a larger key."""
     return tuple(int(part) for part in re.findall(r"\d+", version))
+
+
+def check_combined_patterns(rules: RuleSet) -> None:
+    """Compile each rule's phrases and patterns together, as the matching does: patterns that
+    compile alone may not together (a global flag such as "(?i)" inside a group, a group name
+    used twice). For rules written by people at run time (`core.rules_source`), so that no
+    ticket meets the error; raises `InvalidRules` naming the rule."""
+    for rule in rules.rules:
+        cues = [_phrase_pattern(p) for p in rule.phrases] + [f"(?:{p})" for p in rule.patterns]
+        for what, combined in (("patterns", cues), ("unless", [f"(?:{p})" for p in rule.unless])):
+            if not combined:
+                continue
+            try:
+                re.compile("|".join(combined), re.IGNORECASE)
+            except re.error as exc:
+                raise InvalidRules(
+                    f"rule {rule.name!r}: its {what} cannot be used together: {exc}",
+                    rule=rule.name,
+                ) from None

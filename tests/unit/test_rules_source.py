@@ -104,6 +104,10 @@ def test_a_saved_version_is_in_force_at_once_and_audited(
         ({"name": "broken", "minimum": "urgent", "patterns": ["(unclosed"]}, "broken"),
         ({"name": "strange", "minimum": "critical", "phrases": ["x"]}, "strange"),
         (ZEBRA, "zebra"),  # the name used twice
+        # Each pattern compiles alone, not as the matching combines them.
+        ({"name": "flags", "minimum": "urgent", "patterns": ["(?i)zebra"]}, "flags"),
+        ({"name": "twice", "minimum": "urgent", "patterns": ["(?P<a>x)", "(?P<a>y)"]}, "twice"),
+        ({"name": "unless", "minimum": "urgent", "phrases": ["x"], "unless": ["(?s)y"]}, "unless"),
     ],
 )
 def test_an_invalid_document_is_refused_naming_the_rule_and_nothing_changes(
