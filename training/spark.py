@@ -14,9 +14,12 @@ format so that serving does not change:
   it minimises scikit-learn's objective (``C * sum(loss) + ||w||² / 2``); regularisation and
   class weighting are chosen on the validation window by macro-F1 from a distributed confusion
   matrix, as the single-machine trainer chooses them;
-- what is small is done on the driver with the single-machine code: temperature scaling and
-  confidence bands on the validation window's logits, and the report's metrics on the test
-  window's predictions;
+- what is small is done on the driver with the single-machine code: temperature scaling,
+  confidence bands, priority's decision weights (`training.decisions`, checked on an earlier
+  window as on one machine) and each class's trust band on the validation window's logits, and
+  the report's metrics on the test window's predictions;
+- the artifact ships the default priority rules (`training.default_rules`) and leaves a
+  secondary target below the majority class out of the default fields, as on one machine;
 - the resolution-time model is MLlib's ridge regression with the single-machine objective
   (`training.spark_resolution`), the similar-ticket index is built from postings joined on the
   term (`training.spark_similar`), and the drift reference is counted by the workers
@@ -53,15 +56,20 @@ from pyspark.sql.types import (
     StructField,
     StructType,
 )
+from sklearn.metrics import f1_score
 
 from core.artifact import write_artifact
 from core.drift import REFERENCE_FILE
 from core.enricher import INDEX_FILE, INDEX_POSTINGS_FILE
 from core.errors import TrainingDataError
 from core.model import MODEL_FORMAT
+from core.rules import RULES_FILE
 from core.schema import Limits
 from core.text import BlockAnalyzer, ticket_document
-from training.data import MIN_ROWS, DataSpec
+from training.baselines import tune_references
+from training.data import MIN_ROWS, DataSpec, Example, Split
+from training.decisions import DecisionObjective, class_bands, decide, decision_weights
+from training.default_rules import default_rules_for
 from training.metrics import classification_metrics
 from training.model import (
     OTHER,
@@ -85,6 +93,9 @@ _POSITION_BITS = 33
 GRID_PARALLELISM = 4
 _SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 _SUFFIXES |= {".parquet": "parquet"}
+# Tickets of each window the tuned references (single-machine scikit-learn models, whose best
+# validation macro-F1 the decision weights must keep) are fitted and scored on, on the driver.
+REFERENCE_TICKETS = 50_000
 
 
 @dataclass
@@ -125,6 +136,25 @@ class _Chosen:
     bands: dict[str, float]
     validation_macro_f1: float
     model: LogisticRegressionModel
+    # As `training.model.ChosenClassifier`: chosen on the validation window.
+    class_bands: dict[str, dict[str, float]]
+    decision: dict[str, Any] | None
+    validation_majority_macro_f1: float
+
+    @property
+    def shipped(self) -> bool:
+        """Priority always; another target when it beat the majority class on validation
+        (`training.model.ChosenClassifier.shipped`)."""
+        return self.decision is not None or self.validation_macro_f1 > (
+            self.validation_majority_macro_f1
+        )
+
+    @property
+    def weights(self) -> np.ndarray | None:
+        """The decision weights in label order, None for the most probable label."""
+        if self.decision is None:
+            return None
+        return np.array([self.decision["weights"][label] for label in self.labels])
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -471,6 +501,107 @@ def _logits(model: LogisticRegressionModel, df: DataFrame, k: int) -> tuple[np.n
     return raw, np.array([int(r["y"]) for r in rows], dtype=np.int64)
 
 
+def _check_window(
+    column: str,
+    labels: list[str],
+    x_fit: DataFrame,
+    n_fit: int,
+    params: dict[str, Any],
+    temperature: float,
+    config: ModelConfig,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """`training.model.check_window` on Spark: the last third of the fit window, predicted with
+    the chosen hyper-parameters and temperature by a model fitted on its first two thirds
+    (probabilities in ``labels`` order, and the truth); None when too small to say."""
+    cut = (2 * n_fit) // 3
+    if cut < 2 or n_fit - cut < config.min_band_support:
+        return None
+    early = x_fit.filter(F.col("rank") < cut)
+    present = {r[column] for r in early.select(column).distinct().collect()}
+    if len(present) < 2:
+        return None
+    df, weight_sum = _weighted(early, column, labels, params["class_weight"] == "balanced")
+    model = _fit_lr(df, params["C"], weight_sum, len(labels), config)
+    late = _weighted(x_fit.filter(F.col("rank") >= cut), column, labels, False)[0]
+    # A label the first two thirds lack past the last one they have gives MLlib fewer classes;
+    # such a class is never predicted, as scikit-learn leaves its column at 0.
+    m = model.numClasses
+    logits, y = _logits(model, late, m)
+    proba = np.zeros((len(y), len(labels)))
+    proba[:, :m] = _softmax(logits / temperature)
+    return proba, np.asarray(labels)[y]
+
+
+def _reference_floor(
+    fit: DataFrame, validation: DataFrame, n_fit: int, n_val: int, limit: int, say: Progress
+) -> float | None:
+    """The best validation macro-F1 of the tuned references (`training.baselines`), the floor
+    of priority's decision objective, fitted on the driver on the newest ``limit`` tickets of
+    the fit window and scored on the validation window (a seeded sample of about ``limit``
+    tickets of it when larger): on a history of that size or less, the single-machine floor."""
+
+    def examples(df: DataFrame) -> list[Example]:
+        rows = df.select("rank", "subject", "description", "label").orderBy("rank").collect()
+        return [
+            Example(
+                int(r["rank"]),
+                {"subject": r["subject"], "description": r["description"]},
+                r["label"],
+                None,
+                None,
+                None,
+            )
+            for r in rows
+        ]
+
+    later = validation if n_val <= limit else validation.sample(fraction=limit / n_val, seed=0)
+    split = Split(examples(fit.filter(F.col("rank") >= n_fit - limit)), examples(later), [])
+    references = tune_references(split, lambda e: e.label)
+    floor = max((p["validation_macro_f1"] for p in references.values()), default=None)
+    if floor is not None:
+        say(f"tuned references: best validation macro-F1 {floor:.3f}")
+    return floor
+
+
+def _trust(
+    name: str,
+    labels: list[str],
+    val_proba: np.ndarray,
+    y_val: np.ndarray,
+    majority: str,
+    urgent: Sequence[str],
+    config: ModelConfig,
+    say: Progress,
+    check: tuple[np.ndarray, np.ndarray] | None,
+    macro_f1_floor: float | None = None,
+) -> tuple[dict[str, Any] | None, dict[str, dict[str, float]], float]:
+    """Decision weights, per-class bands and the majority class's validation macro-F1, as
+    `training.model.choose_decisions` chooses them, with the same `training.decisions` code
+    (``majority``: the fit window's most frequent label)."""
+    decision: dict[str, Any] | None = None
+    weights: np.ndarray | None = None
+    if urgent and config.urgent_recall is not None and any(u in labels for u in urgent):
+        objective = DecisionObjective(config.urgent_recall, macro_f1_floor=macro_f1_floor)
+        chosen, report = decision_weights(val_proba, y_val, labels, urgent, objective, check)
+        decision = {"weights": chosen, **report}
+        weights = np.array([chosen[label] for label in labels])
+        say(f"{name}: decision weights {chosen} ({report['validation']})")
+    bands = class_bands(
+        val_proba,
+        y_val,
+        labels,
+        weights,
+        config.high_precision,
+        config.medium_precision,
+        config.min_band_support,
+    )
+    say(f"{name}: per-class bands {bands}")
+    majority_f1 = float(
+        f1_score(y_val, np.full(len(y_val), majority), average="macro", zero_division=0)
+    )
+    return decision, bands, majority_f1
+
+
 def _calibrate(
     logits: np.ndarray, y: np.ndarray, labels: list[str], config: ModelConfig
 ) -> tuple[float, dict[str, float]]:
@@ -508,9 +639,14 @@ def _choose(
     x_all: DataFrame,
     config: ModelConfig,
     say: Progress,
+    urgent: Sequence[str] = (),
+    n_fit: int = 0,
+    macro_f1_floor: float | None = None,
 ) -> _Chosen:
-    """Grid on the fit window scored on the validation window, temperature and bands on the
-    validation window, then the refit on fit + validation (`training.model.fit_model`)."""
+    """Grid on the fit window scored on the validation window; temperature, bands, decision
+    weights (with ``urgent``, checked on the end of the ``n_fit`` fit rows, validation macro-F1
+    kept at ``macro_f1_floor``) and per-class bands on the validation window; then the refit on
+    fit + validation (`training.model.fit_model`)."""
     k = len(labels)
     y_val = _weighted(x_val, column, labels, False)[0]
     best: tuple[float, float, str | None, LogisticRegressionModel] | None = None
@@ -541,12 +677,33 @@ def _choose(
         f"{name}: chosen C={c:g} class_weight={weight} (validation macro-F1 {score:.3f}), "
         f"temperature {temperature:.3f}, bands {bands}"
     )
+    params = {"C": c, "class_weight": weight}
+    fit_counts = {r[column]: int(r["count"]) for r in x_fit.groupBy(column).count().collect()}
+    # np.unique's order, then the first of the most frequent, as `choose_decisions` picks it.
+    majority = max(sorted(fit_counts), key=lambda label: fit_counts[label])
+    check = (
+        _check_window(column, labels, x_fit, n_fit, params, temperature, config) if urgent else None
+    )
+    decision, per_class, majority_f1 = _trust(
+        name,
+        labels,
+        _softmax(logits / temperature),
+        np.asarray(labels)[y],
+        majority,
+        urgent,
+        config,
+        say,
+        check,
+        macro_f1_floor,
+    )
     all_df, weight_sum = _weighted(x_all, column, labels, weight == "balanced")
     final = _fit_lr(all_df, c, weight_sum, k, config)
-    return _Chosen(labels, {"C": c, "class_weight": weight}, temperature, bands, score, final)
+    return _Chosen(
+        labels, params, temperature, bands, score, final, per_class, decision, majority_f1
+    )
 
 
-def _head(chosen: _Chosen) -> LinearHead:
+def _head(name: str, chosen: _Chosen) -> LinearHead:
     model = chosen.model
     coef: Any
     intercept: Any
@@ -554,7 +711,16 @@ def _head(chosen: _Chosen) -> LinearHead:
         coef, intercept = model.coefficients.toArray(), [model.intercept]
     else:
         coef, intercept = model.coefficientMatrix.toArray(), model.interceptVector.toArray()
-    return LinearHead(chosen.labels, coef, intercept, chosen.temperature, chosen.bands)
+    return LinearHead(
+        chosen.labels,
+        coef,
+        intercept,
+        chosen.temperature,
+        chosen.bands,
+        chosen.class_bands,
+        chosen.decision,
+        name == "priority" or chosen.shipped,
+    )
 
 
 def _export(
@@ -571,7 +737,7 @@ def _export(
         regression = ResolutionRegression(weights, bias, resolution.residual_quantiles)
     return pack_model(
         list(zip(analyzers, vocabulary.terms, vocabulary.idf, strict=True)),
-        {name: _head(c) for name, c in chosen.items()},
+        {name: _head(name, c) for name, c in chosen.items()},
         regression,
     )
 
@@ -611,8 +777,9 @@ def _samples(
         if resolution is not None
         else []
     )
+    columns = {name: decide(proba[name], c.weights) for name, c in chosen.items()}
     labels = chosen["priority"].labels
-    predicted = np.asarray(labels)[proba["priority"].argmax(axis=1)]
+    predicted = np.asarray(labels)[columns["priority"]]
     picked: list[int] = []
     for label in labels:
         picked += [int(i) for i in np.flatnonzero(predicted == label)[:1]]
@@ -623,7 +790,7 @@ def _samples(
         fields = {k: v for k, v in json.loads(row["fields"]).items() if v is not None}
         expected: dict[str, Any] = {
             name: {
-                "label": c.labels[int(proba[name][i].argmax())],
+                "label": c.labels[int(columns[name][i])],
                 "probabilities": dict(zip(c.labels, map(float, proba[name][i]), strict=True)),
             }
             for name, c in chosen.items()
@@ -641,21 +808,54 @@ def _samples(
 
 def _test_metrics(
     chosen: _Chosen, column: str, x_test: DataFrame, urgent: Sequence[str]
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The test window's metrics of the label as served (decision weights, each class's own
+    auto-apply band), and with decision weights, of the most probable label beside them (as
+    `training.train` reports both)."""
     df = x_test.select("features", F.col(column).alias("truth"))
     rows = chosen.model.transform(df).select("rawPrediction", "truth").collect()
-    k = len(chosen.labels)
-    raw = np.array([r["rawPrediction"].toArray() for r in rows], dtype=np.float64).reshape(-1, k)
-    proba = _softmax(raw / chosen.temperature)
-    predicted = [chosen.labels[i] for i in proba.argmax(axis=1)]
-    return classification_metrics(
-        [r["truth"] for r in rows],
-        predicted,
-        chosen.labels,
+    labels = chosen.labels
+    raw = np.array([r["rawPrediction"].toArray() for r in rows], dtype=np.float64)
+    proba = _softmax(raw.reshape(-1, len(labels)) / chosen.temperature)
+    columns = decide(proba, chosen.weights)
+    truth = [r["truth"] for r in rows]
+    urgent_columns = [i for i, label in enumerate(labels) if label in urgent]
+    high = {label: chosen.class_bands.get(label, chosen.bands)["high"] for label in labels}
+    metrics = classification_metrics(
+        truth,
+        [labels[i] for i in columns],
+        labels,
         list(urgent),
-        proba.max(axis=1),
-        chosen.bands["high"],
+        proba[np.arange(len(columns)), columns],
+        high,
+        proba[:, urgent_columns].sum(axis=1) if urgent_columns else None,
     )
+    most_probable = (
+        None
+        if chosen.weights is None
+        else classification_metrics(
+            truth, [labels[i] for i in proba.argmax(axis=1)], labels, list(urgent)
+        )
+    )
+    return metrics, most_probable
+
+
+def _target_report(
+    chosen: _Chosen, metrics: dict[str, Any], most_probable: dict[str, Any] | None
+) -> dict[str, Any]:
+    """One target's part of the report, as `training.train` writes it (no baselines: they are
+    further models on one machine)."""
+    return {
+        "model": metrics,
+        "most_probable": most_probable,
+        "baselines": {},
+        "decision": chosen.decision,
+        "class_bands": chosen.class_bands,
+        "validation": {
+            "macro_f1": chosen.validation_macro_f1,
+            "majority_macro_f1": chosen.validation_majority_macro_f1,
+        },
+    }
 
 
 def _fingerprint(spark: SparkSession, location: str) -> str:
@@ -758,6 +958,7 @@ def train_model_spark(
     name: str = MODEL_NAME,
     progress: Progress | None = None,
     index_tickets: int = INDEX_TICKETS,
+    reference_tickets: int = REFERENCE_TICKETS,
 ) -> SparkTrainingResult:
     """Train on Spark what `training.train.train_model` trains on one machine (priority, the
     categorical targets, the resolution time, the similar-ticket index and the drift
@@ -765,7 +966,9 @@ def train_model_spark(
 
     ``data`` is a CSV, TSV, JSONL or Parquet file, directory or URL Spark can read. Without
     ``out_dir`` the artifact goes to ``models_dir/<version>``. The similar-ticket index holds
-    the newest ``index_tickets`` tickets of the training window.
+    the newest ``index_tickets`` tickets of the training window. The tuned references, whose
+    validation macro-F1 priority's decision weights must keep, see at most
+    ``reference_tickets`` tickets of the fit and of the validation window.
     """
     if spec.time_column is None:
         raise TrainingDataError(
@@ -795,6 +998,7 @@ def train_model_spark(
             name,
             say,
             index_tickets,
+            reference_tickets,
         )
     finally:
         examples.unpersist()
@@ -815,6 +1019,7 @@ def _train(
     name: str,
     say: Progress,
     index_tickets: int,
+    reference_tickets: int,
 ) -> SparkTrainingResult:
     _first_problem(spark, data, examples)
     n = examples.count()
@@ -883,6 +1088,10 @@ def _train(
     x_val = keep(_features(validation, vec_fit, blocks))
     x_all = keep(_features(train, vec_all, blocks))
     x_test = keep(_features(test, vec_all, blocks))
+    urgent = [u for u in spec.urgent_labels if u in by_label]
+    # As on one machine, the references are tuned first: the priority decision must keep
+    # validation macro-F1 at or above theirs.
+    floor = _reference_floor(fit, validation, n_fit, n_train - n_fit, reference_tickets, say)
     try:
         chosen: dict[str, _Chosen] = {}
         columns: dict[str, str] = {}
@@ -902,12 +1111,21 @@ def _train(
             if len(fit_labels) < 2 or len(labels) < 2:
                 say(f"{target}: fewer than two labels in the training window; not trained")
                 continue
-            chosen[target] = _choose(target, column, labels, *frames, config, say)
+            chosen[target] = _choose(
+                target,
+                column,
+                labels,
+                *frames,
+                config,
+                say,
+                urgent if target == "priority" else (),
+                n_fit,
+                floor if target == "priority" else None,
+            )
             columns[target] = column
 
         say("evaluating on the test window")
-        urgent = [u for u in spec.urgent_labels if u in chosen["priority"].labels]
-        test_metrics = {
+        evaluated = {
             t: _test_metrics(
                 c,
                 columns[t],
@@ -920,6 +1138,7 @@ def _train(
             )
             for t, c in chosen.items()
         }
+        test_metrics = {t: m for t, (m, _) in evaluated.items()}
         resolution = fit_resolution(x_fit, x_val, x_all, config, say, GRID_PARALLELISM)
         resolution_metrics = (
             resolution_report(resolution, x_all, x_test) if resolution is not None else None
@@ -948,6 +1167,13 @@ def _train(
     if out_dir is None:
         out_dir = models_dir / version
     priority = chosen["priority"]
+    most_probable = evaluated["priority"][1]
+    rules = default_rules_for(priority.labels)
+    say(
+        f"priority rules: the default set {rules['version']} ({len(rules['rules'])} rules)"
+        if rules is not None
+        else "priority rules: none (the default set names labels this model does not have)"
+    )
     params: dict[str, Any] = {
         "ngram_max": config.ngram_max,
         "description_max_chars": config.description_max_chars,
@@ -970,7 +1196,15 @@ def _train(
         "labels": priority.labels,
         "urgent_labels": urgent,
         "custom_fields": list(spec.field_columns),
-        "targets": {t: {"labels": c.labels, "bands": c.bands} for t, c in chosen.items()},
+        "targets": {
+            t: {
+                "labels": c.labels,
+                "bands": c.bands,
+                "class_bands": c.class_bands,
+                "decision": c.decision,
+            }
+            for t, c in chosen.items()
+        },
         "training_data": {
             "file": data.rstrip("/").rsplit("/", 1)[-1],
             "sha256": data_sha256,
@@ -995,8 +1229,26 @@ def _train(
         },
         "features": params,
         "bands": priority.bands,
+        "rules": None
+        if rules is None
+        else {
+            "file": RULES_FILE,
+            "version": rules["version"],
+            "names": [r["name"] for r in rules["rules"]],
+        },
+        "withheld_targets": {
+            t: {
+                "validation_macro_f1": c.validation_macro_f1,
+                "validation_majority_macro_f1": c.validation_majority_macro_f1,
+            }
+            for t, c in chosen.items()
+            if not c.shipped
+        },
         "metrics": {
             "test": metrics_summary(test_metrics["priority"]),
+            "test_most_probable": None
+            if most_probable is None
+            else {k: most_probable[k] for k in ("macro_f1", "urgent_recall")},
             "validation": {"macro_f1": priority.validation_macro_f1},
             "targets": {t: metrics_summary(m) for t, m in test_metrics.items() if t != "priority"},
             "resolution_time": resolution_metrics,
@@ -1013,10 +1265,8 @@ def _train(
             "bands": f"high ≥ {priority.bands['high']:.3f}, "
             f"medium ≥ {priority.bands['medium']:.3f}",
         },
-        "model": test_metrics["priority"],
-        "targets": {
-            t: {"model": m, "baselines": {}} for t, m in test_metrics.items() if t != "priority"
-        },
+        **_target_report(priority, *evaluated["priority"]),
+        "targets": {t: _target_report(chosen[t], *evaluated[t]) for t in chosen if t != "priority"},
         "resolution_time": resolution_metrics,
         "duplicates": duplicates,
     }
@@ -1034,6 +1284,8 @@ def _train(
         INDEX_FILE: index.header,
         INDEX_POSTINGS_FILE: index.postings,
     }
+    if rules is not None:
+        extra[RULES_FILE] = rules
     write_artifact(out_dir, model_spec, weights, metadata, samples, extra)
     write_report(out_dir / "report", report)
     if out_dir.parent.resolve() == models_dir.resolve():
