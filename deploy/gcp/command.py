@@ -647,7 +647,7 @@ def _keep_pinned(service_name: str, pinned: list[rollout.Target]) -> None:
 def _dead_letters(topic: Any, subscription: Any) -> None:
     """Create the dead-letter topic and its subscription unless they exist."""
     from google.api_core.exceptions import AlreadyExists
-    from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+    from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient  # type: ignore[import-untyped]
 
     with contextlib.suppress(AlreadyExists):
         PublisherClient().create_topic(request=topic)
