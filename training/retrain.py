@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from core.enricher import load_enricher
-from core.errors import RegistryError, TrainingDataError
+from core.errors import RegistryError, TicketEnrichError, TrainingDataError
 from core.ports import Correction, StoredTicket
 from core.redaction import redact
 from core.registry import ModelRegistry, ModelVersion
@@ -459,3 +459,86 @@ def read_upload(raw: bytes, filename: str, work_dir: Path) -> tuple[str | None, 
     export = work_dir / "export.jsonl"
     _write_records(export, kept, [])
     return name, load_dataset(export, spec)
+
+
+# --- the same, in a process of its own ----------------------------------------------------------
+class ChallengeFailed(TicketEnrichError):
+    """Training a challenger in its own process failed; the message says why."""
+
+
+def _challenge_child(queue: Any, args: dict[str, Any]) -> None:
+    """The child's side of `challenge_in_subprocess`: progress, then the result or the error."""
+    try:
+        challenge = challenge_champion(
+            **args, progress=lambda message: queue.put(("progress", message))
+        )
+    except TicketEnrichError as exc:
+        queue.put(("error", str(exc)))
+    except Exception as exc:  # its class and message are what the parent can report
+        queue.put(("crash", f"{type(exc).__name__}: {exc}"))
+    else:
+        queue.put(("done", challenge))
+
+
+def challenge_in_subprocess(
+    dataset: Dataset,
+    registry: ModelRegistry,
+    serving_dir: Path,
+    *,
+    work_dir: Path,
+    corrections: Sequence[Example] = (),
+    tolerance: float = 0.01,
+    config: ModelConfig | None = None,
+    progress: Progress | None = None,
+    poll_s: float = 0.2,
+) -> Challenge:
+    """`challenge_champion` in a fresh process (spawned, not forked: the caller may be a threaded
+    web server), so the caller keeps its CPU time and its interpreter lock for serving while the
+    challenger trains. Progress messages come back to ``progress``; a product error comes back
+    as `ChallengeFailed` with its message, and so does a child that dies."""
+    import multiprocessing
+    import queue as queues
+
+    say = progress or (lambda _msg: None)
+    context = multiprocessing.get_context("spawn")
+    channel = context.Queue()
+    args = {
+        "dataset": dataset,
+        "registry": registry,
+        "serving_dir": serving_dir,
+        "work_dir": work_dir,
+        "corrections": list(corrections),
+        "tolerance": tolerance,
+        "config": config,
+    }
+    # Daemonic: it ends with the service; training starts no processes of its own.
+    child = context.Process(target=_challenge_child, args=(channel, args), daemon=True)
+    child.start()
+    try:
+        while True:
+            try:
+                kind, payload = channel.get(timeout=poll_s)
+            except queues.Empty:
+                if child.is_alive():
+                    continue
+                try:  # it may have answered just before it ended
+                    kind, payload = channel.get(timeout=poll_s)
+                except queues.Empty:
+                    raise ChallengeFailed(
+                        f"the training process ended without a result (exit code {child.exitcode})"
+                    ) from None
+            if kind == "progress":
+                say(str(payload))
+            elif kind == "done":
+                assert isinstance(payload, Challenge)
+                return payload
+            elif kind == "error":
+                raise ChallengeFailed(str(payload))
+            else:
+                raise ChallengeFailed(f"training failed unexpectedly: {payload}")
+    finally:
+        child.join(5)
+        if child.is_alive():
+            child.terminate()
+            child.join(5)
+        channel.close()

@@ -605,7 +605,7 @@ def build_retrain_admin(
         """A job's work: read the tickets with ``load``, add the corrections, train and judge."""
 
         def work(job: RetrainJob) -> tuple[dict[str, Any], int]:
-            from training.retrain import challenge_champion, corrections_as_examples
+            from training.retrain import challenge_in_subprocess, corrections_as_examples
 
             job.enter("reading")
             dataset = load(job)
@@ -627,7 +627,9 @@ def build_retrain_admin(
                 job.note(message)
 
             work_dir = jobs_dir / job.id / "challenger"
-            challenge = challenge_champion(
+            # In a process of its own: training would otherwise take the interpreter lock from
+            # the requests this process serves meanwhile.
+            challenge = challenge_in_subprocess(
                 dataset,
                 models,
                 serving,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -301,3 +301,30 @@ def test_a_promotion_taken_by_another_worker_is_followed_and_an_older_one_is_not
         )
         answer = follower.enricher.enrich({"subject": "Cluster down", "description": "outage"})
         assert answer["enrichment"]["model"]["version"] == other.metadata["version"]
+
+
+def test_training_in_its_own_process_reports_progress_and_its_failure(
+    small_model_dir: Path, tmp_path: Path
+) -> None:
+    from adapters.local.registry import DirectoryModelRegistry
+    from training.retrain import ChallengeFailed, challenge_in_subprocess
+
+    dataset = load_dataset(write_tickets(tmp_path / "t.jsonl", rows=40, seed=4), SMALL_SPEC)
+    registry = DirectoryModelRegistry(tmp_path / "registry")
+    # A product error keeps its message.
+    with pytest.raises(ChallengeFailed, match="no-such-artifact"):
+        challenge_in_subprocess(
+            dataset, registry, tmp_path / "no-such-artifact", work_dir=tmp_path / "w1"
+        )
+    # Anything else is named by its class, after the progress made until then.
+    said: list[str] = []
+    with pytest.raises(ChallengeFailed, match="training failed unexpectedly: AttributeError"):
+        challenge_in_subprocess(
+            dataset,
+            registry,
+            small_model_dir,
+            work_dir=tmp_path / "w2",
+            config=cast(Any, "not a model configuration"),
+            progress=said.append,
+        )
+    assert said[0] == "0 corrections added to 40 closed tickets"
