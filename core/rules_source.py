@@ -282,6 +282,7 @@ class ReloadingRules:
             seen = self.directory.signature(self._newest)
             if not force and artifact is self._seen_artifact and seen == self._seen:
                 return self.state
+            newest = self._newest
             try:
                 self.state = self._resolve(artifact, self.state)
             except OSError as exc:
@@ -290,7 +291,10 @@ class ReloadingRules:
                 _log.warning("rules directory %s cannot be read: %s", self.directory.root, exc)
                 return self.state
             self._seen_artifact = artifact
-            self._seen = self.directory.signature(self._newest)
+            # What was seen before reading, so that a file written while the files were read
+            # is read at the next look; when the newest version changed, its file was not in
+            # that signature, and the next look reads once more.
+            self._seen = seen if self._newest == newest else None
             return self.state
         finally:
             self._looking.release()

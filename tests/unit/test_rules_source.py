@@ -339,3 +339,32 @@ def test_a_file_that_breaks_the_reader_is_refused_like_any_invalid_one(
     assert source.refused is not None and source.refused.version == 2
     with pytest.raises(InvalidRules):
         source.save({**_spec(ZEBRA), "order": [["normal"]]}, by="ann", by_kind="agent")
+
+
+class _WrittenWhileRead(RulesDirectory):
+    """A directory to which another process writes a version while this one reads it."""
+
+    pending: dict[str, Any] | None = None
+
+    def audit(self) -> list[dict[str, Any]]:
+        found = super().audit()
+        if self.pending is not None:
+            self.path(max(self.versions()) + 1).write_text(json.dumps(self.pending))
+            self.pending = None
+        return found
+
+
+def test_a_version_written_while_the_files_are_read_is_read_at_the_next_look(
+    tmp_path: Path, artifact: Artifact
+) -> None:
+    directory = _WrittenWhileRead(tmp_path / "rules")
+    clock = Clock()
+    source = _source(directory, artifact, clock)
+    source.save(_spec(ZEBRA), by="ann", by_kind="agent")
+    directory.path(2).write_text(json.dumps(_spec(LLAMA)))
+    directory.pending = _spec(ZEBRA, LLAMA)
+    clock.now += 1.0
+    assert [r.name for r in source.current().rules] == ["llama"]  # type: ignore[union-attr]
+    assert directory.versions() == [1, 2, 3]
+    clock.now += 1.0
+    assert [r.name for r in source.current().rules] == ["zebra", "llama"]  # type: ignore[union-attr]
