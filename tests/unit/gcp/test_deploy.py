@@ -147,3 +147,20 @@ def test_deploy_without_a_project_says_so(
     monkeypatch.delenv("TICKET_ENRICH_GCP_PROJECT", raising=False)
     assert main(["deploy", "gcp", "--dry-run", "--model", str(small_model_dir)]) == 2
     assert "--project" in capsys.readouterr().err
+
+
+def test_the_dead_letter_topic_is_declared_and_given_to_the_functions(
+    dry_run: tuple[Path, dict[str, Any], str],
+) -> None:
+    _, printed, text = dry_run
+    topic = "projects/demo-ticket-enrich/topics/ticket-enrich-rejected"
+    assert printed["dead_letters"]["topic"]["name"] == topic
+    hold = printed["dead_letters"]["subscription"]
+    assert hold["topic"] == topic
+    # Kept as long as Pub/Sub keeps anything, and never expiring for want of readers: a topic
+    # without a subscription would drop what is published to it.
+    assert hold["messageRetentionDuration"] == "604800s" and hold["expirationPolicy"] == {}
+    for request in printed["requests"]:
+        env = request["create"]["function"]["serviceConfig"]["environmentVariables"]
+        assert env["TICKET_ENRICH_DEAD_LETTER_TOPIC"] == "ticket-enrich-rejected"
+    assert "roles/pubsub.publisher" in text
