@@ -4,7 +4,9 @@ the agents' corrections since the last training), the challenger beside the cham
 test window, and promotion through the model registry with a hot swap of the served model.
 
 The endpoints translate; the training, judging and reading of exports are in
-`training.retrain`, imported when a job runs, so the service starts without scikit-learn.
+`training.retrain`, imported when a job runs (so the service starts without scikit-learn), and
+the challenger trains in a process of its own. Job state and promotions are shared through
+files beside the jobs, so every worker process of the service sees the same ones.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the endpoints' annotations at runtime.
@@ -38,13 +40,7 @@ from adapters.local.auth import Principal
 from adapters.local.body import read_body
 from adapters.local.pages import NotAllowed
 from core.enricher import Enricher, load_enricher
-from core.errors import (
-    FieldProblem,
-    InvalidTicket,
-    TicketEnrichError,
-    TicketNotFound,
-    TicketTooLarge,
-)
+from core.errors import TicketEnrichError, TicketNotFound, TicketTooLarge
 from core.ports import Correction, FeedbackStore, StoredTicket, TicketStore
 from core.registry import ModelRegistry
 from core.settings import Settings
@@ -439,25 +435,27 @@ class StartBody(BaseModel):
     source: Literal["helpdesk", "shipped"]
 
 
+def _bad_export(message: str) -> NotAllowed:
+    return NotAllowed(422, "invalid_export", message)
+
+
 def _multipart_file(body: bytes, content_type: str) -> tuple[str, bytes]:
     """The file part (``file``) of a multipart/form-data body: its name and bytes."""
     if not content_type.lower().startswith("multipart/form-data"):
-        raise InvalidTicket(
-            [FieldProblem("file", "send the export as multipart/form-data in a part named file")]
-        )
+        raise _bad_export("send the export as multipart/form-data, in a part named file")
     head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1", "replace")
     message = BytesParser(policy=HTTP).parsebytes(head + body)
     if not isinstance(message, EmailMessage) or not message.is_multipart():
-        raise InvalidTicket([FieldProblem("file", "the multipart body cannot be read")])
+        raise _bad_export("the multipart body cannot be read")
     for part in message.iter_parts():
         if part.get_param("name", header="content-disposition") != "file":
             continue
         filename = part.get_filename()
         payload = part.get_payload(decode=True)
         if not filename or not isinstance(payload, bytes):
-            raise InvalidTicket([FieldProblem("file", "the part named file has no file name")])
+            raise _bad_export("the part named file has no file name")
         return Path(filename).name, payload
-    raise InvalidTicket([FieldProblem("file", "is missing: no part named file")])
+    raise _bad_export("the file is missing: no part named file")
 
 
 def _since(value: str | None) -> datetime | None:
@@ -513,7 +511,9 @@ def build_retrain_admin(
     follower: PromotionFollower | None = None,
     config: Any = None,
 ) -> APIRouter:
-    """The model card, retrain, job and promotion endpoints, for agents and the API key.
+    """The model card, retrain, job and promotion endpoints: reading them for every agent and
+    the API key; starting a retrain, uploading and deciding for admins (`Settings.admins`) and
+    the API key.
 
     ``reader`` is the app's dependency naming the agent or machine client of a request;
     ``registry`` defaults to the settings' local registry; ``config`` (a
@@ -800,8 +800,8 @@ def build_retrain_admin(
         try:
             body = await read_body(request, UPLOAD_BYTES_MAX)
         except TicketTooLarge:
-            raise TicketTooLarge(
-                [FieldProblem("file", f"is over the {UPLOAD_BYTES_MAX}-byte limit of an upload")]
+            raise NotAllowed(
+                413, "export_too_large", f"the file is over the {UPLOAD_BYTES_MAX}-byte limit"
             ) from None
         filename, raw = _multipart_file(body, request.headers.get("content-type", ""))
         job_id = uuid.uuid4().hex[:12]
@@ -816,7 +816,7 @@ def build_retrain_admin(
             preset, dataset = await run_in_threadpool(read)
         except TrainingDataError as exc:
             shutil.rmtree(scratch, ignore_errors=True)
-            raise InvalidTicket([FieldProblem("file", f"{filename}: {exc}")]) from None
+            raise _bad_export(f"{filename}: {exc}") from None
         job = jobs.claim({"kind": "upload", "name": filename, "preset": preset})
         job.note(
             f"{filename}: {len(dataset.examples)} closed tickets read"

@@ -139,6 +139,7 @@ def test_a_bad_upload_is_refused_with_a_message_and_starts_nothing(
 ) -> None:
     refused = _upload(service, name, content)
     assert refused.status_code == status, refused.text
+    assert refused.json()["error"]["code"] == "invalid_export"
     assert says in refused.json()["error"]["message"]
     assert service.api.get("/admin/retrain").json()["job"] is None
 
@@ -152,6 +153,7 @@ def test_an_upload_that_is_not_multipart_or_too_large_is_refused(service: Servic
     assert unnamed.status_code == 422 and "no part named file" in unnamed.text
     huge = _upload(service, "big.csv", b"subject,priority\n" + b"x,urgent\n" * 4_000_000)
     assert huge.status_code == 413, huge.text
+    assert huge.json()["error"]["code"] == "export_too_large"
     assert "limit" in huge.json()["error"]["message"]
 
 
