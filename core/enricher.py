@@ -5,25 +5,28 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from core.artifact import Artifact, read_artifact
 from core.errors import ArtifactError
-from core.language import detect_language
+from core.language import LANGUAGE_MAX_CHARS, detect_language, language_of_prose
 from core.model import LinearTextModel, Prediction
+from core.prose import prose_pair
 from core.rules import RULES_FILE, RuleSet, load_rules
-from core.schema import Limits, Ticket, parse_ticket
-from core.sentiment import sentiment
+from core.schema import Limits, normalize_ticket, parse_ticket
+from core.sentiment import SENTIMENT_MAX_CHARS, sentiment, sentiment_of_prose
 from core.similar import SimilarTickets
 from core.text import ticket_document
 
 if TYPE_CHECKING:
     from core.redaction import Redaction
     from core.rules_source import RulesSource
+    from core.schema import Ticket
 
 INDEX_FILE = "index.json"
 INDEX_POSTINGS_FILE = "index.bin"
@@ -101,13 +104,20 @@ class Enricher:
 
     def parse(self, ticket: Mapping[str, Any] | Ticket) -> Ticket:
         """Validate a ticket against the schema and this enricher's size limits."""
-        return ticket if isinstance(ticket, Ticket) else parse_ticket(ticket, self.limits)
+        if _is_ticket_model(ticket):
+            return ticket
+        return parse_ticket(ticket, self.limits)
 
     def predict(self, ticket: Ticket) -> dict[str, Any]:
         """The enrichment of a valid ticket, without the ticket itself."""
+        return self._predict(ticket.subject, ticket.description, ticket.custom_fields)
+
+    def _predict(
+        self, subject: str, description: str, custom_fields: Mapping[str, Any]
+    ) -> dict[str, Any]:
         options = self.options
         model = self._model
-        doc = ticket_document(ticket.subject, ticket.description, ticket.custom_fields)
+        doc = ticket_document(subject, description, custom_fields)
         features = model.features(doc)
         predictions = model.predict(features, self._targets)
         priority = predictions.pop("priority")
@@ -117,7 +127,7 @@ class Enricher:
         # One read: a ticket is matched and decided by one rule set, even during a swap.
         rules = self.rules if self.rules_source is None else self.rules_source.current()
         if rules is not None:
-            matches = rules.match(ticket.subject, ticket.description, ticket.custom_fields)
+            matches = rules.match(subject, description, custom_fields)
             if matches:
                 label, _deciding = rules.apply(priority.label, matches)
                 fired = [m.as_dict() for m in matches]
@@ -135,12 +145,16 @@ class Enricher:
             similar, duplicate = self._similar.query(features[self._similar_block])
             enrichment["similar"] = similar
             enrichment["possible_duplicate"] = duplicate
-        if options.sentiment or options.language:
-            text = f"{ticket.subject}\n{ticket.description}"
-            if options.sentiment:
-                enrichment["sentiment"] = sentiment(text)
-            if options.language:
-                enrichment["language"] = detect_language(text)
+        if options.sentiment and options.language:
+            narrow, wide = prose_pair(
+                f"{subject}\n{description}", LANGUAGE_MAX_CHARS, SENTIMENT_MAX_CHARS
+            )
+            enrichment["sentiment"] = sentiment_of_prose(wide)
+            enrichment["language"] = language_of_prose(narrow)
+        elif options.sentiment:
+            enrichment["sentiment"] = sentiment(f"{subject}\n{description}")
+        elif options.language:
+            enrichment["language"] = detect_language(f"{subject}\n{description}")
         if options.explanation:
             enrichment["explanation"] = [
                 {"rule": m["rule"], "term": m["match"]} for m in fired
@@ -185,9 +199,11 @@ class Enricher:
         the predictions themselves are made on the text as written.
         """
         started = time.perf_counter()
-        valid = self.parse(ticket)
-        out = valid.model_dump(mode="json", exclude_none=True)
-        enrichment = self.predict(valid)
+        if _is_ticket_model(ticket):
+            out = ticket.model_dump(mode="json", exclude_none=True)
+        else:
+            out = normalize_ticket(ticket, self.limits)
+        enrichment = self._predict(out["subject"], out["description"], out["custom_fields"])
         if self._redact is not None:
             redactions: list[dict[str, Any]] = []
             # The words of every redacted value: no derived field may carry them out again.
@@ -223,9 +239,9 @@ class Enricher:
         """Predict the artifact's sample tickets and compare with what training recorded."""
         model = self._model
         for number, sample in enumerate(self.artifact.samples, start=1):
-            ticket = parse_ticket(sample["ticket"], self.limits)
+            ticket = normalize_ticket(sample["ticket"], self.limits)
             features = model.features(
-                ticket_document(ticket.subject, ticket.description, ticket.custom_fields)
+                ticket_document(ticket["subject"], ticket["description"], ticket["custom_fields"])
             )
             for target, expected in sample["expected"].items():
                 if target in model.regressors:
@@ -280,6 +296,13 @@ def load_enricher(
 
 
 _WORD = re.compile(r"\w+")
+
+
+def _is_ticket_model(ticket: object) -> TypeGuard[Ticket]:
+    """Whether ``ticket`` is an already validated `Ticket` (without importing pydantic: no
+    `Ticket` can exist before its module is loaded)."""
+    models = sys.modules.get("core.ticket")
+    return models is not None and isinstance(ticket, models.Ticket)
 
 
 def _drop_hidden_terms(enrichment: dict[str, Any], hidden: set[str]) -> None:

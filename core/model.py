@@ -12,20 +12,23 @@ with `map`, so the inner loops run in C rather than in the interpreter.
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import math
 import sys
 from array import array
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from operator import itemgetter, mul
+from itertools import repeat
+from operator import itemgetter, mul, truediv
 from typing import Any
 
 from core.errors import ArtifactError
 from core.text import NOISE_WORDS, STOPWORDS, BlockAnalyzer
 
 MODEL_FORMAT = "ticket-enrich/linear-tfidf@2"
+# 1 + log(count), the sublinear term frequency, for the counts almost every term has.
+_SUBLINEAR_SIZE = 64
+_SUBLINEAR = [0.0] + [1.0 + math.log(c) for c in range(1, _SUBLINEAR_SIZE)]
 BANDS = ("high", "medium", "low")
 
 
@@ -110,23 +113,24 @@ class _Block:
         self.sublinear_tf = bool(spec.get("sublinear_tf", True))
 
     def features(self, doc: Mapping[str, Any]) -> BlockFeatures:
-        counts: dict[int, int] = {}
-        index = self.index
-        for token in self.analyzer(doc):
-            i = index.get(token)
-            if i is not None:
-                counts[i] = counts.get(i, 0) + 1
-        indices = tuple(counts)
+        # Term indices in the order the ticket first uses them, with their counts; the counting
+        # runs in C (`Counter` over `map`), the terms outside the vocabulary count under None.
+        counts = Counter(map(self.index.get, self.analyzer(doc)))
+        counts.pop(None, None)
+        indices: tuple[int, ...] = tuple(counts)  # type: ignore[arg-type]
         if not indices:
             return BlockFeatures((), (), _gatherer(()))
         gather = _gatherer(indices)
         idf = gather(self.idf)
         if self.sublinear_tf:
-            raw = [(1.0 + math.log(c)) * w for c, w in zip(counts.values(), idf, strict=True)]
+            tf = [
+                _SUBLINEAR[c] if c < _SUBLINEAR_SIZE else 1.0 + math.log(c) for c in counts.values()
+            ]
         else:
-            raw = [c * w for c, w in zip(counts.values(), idf, strict=True)]
-        norm = math.sqrt(sum(v * v for v in raw))
-        return BlockFeatures(indices, tuple(v / norm for v in raw), gather)
+            tf = [float(c) for c in counts.values()]
+        raw = list(map(mul, tf, idf))
+        norm = math.sqrt(sum(map(mul, raw, raw)))
+        return BlockFeatures(indices, tuple(map(truediv, raw, repeat(norm))), gather)
 
 
 class _Target:
@@ -182,13 +186,14 @@ class _Target:
         towards that class relative to the others."""
         c = self.labels.index(label)
         candidates: list[tuple[float, int, int]] = []
+        # sorted(...)[:top] is what `heapq.nlargest` returns, sorted in C.
         for b, (rows, f) in enumerate(zip(self.weights, features, strict=True)):
             if f.indices:
                 pushes = map(mul, f.gather(rows[c]), f.values)
-                candidates += heapq.nlargest(
-                    top, zip(pushes, itertools.repeat(b), f.indices, strict=False)
-                )
-        return heapq.nlargest(top, candidates)
+                candidates += sorted(zip(pushes, repeat(b), f.indices, strict=False), reverse=True)[
+                    :top
+                ]
+        return sorted(candidates, reverse=True)[:top]
 
     def predict(self, features: Features) -> Prediction:
         z = list(self.intercept)
@@ -273,6 +278,8 @@ class LinearTextModel:
             raise ArtifactError(f"model.json is malformed: {exc!r}") from None
         if "priority" not in self._targets:
             raise ArtifactError("model.json has no priority target")
+        # Whether a term of the first block can never be a tag, remembered as tickets ask.
+        self._untaggable: dict[int, bool] = {}
 
     @property
     def targets(self) -> list[str]:
@@ -343,11 +350,19 @@ class LinearTextModel:
         f = features[0]
         chosen: list[str] = []
         # Far more candidates than tags, so that skipped terms rarely leave the list short.
-        for _, i in heapq.nlargest(8 * top, zip(f.values, f.indices, strict=True)):
+        untaggable = self._untaggable
+        for _, i in sorted(zip(f.values, f.indices, strict=True), reverse=True)[: 8 * top]:
             term = block.terms[i]
-            words = term.split()
-            if any(ch.isdigit() for ch in term) or "_" in term or STOPWORDS.intersection(words):
+            skip = untaggable.get(i)
+            if skip is None:
+                skip = untaggable[i] = (
+                    any(ch.isdigit() for ch in term)
+                    or "_" in term
+                    or not STOPWORDS.isdisjoint(term.split())
+                )
+            if skip:
                 continue
+            words = term.split()
             if len(words) == 1 and any(term in c.split() for c in chosen):
                 continue
             chosen = [c for c in chosen if c not in words]

@@ -117,3 +117,13 @@ def prose(subject: str, description: str, max_chars: int = 1000) -> str:
     body = _clean(window)
     text = f"{head}\n{body}" if head and body else head or body
     return text[:limit].rstrip()
+
+
+def prose_pair(text: str, narrow: int, wide: int) -> tuple[str, str]:
+    """``prose("", text, narrow)`` and ``prose("", text, wide)`` (``narrow <= wide``), reading the
+    text once when it fits in the narrow window's scan: then both read the same characters and
+    the narrow prose is the wide one cut to ``narrow`` characters."""
+    wide_prose = prose("", text, wide)
+    if narrow <= wide and len(text) <= narrow * _SCAN_FACTOR:
+        return wide_prose[:narrow].rstrip(), wide_prose
+    return prose("", text, narrow), wide_prose

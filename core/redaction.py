@@ -36,6 +36,7 @@ Kinds and placeholders:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Iterator
@@ -294,12 +295,15 @@ _IBAN_LENGTHS = {
     "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
 }  # fmt: skip
 _IBAN_START = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{2})[0-9]{2}")
+
+
 # One pattern per registered length: the BBAN is exactly that many characters, each optionally
 # preceded by one space, and must not run on into a longer token.
-_IBAN_TAILS = {
-    length: re.compile(rf"(?:[ ]?[A-Za-z0-9]){{{length - 4}}}(?![A-Za-z0-9])")
-    for length in set(_IBAN_LENGTHS.values())
-}
+# Compiled on first use, one length at a time: all of them take about 5 ms, which a cold start
+# should not pay for countries no ticket names.
+@functools.cache
+def _iban_tail(length: int) -> re.Pattern[str]:
+    return re.compile(rf"(?:[ ]?[A-Za-z0-9]){{{length - 4}}}(?![A-Za-z0-9])")
 
 
 def _mod97_ok(candidate: str) -> bool:
@@ -315,7 +319,7 @@ def _ibans(text: str) -> Iterator[Span]:
         length = _IBAN_LENGTHS.get(m.group(1).upper())
         if length is None:
             continue
-        tail = _IBAN_TAILS[length].match(text, m.end())
+        tail = _iban_tail(length).match(text, m.end())
         if tail and _mod97_ok(text[m.start() : tail.end()]):
             yield m.start(), tail.end()
 
@@ -382,16 +386,24 @@ _LABEL_NEEDLES = (
 # value in query strings, markup, JDBC/.NET connection strings and prose.
 _BARE = r"[!#$%()*+\-./0-9:=?@A-Z\[\\\]^_a-z~]{1,256}"
 _VALUE = rf"(?:\"(?P<dq>[^\"\n]{{1,256}})\"|'(?P<sq>[^'\n]{{1,256}})'|(?P<bare>{_BARE}))"
+
+
 # The lookahead on the labels' first letters lets the engine skip to candidate positions instead
 # of trying the lookbehind and every label at each character: half the time on long tickets.
-_SECRET_LABELED = re.compile(
-    rf"(?=[abcijkmprstパ暗ك])(?<![A-Za-z0-9/]){_LABEL}[\"']?"
-    # "password for the VPN is ...": up to three words say whose password it is.
-    r"(?P<qualified>[ \t]+(?:for|für|pour|para|del?|of)(?:[ \t]+[^\s:=：]{1,40}){1,3}?)?"
-    r"(?:[ \t]*(?:=>|[:=：])|(?P<said>[ \t]+(?:is|ist|est|es|lautet|was|era|هي)[ \t]*:?|[ \t]*は))"
-    rf"[ \t]*{_VALUE}",
-    re.IGNORECASE,
-)
+# About 5 ms to compile: on first use, not at import.
+@functools.cache
+def _secret_labeled() -> re.Pattern[str]:
+    return re.compile(
+        rf"(?=[abcijkmprstパ暗ك])(?<![A-Za-z0-9/]){_LABEL}[\"']?"
+        # "password for the VPN is ...": up to three words say whose password it is.
+        r"(?P<qualified>[ \t]+(?:for|für|pour|para|del?|of)(?:[ \t]+[^\s:=：]{1,40}){1,3}?)?"
+        r"(?:[ \t]*(?:=>|[:=：])"
+        r"|(?P<said>[ \t]+(?:is|ist|est|es|lautet|was|era|هي)[ \t]*:?|[ \t]*は))"
+        rf"[ \t]*{_VALUE}",
+        re.IGNORECASE,
+    )
+
+
 # mysql -u root -pS3cret: the password glued to -p (a space after -p makes mysql prompt).
 _SECRET_MYSQL = re.compile(
     r"(?<![A-Za-z0-9])mysql(?:dump|admin)?(?![A-Za-z0-9])"
@@ -497,10 +509,10 @@ def _secrets(text: str) -> Iterator[Span]:
     # A substring test is ten times cheaper than a scan with a case-insensitive alternation, and
     # most tickets contain none of these words.
     lowered = text.lower()
-    labeled = [
+    labeled = [_secret_labeled()] if any(n in lowered for n in _LABEL_NEEDLES) else []
+    labeled += [
         pattern
         for pattern, needles in (
-            (_SECRET_LABELED, _LABEL_NEEDLES),
             (_SECRET_CLI, ("--",)),
             (_SECRET_XML, ("</",)),
             (_SECRET_XML_PROPERTY, ("<name>",)),

@@ -6,16 +6,26 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Annotated, Any
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from typing import TYPE_CHECKING, Any
 
 from core.errors import FieldProblem, InvalidTicket, TicketTooLarge
 
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+if TYPE_CHECKING:
+    from core.ticket import CustomValue as CustomValue
+    from core.ticket import Requester as Requester
+    from core.ticket import Ticket as Ticket
 
-CustomValue = str | int | float | bool | None
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+EMPTY_TICKET = "a ticket needs a non-empty subject or description"
+
+
+def __getattr__(name: str) -> Any:
+    # The pydantic models load on first use: the enrichment path never needs them.
+    if name in ("Ticket", "Requester", "CustomValue"):
+        from core import ticket
+
+        return getattr(ticket, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -46,56 +56,12 @@ def quoted_name(name: Any, limits: Limits | None = None) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-class Requester(BaseModel):
-    """The customer who wrote the ticket."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
-
-    email: Annotated[str, Field(max_length=254)] | None = None
-    name: Annotated[str, Field(max_length=256)] | None = None
-    tier: Annotated[str, Field(max_length=64)] | None = None
-
-    @field_validator("email")
-    @classmethod
-    def _email_shape(cls, value: str | None) -> str | None:
-        if value is not None and not _EMAIL_RE.match(value):
-            raise ValueError("is not an e-mail address")
-        return value
-
-
-class Ticket(BaseModel):
-    """A new support ticket: at least a subject or a description, plus optional context."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    subject: str = ""
-    description: str = ""
-    requester: Requester | None = None
-    channel: Annotated[str, Field(max_length=64)] | None = None
-    custom_fields: dict[Annotated[str, Field(max_length=128)], CustomValue] = Field(
-        default_factory=dict, max_length=200
-    )
-    created_at: datetime | None = None
-    external_id: Annotated[str, Field(min_length=1, max_length=256)] | None = None
-
-    @model_validator(mode="after")
-    def _has_text(self) -> Ticket:
-        if not self.subject.strip() and not self.description.strip():
-            raise ValueError("a ticket needs a non-empty subject or description")
-        return self
-
-
-def _problems_from(error: ValidationError) -> list[FieldProblem]:
-    problems = []
-    for item in error.errors(include_url=False):
-        loc = ".".join(str(part) for part in item["loc"]) or "ticket"
-        message = item["msg"]
-        if item["type"] == "extra_forbidden":
-            message = "is not a known ticket field"
-        elif message.startswith("Value error, "):
-            message = message[len("Value error, ") :]
-        problems.append(FieldProblem(loc, message))
-    return problems
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_json_value(value: Any, limits: Limits | None = None, path: str = "") -> None:
@@ -108,12 +74,9 @@ def check_json_value(value: Any, limits: Limits | None = None, path: str = "") -
         item, where, depth = stack.pop()
         field = where or "body"
         if isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                raise InvalidTicket(
-                    [FieldProblem(field, "contains an unpaired UTF-16 surrogate")]
-                ) from None
+            # An ASCII string (most) cannot hold a surrogate: no need to encode it.
+            if not item.isascii() and not _encodes(item):
+                raise InvalidTicket([FieldProblem(field, "contains an unpaired UTF-16 surrogate")])
         elif isinstance(item, float) and not math.isfinite(item):
             raise InvalidTicket([FieldProblem(field, "must be a finite number")])
         elif isinstance(item, dict | list):
@@ -188,11 +151,7 @@ def decode_json(
     return data
 
 
-def parse_ticket(data: Any, limits: Limits | None = None) -> Ticket:
-    """Validate a decoded JSON value as a ticket, enforcing size limits; raise InvalidTicket."""
-    limits = limits or Limits()
-    if isinstance(data, Ticket):
-        data = data.model_dump()
+def _check_sizes(data: Any, limits: Limits) -> None:
     if not isinstance(data, dict):
         raise InvalidTicket([FieldProblem("ticket", "must be a JSON object")])
     too_large = []
@@ -201,16 +160,108 @@ def parse_ticket(data: Any, limits: Limits | None = None) -> Ticket:
         ("description", limits.description_bytes),
     ):
         value = data.get(name)
-        if isinstance(value, str) and len(value.encode("utf-8", "surrogatepass")) > limit:
+        # A character takes at most 4 bytes: only a long value needs encoding to be measured.
+        if (
+            isinstance(value, str)
+            and len(value) * 4 > limit
+            and len(value.encode("utf-8", "surrogatepass")) > limit
+        ):
             too_large.append(FieldProblem(name, f"is longer than {limit} bytes"))
     if too_large:
         raise TicketTooLarge(too_large)
     check_json_value(data, limits)
-    try:
-        ticket = Ticket.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidTicket(_problems_from(exc)) from None
-    return ticket
+
+
+def parse_ticket(data: Any, limits: Limits | None = None) -> Ticket:
+    """Validate a decoded JSON value as a ticket, enforcing size limits; raise InvalidTicket."""
+    from core.ticket import Ticket, validate
+
+    limits = limits or Limits()
+    if isinstance(data, Ticket):
+        data = data.model_dump()
+    _check_sizes(data, limits)
+    return validate(data)
+
+
+_TICKET_KEYS = frozenset(
+    ("subject", "description", "requester", "channel", "custom_fields", "created_at", "external_id")
+)
+# Requester: (field, most characters once stripped).
+_REQUESTER_FIELDS = (("email", 254), ("name", 256), ("tier", 64))
+_REQUESTER_KEYS = frozenset(name for name, _ in _REQUESTER_FIELDS)
+_ASCII_SPACE = " \t\n\r\x0b\x0c"
+_CUSTOM_VALUE_TYPES = frozenset((str, int, float, bool, type(None)))
+
+
+def _as_dumped(data: dict[str, Any]) -> dict[str, Any] | None:
+    """The ticket as `Ticket.model_dump(mode="json", exclude_none=True)` gives it, when ``data``
+    is a ticket in the plain form almost every caller sends (exact types, nothing to convert);
+    None for anything else, valid or not, which the pydantic model then decides."""
+    if not _TICKET_KEYS.issuperset(data):
+        return None
+    subject = data.get("subject", "")
+    description = data.get("description", "")
+    if type(subject) is not str or type(description) is not str:
+        return None
+    if not subject.strip() and not description.strip():
+        return None
+    out: dict[str, Any] = {"subject": subject, "description": description}
+    requester = data.get("requester")
+    if requester is not None:
+        if type(requester) is not dict or not _REQUESTER_KEYS.issuperset(requester):
+            return None
+        person: dict[str, str] = {}
+        for name, most in _REQUESTER_FIELDS:
+            value = requester.get(name)
+            if value is None:
+                continue
+            if type(value) is not str:
+                return None
+            value = value.strip(_ASCII_SPACE)
+            if value != value.strip():
+                return None  # other white space, which pydantic and Python may strip apart
+            if len(value) > most or (name == "email" and not EMAIL_RE.match(value)):
+                return None
+            person[name] = value
+        out["requester"] = person
+    channel = data.get("channel")
+    if channel is not None:
+        if type(channel) is not str or len(channel) > 64:
+            return None
+        out["channel"] = channel
+    fields = data.get("custom_fields", {})
+    if type(fields) is not dict or len(fields) > 200:
+        return None
+    for key, value in fields.items():
+        if type(key) is not str or len(key) > 128 or type(value) not in _CUSTOM_VALUE_TYPES:
+            return None
+    out["custom_fields"] = dict(fields)
+    if data.get("created_at") is not None:
+        return None  # a date in any of the forms pydantic reads: it converts and writes it
+    external_id = data.get("external_id")
+    if external_id is not None:
+        if type(external_id) is not str or not 1 <= len(external_id) <= 256:
+            return None
+        out["external_id"] = external_id
+    return out
+
+
+def normalize_ticket(data: Any, limits: Limits | None = None) -> dict[str, Any]:
+    """Validate a decoded JSON value as a ticket, as `parse_ticket` does, and return it as the
+    JSON an enriched ticket carries (`Ticket.model_dump(mode="json", exclude_none=True)`).
+
+    A ticket in the plain form (strings, a requester object, form fields of JSON scalars, no
+    `created_at`) is checked here without pydantic; anything else goes through the `Ticket`
+    model, so every refusal names the same fields with the same messages as `parse_ticket`.
+    """
+    limits = limits or Limits()
+    _check_sizes(data, limits)
+    dumped = _as_dumped(data)
+    if dumped is not None:
+        return dumped
+    from core.ticket import validate
+
+    return validate(data).model_dump(mode="json", exclude_none=True)
 
 
 def parse_ticket_json(body: bytes, limits: Limits | None = None) -> Ticket:

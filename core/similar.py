@@ -8,10 +8,10 @@ little-endian uint32, weights as little-endian float64), so that loading it is a
 
 from __future__ import annotations
 
-import heapq
 import sys
 from array import array
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from operator import neg
 from typing import Any
 
 from core.errors import ArtifactError
@@ -29,6 +29,20 @@ def _uint32(raw: bytes) -> array[int]:
                 values.byteswap()
             return values
     raise ArtifactError("this platform has no 4-byte unsigned integer array type")
+
+
+def _top(values: Sequence[float], keys: Sequence[int], count: int) -> list[tuple[float, int]]:
+    """The ``count`` largest values as ``(value, -key)``, largest first, ties to the lower key:
+    ``heapq.nlargest(count, zip(values, map(neg, keys)))``. The values alone are sorted first
+    (timsort compares floats without building a tuple per item), and only the pairs that can
+    make the cut are sorted as pairs."""
+    if len(values) > count:
+        cut = sorted(values, reverse=True)[count - 1]
+        pairs = [(v, -k) for v, k in zip(values, keys, strict=True) if v >= cut]
+    else:
+        pairs = list(zip(values, map(neg, keys), strict=True))
+    pairs.sort(reverse=True)
+    return pairs[:count]
 
 
 class SimilarTickets:
@@ -76,17 +90,16 @@ class SimilarTickets:
         query keeps only its `query_terms` heaviest terms, which bounds the work per ticket."""
         scores: dict[int, float] = {}
         offsets, tickets, weights = self._offsets, self._tickets, self._weights
-        heaviest = heapq.nsmallest(
-            self.query_terms,
-            zip(features.values, features.indices, strict=True),
-            key=lambda pair: (-pair[0], pair[1]),
-        )
-        for v, i in heaviest:
+        # The heaviest terms, ties to the lower term number.
+        heaviest = _top(features.values, features.indices, self.query_terms)
+        for v, minus_i in heaviest:
+            i = -minus_i
             if i >= self._terms:
                 continue
             a, b = offsets[i], offsets[i + 1]
             for d, w in zip(tickets[a:b], weights[a:b], strict=True):
                 scores[d] = scores.get(d, 0.0) + v * w
-        best = heapq.nlargest(self.count, scores.items(), key=lambda item: (item[1], -item[0]))
-        similar = [{**self.docs[d], "score": round(score, 4)} for d, score in best if score > 0]
-        return similar, bool(best) and best[0][1] >= self.threshold
+        # Best score first, ties to the lower ticket number, as above.
+        best = _top(list(scores.values()), list(scores), self.count)
+        similar = [{**self.docs[-d], "score": round(score, 4)} for score, d in best if score > 0]
+        return similar, bool(best) and best[0][0] >= self.threshold

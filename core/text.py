@@ -25,7 +25,8 @@ def word_ngrams(text: str, ngram_max: int = 2) -> list[str]:
     words = _TOKEN_RE.findall(normalize_text(text))
     grams = list(words)
     for n in range(2, ngram_max + 1):
-        grams.extend(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
+        # zip of the shifted word lists: the joins run in C, not in a generator.
+        grams.extend(map(" ".join, zip(*(words[k:] for k in range(n)), strict=False)))
     return grams
 
 

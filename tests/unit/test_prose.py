@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
@@ -173,3 +174,20 @@ def test_never_raises_on_any_string() -> None:
         for _ in range(40):
             subject, description = _fuzz_text(rng, size // 10), _fuzz_text(rng, size)
             assert len(prose(subject, description, 300)) <= 300
+
+
+def test_prose_pair_equals_two_calls() -> None:
+    import csv
+
+    from core.prose import prose_pair
+
+    root = Path(__file__).resolve().parents[2]
+    with (root / "training" / "data" / "hadoop_bugs.csv").open(encoding="utf-8") as f:
+        texts = [f"{r['Summary']}\n{r['Description']}" for r in csv.DictReader(f)][:1500]
+    rng = random.Random(5)
+    texts += [
+        "".join(rng.choice("ab {}code\n`|[]:/x") for _ in range(n)) for n in range(0, 2000, 7)
+    ]
+    texts += ["x" * 1199 + "\n{code}\nint x;\n", "{code}" + "a " * 700 + "{code} after"]
+    for text in texts:
+        assert prose_pair(text, 300, 500) == (prose("", text, 300), prose("", text, 500))

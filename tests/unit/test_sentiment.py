@@ -206,3 +206,27 @@ print(json.dumps({{
     assert child["after"] is True
     assert child["heavy"] == []
     assert child["result"] == sentiment(NEGATIVE)
+
+
+def test_the_fast_analyzer_scores_as_vaders_own_on_every_vendored_ticket() -> None:
+    # `core.sentiment` replaces VADER's quadratic helpers; the scores must stay VADER's.
+    import csv
+
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    from core.prose import prose
+    from core.sentiment import polarity
+
+    vader = SentimentIntensityAnalyzer()
+    with (REPO_ROOT / "training" / "data" / "hadoop_bugs.csv").open(encoding="utf-8") as f:
+        texts = [f"{r['Summary']}\n{r['Description']}" for r in csv.DictReader(f)]
+    samples = [prose("", t, SENTIMENT_MAX_CHARS) for t in texts] + [t[:2000] for t in texts[:300]]
+    samples += [
+        NEGATIVE, POSITIVE, NEUTRAL, JAVA_TRACE, "I'm not very happy :( but it kind of works!!",
+        "Never so good. Without doubt the best. 😀 great", "no no no bad", "The bomb is the shit",
+        "at least it is not the worst", "This is KIND OF bad but not TERRIBLE??", "",
+        "isn't good, wasn't bad, never this awful, without doubt great", "kind of",
+    ]  # fmt: skip
+    assert len(samples) > 1000
+    for text in samples:
+        assert polarity(text) == vader.polarity_scores(text), text[:80]

@@ -78,3 +78,21 @@ def test_postings_naming_an_unknown_ticket_are_refused() -> None:
     header["docs"] = header["docs"][:2]
     with pytest.raises(ArtifactError, match="does not list"):
         SimilarTickets(header, raw)
+
+
+def test_top_is_heapq_nlargest_of_value_and_negated_key() -> None:
+    import heapq
+    import random
+    from operator import neg
+
+    from core.similar import _top
+
+    rng = random.Random(3)
+    for size in (0, 1, 4, 5, 6, 15, 16, 40, 300):
+        for _ in range(50):
+            # Few distinct values, so that ties (broken by the lower key) are common.
+            values = [rng.choice((0.1, 0.2, 0.25, 0.5, 1.0)) for _ in range(size)]
+            keys = rng.sample(range(10 * size + 1), size)
+            for count in (1, 5, 15):
+                expected = heapq.nlargest(count, zip(values, map(neg, keys), strict=True))
+                assert _top(values, keys, count) == expected
