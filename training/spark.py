@@ -16,8 +16,9 @@ format so that serving does not change:
   matrix, as the single-machine trainer chooses them;
 - what is small is done on the driver with the single-machine code: temperature scaling,
   confidence bands, priority's decision weights (`training.decisions`, checked on an earlier
-  window as on one machine) and each class's trust band on the validation window's logits, and
-  the report's metrics on the test window's predictions;
+  window and held at the tuned references' validation macro-F1 as on one machine, the
+  references fitted on the driver on bounded windows) and each class's trust band on the
+  validation window's logits, and the report's metrics on the test window's predictions;
 - the artifact ships the default priority rules (`training.default_rules`) and leaves a
   secondary target below the majority class out of the default fields, as on one machine;
 - the resolution-time model is MLlib's ridge regression with the single-machine objective
@@ -1090,8 +1091,13 @@ def _train(
     x_test = keep(_features(test, vec_all, blocks))
     urgent = [u for u in spec.urgent_labels if u in by_label]
     # As on one machine, the references are tuned first: the priority decision must keep
-    # validation macro-F1 at or above theirs.
-    floor = _reference_floor(fit, validation, n_fit, n_train - n_fit, reference_tickets, say)
+    # validation macro-F1 at or above theirs. Spark reports no baselines, so they are tuned
+    # only for a decision to keep.
+    floor = (
+        _reference_floor(fit, validation, n_fit, n_train - n_fit, reference_tickets, say)
+        if urgent and config.urgent_recall is not None
+        else None
+    )
     try:
         chosen: dict[str, _Chosen] = {}
         columns: dict[str, str] = {}
