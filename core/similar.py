@@ -92,13 +92,19 @@ class SimilarTickets:
         offsets, tickets, weights = self._offsets, self._tickets, self._weights
         # The heaviest terms, ties to the lower term number.
         heaviest = _top(features.values, features.indices, self.query_terms)
+        get = scores.get
         for v, minus_i in heaviest:
             i = -minus_i
             if i >= self._terms:
                 continue
             a, b = offsets[i], offsets[i + 1]
-            for d, w in zip(tickets[a:b], weights[a:b], strict=True):
-                scores[d] = scores.get(d, 0.0) + v * w
+            # v * w in C; a ticket's first term sets its score (0.0 + x is x: weights are >= 0).
+            products = zip(tickets[a:b], map(v.__mul__, weights[a:b]), strict=True)
+            if not scores:
+                scores.update(products)
+                continue
+            for d, vw in products:
+                scores[d] = get(d, 0.0) + vw
         # Best score first, ties to the lower ticket number, as above.
         best = _top(list(scores.values()), list(scores), self.count)
         similar = [{**self.docs[-d], "score": round(score, 4)} for score, d in best if score > 0]
