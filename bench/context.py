@@ -155,6 +155,9 @@ class RunSettings:
     training_repeats: int = 1
     # Tickets the Spark batch benchmark enriches with each engine (about 30 min each at 10^6).
     spark_rows: int = 1_000_000
+    # Each wrk run of the HTTP benchmark, and the service's worker processes (0: one per core).
+    http_seconds: float = 10.0
+    http_workers: int = 0
 
 
 @dataclass

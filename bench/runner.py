@@ -18,6 +18,7 @@ from bench.coldstart import bench_coldstart, render_coldstart
 from bench.context import Context, RunSettings, log, machine_facts
 from bench.delivery import bench_delivery, render_delivery
 from bench.gcp import bench_gcp, render_gcp
+from bench.http import bench_http, render_http
 from bench.latency import bench_latency, render_latency
 from bench.markdown import fmt, size, table
 from bench.nlp import bench_nlp, render_nlp
@@ -38,6 +39,7 @@ BENCHMARKS: dict[str, tuple[Benchmark, Renderer]] = {
     "pii": (bench_pii, render_pii),
     "nlp": (bench_nlp, render_nlp),
     "delivery": (bench_delivery, render_delivery),
+    "http": (bench_http, render_http),
     "aws": (bench_aws, render_aws),
     "gcp": (bench_gcp, render_gcp),
     "azure": (bench_azure, render_azure),
@@ -383,6 +385,23 @@ def _target_rows(results: dict[str, Any]) -> list[list[str]]:
         ]
     if "accuracy" in results:
         rows += _accuracy_targets(results["accuracy"])
+    if "http" in results and "targets" in results["http"]:
+        t = results["http"]["targets"]
+        rows += [
+            [
+                "HTTP: POST /tickets at concurrency 16 ≥ 1,000/s with p99 ≤ 20 ms",
+                f"{t['post_c16_ok_per_s']:.0f}/s, p99 {t['post_c16_p99_ms']:.1f} ms",
+                "≥ 1000/s; ≤ 20 ms",
+                fmt(t["post_c16_met"]),
+            ],
+            [
+                "HTTP: no collapse up to concurrency 64 (successful POST/s ≥ 90 % of c=16's), "
+                "no timeouts",
+                f"lowest {t['lowest_above_c16_ok_per_s']:.0f}/s; {t['timeouts']} timeouts",
+                "≥ 90 %; 0",
+                fmt(t["no_collapse_met"] and t["timeouts"] == 0),
+            ],
+        ]
     if "pii" in results:
         luhn = results["pii"]["luhn_invalid_numbers"]
         rows.append(
@@ -447,9 +466,26 @@ def main(argv: list[str] | None = None) -> int:
         default=RunSettings.spark_rows,
         help="tickets per engine for --only spark",
     )
+    parser.add_argument(
+        "--http-seconds",
+        type=float,
+        default=RunSettings.http_seconds,
+        help="length of each wrk run of --only http",
+    )
+    parser.add_argument(
+        "--http-workers",
+        type=int,
+        default=RunSettings.http_workers,
+        help="worker processes of the service under --only http (0: one per core)",
+    )
     args = parser.parse_args(argv)
     settings = RunSettings(
-        args.coldstart_repeats, args.latency_passes, args.training_repeats, args.spark_rows
+        args.coldstart_repeats,
+        args.latency_passes,
+        args.training_repeats,
+        args.spark_rows,
+        args.http_seconds,
+        args.http_workers,
     )
     selected: list[str] = args.only or [n for n in BENCHMARKS if n not in ON_REQUEST]
     machine = machine_facts()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,6 +30,19 @@ class Settings(BaseSettings):
     database: Path = Field(Path("var/tickets.sqlite3"), description="The local SQLite store.")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    # The local service's capacity: processes, and what each admits before it answers 503.
+    workers: int = Field(
+        0,
+        ge=0,
+        description="Worker processes of the local service; 0: one per usable CPU core "
+        "(one where processes cannot fork).",
+    )
+    max_in_flight: int = Field(
+        64,
+        ge=1,
+        description="Requests one worker holds at once (queued or running); past it the "
+        "answer is 503 with Retry-After at once, so an overload never waits into a timeout.",
+    )
     subject_max_bytes: int = Field(1024, gt=0)
     description_max_bytes: int = Field(64 * 1024, gt=0)
     ticket_max_bytes: int = Field(256 * 1024, gt=0)
@@ -211,3 +225,14 @@ class Settings(BaseSettings):
     def serving_model_dir(self) -> Path:
         """The artifact to serve: `model_dir` if set, else `models_dir/latest`."""
         return self.model_dir if self.model_dir is not None else self.models_dir / "latest"
+
+    @property
+    def worker_processes(self) -> int:
+        """How many worker processes serve: `workers`, or when it is 0 one per usable core
+        (one where the workers could not be forked, as on Windows)."""
+        if self.workers:
+            return self.workers
+        if not hasattr(os, "fork"):
+            return 1
+        usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+        return max(1, len(usable) if usable is not None else os.cpu_count() or 1)

@@ -6,8 +6,10 @@
 import logging
 import secrets
 import threading
-from collections.abc import AsyncIterator, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Query, Request, Security
@@ -19,11 +21,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from adapters.local.auth import Gate, Principal
+from adapters.local.auth import Gate, Principal, SessionStore
 from adapters.local.body import read_body, too_large
 from adapters.local.observability import add_observability
 from adapters.local.pages import NotAllowed, PagesStore, add_pages, now_iso
-from adapters.local.ratelimit import ClientRateLimit
+from adapters.local.ratelimit import ClientRateLimit, LoginThrottle, TokenBuckets
 from adapters.local.retrain_admin import UPLOAD_PATH, add_retrain_admin
 from adapters.local.rules_admin import add_rules_admin
 from core.delivery import requeue_dead, run_delivery_worker
@@ -190,6 +192,65 @@ class BodyGuard:
         await self.app(scope, replay, send)
 
 
+# Never refused for load: liveness must answer while the service is busy, a scrape shows the
+# overload, and a live queue's stream stays open for many seconds by design.
+_ADMITTED_ALWAYS = frozenset({"/healthz", "/metrics", "/agent/events"})
+_OVERLOAD_RETRY_AFTER_SECONDS = 1
+# An overload refuses many requests a second: it is logged at most this often, with a count.
+_OVERLOAD_LOG_EVERY_S = 1.0
+
+
+class AdmissionLimit:
+    """Admits at most ``limit`` requests of this process at once, queued or running; past it
+    the answer is 503 with ``Retry-After``, at once, so that a client of an overloaded service
+    learns it in a millisecond and retries rather than waiting into a timeout, and the requests
+    admitted keep their latency. Each worker process has its own bound (one event loop each)."""
+
+    def __init__(
+        self, app: ASGIApp, limit: int, on_refused: Callable[[], None] | None = None
+    ) -> None:
+        self.app = app
+        self.limit = limit
+        self.on_refused = on_refused
+        self.in_flight = 0
+        self.refused = 0
+        self._refused_logged = 0
+        self._logged_at = 0.0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in _ADMITTED_ALWAYS:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            self.refused += 1
+            if self.on_refused is not None:
+                self.on_refused()
+            now = time.monotonic()
+            if now - self._logged_at >= _OVERLOAD_LOG_EVERY_S:
+                _log.warning(
+                    "overloaded: requests refused",
+                    extra={
+                        "code": "overloaded",
+                        "in_flight": self.in_flight,
+                        "refused": self.refused - self._refused_logged,
+                    },
+                )
+                self._logged_at, self._refused_logged = now, self.refused
+            await _error(
+                503,
+                "overloaded",
+                f"the service is holding {self.limit} requests already; retry in "
+                f"{_OVERLOAD_RETRY_AFTER_SECONDS} s",
+                headers={"Retry-After": str(_OVERLOAD_RETRY_AFTER_SECONDS)},
+            )(scope, receive, send)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+
 class CsrfGuard:
     """Refuses state-changing requests that may be forged by another site (see
     `adapters.local.auth.Gate.csrf_refusal`), before any endpoint runs."""
@@ -212,15 +273,16 @@ class CsrfGuard:
         await self.app(scope, receive, send)
 
 
-def build_gate(settings: Settings) -> Gate:
-    """The sign-in and CSRF checks the settings describe."""
+def build_gate(settings: Settings, sessions: SessionStore | None = None) -> Gate:
+    """The sign-in and CSRF checks the settings describe, keeping sessions in ``sessions``
+    (by default this process's memory)."""
     secret = (
         settings.session_secret.get_secret_value().encode("utf-8")
         if settings.session_secret is not None
         else secrets.token_bytes(32)
     )
     api_key = settings.api_key.get_secret_value() if settings.api_key is not None else None
-    return Gate(settings.agents, api_key, secret, settings.session_max_age_s)
+    return Gate(settings.agents, api_key, secret, settings.session_max_age_s, sessions)
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
@@ -240,7 +302,11 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "The body is not UTF-8 JSON."},
     413: {"model": ErrorBody, "description": "The ticket or one of its fields is too large."},
     422: {"model": ErrorBody, "description": "The ticket is not valid; `problems` says why."},
-    503: {"model": ErrorBody, "description": "The store is unavailable; retry later."},
+    503: {
+        "model": ErrorBody,
+        "description": "The store is unavailable, or the service holds as many requests as it"
+        " admits (`overloaded`); retry after `Retry-After`.",
+    },
 }
 
 
@@ -252,6 +318,7 @@ def create_app(
     outbox: Outbox | None = None,
     helpdesk: HelpdeskClient | None = None,
     customer_rate_limit: ClientRateLimit | None = None,
+    metrics_dir: Path | None = None,
 ) -> FastAPI:
     """Build the local service around an enricher and a store; nothing happens at import.
 
@@ -266,7 +333,14 @@ def create_app(
 
     Customer submissions are limited per client address as the settings say, or by
     ``customer_rate_limit`` when given (tests pass one with their own clock); the JSON API of
-    agents and machine clients is not.
+    agents and machine clients is not. When the store can keep them (SQLite does), agents'
+    sessions and the sign-in and customer rate limits live there, so that every worker process
+    of the service sees the same ones.
+
+    Each process admits at most ``settings.max_in_flight`` requests at once; past it the answer
+    is 503 with ``Retry-After`` before anything else runs. With ``metrics_dir`` (several worker
+    processes) the metrics are counted in prometheus_client's multiprocess files there, and
+    `/metrics` adds up every worker's.
     """
     if helpdesk is not None and outbox is None:
         raise ValueError("a helpdesk client needs an outbox to deliver from")
@@ -304,10 +378,19 @@ def create_app(
         description="Enriches support tickets with a priority, its confidence and a review flag.",
         lifespan=lifespan,
     )
-    gate = build_gate(settings)
+    shared_buckets = store if isinstance(store, TokenBuckets) else None
+    gate = build_gate(settings, store if isinstance(store, SessionStore) else None)
     app.add_middleware(CsrfGuard, gate=gate)
-    # Added last, so it runs first: nothing reads a body before its limits are checked.
+    # Nothing reads a body before its limits are checked.
     app.add_middleware(BodyGuard, limits=limits)
+    # Added last, so it runs first: a request over the bound costs nothing else.
+    refusal_counters: list[Callable[[], None]] = []
+
+    def count_refusal() -> None:
+        for count in refusal_counters:
+            count()
+
+    app.add_middleware(AdmissionLimit, limit=settings.max_in_flight, on_refused=count_refusal)
     if not settings.agents and settings.api_key is None:
         _log.warning(
             "no agents and no API key configured: only the customer page is usable; "
@@ -321,7 +404,9 @@ def create_app(
         description="The service's API key (TICKET_ENRICH_API_KEY), for machine clients.",
     )
 
-    def principal(
+    # Async, so that FastAPI calls it on the event loop instead of sending it to the thread
+    # pool (a hop per request that costs more than the check: an HMAC or one indexed read).
+    async def principal(
         request: Request, _key: Annotated[str | None, Security(api_key_header)]
     ) -> Principal:
         found = gate.principal(request.headers, request.cookies)
@@ -381,8 +466,11 @@ def create_app(
             # Each client has its own keys, as Stripe scopes them per account.
             key = f"{who.kind}:{who.name}\n{check_idempotency_key(idempotency_key)}"
         body = await read_body(request, limits.ticket_bytes)
-        # Parsing, the model and SQLite all block; keep them off the event loop.
-        stored, created = await run_in_threadpool(take_in, body, key)
+        # On the event loop, not in the thread pool: parsing and the model are CPU work that the
+        # GIL serialises anyway, and the pool's hand-offs (and its threads taking the GIL from
+        # the loop in 5 ms turns) cost more than they save. One worker process per core is what
+        # runs tickets in parallel; SQLite's commit is a WAL append without fsync.
+        stored, created = take_in(body, key)
         replayed = key is not None and not created
         enrichment = stored.enrichment
         _log.info(
@@ -428,8 +516,9 @@ def create_app(
         summary="One stored ticket",
         responses={404: {"model": ErrorBody, "description": "No ticket has this id."}},
     )
-    def get_ticket(who: Reader, ticket_id: str) -> dict[str, Any]:
+    async def get_ticket(who: Reader, ticket_id: str) -> dict[str, Any]:
         """The stored ticket with its enrichment, and its delivery when delivery is on."""
+        # Two reads by primary key: quicker on the event loop than a hop to the thread pool.
         found = store.get(ticket_id).as_dict()
         if outbox is not None:
             delivery = outbox.delivery(ticket_id)
@@ -544,7 +633,7 @@ def create_app(
     if isinstance(store, TicketChanges) and isinstance(store, StatusLinks):
         pages_store: PagesStore = store  # type: ignore[assignment]
         rate_limit = (
-            ClientRateLimit.from_settings(settings)
+            ClientRateLimit.from_settings(settings, buckets=shared_buckets)
             if customer_rate_limit is None
             else customer_rate_limit
         )
@@ -557,11 +646,20 @@ def create_app(
             outbox=outbox,
             principal=principal,
             rate_limit=rate_limit,
+            login_throttle=LoginThrottle.from_settings(settings, buckets=shared_buckets),
         )
 
-    add_observability(
-        app, enricher, store, settings, outbox=outbox, reader=principal, rate_limit=rate_limit
+    count_overload = add_observability(
+        app,
+        enricher,
+        store,
+        settings,
+        outbox=outbox,
+        reader=principal,
+        rate_limit=rate_limit,
+        metrics_dir=metrics_dir,
     )
+    refusal_counters.append(count_overload)
     add_retrain_admin(app, enricher, store, settings, reader=principal)
     add_rules_admin(app, enricher, settings, reader=principal)
 

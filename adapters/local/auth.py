@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol, runtime_checkable
 
 SESSION_COOKIE = "te_session"
 CSRF_COOKIE = "te_csrf"
@@ -117,6 +117,60 @@ def digest_matches(token: str, digest: str | None) -> bool:
     return digest is not None and hmac.compare_digest(token_digest(token), digest)
 
 
+@runtime_checkable
+class SessionStore(Protocol):
+    """Where the sessions the service gave out, and nobody ended, are kept by nonce: in this
+    process's memory, or in a store that every worker process shares (`SQLiteTicketStore`)."""
+
+    def add_session(self, nonce: str, agent: str, expires: int, now: float, keep: int) -> None:
+        """Keep a new session; forget the expired ones and, past ``keep``, the oldest."""
+        ...
+
+    def session_of(self, nonce: str) -> tuple[str, int] | None:
+        """The agent and expiry of the live session with this nonce, if there is one."""
+        ...
+
+    def end_session(self, nonce: str) -> None:
+        """Forget one session."""
+        ...
+
+    def end_agent_sessions(self, agent: str) -> int:
+        """Forget every session of one agent; how many there were."""
+        ...
+
+
+class MemorySessions:
+    """A `SessionStore` in this process's memory, thread-safe: right for one process."""
+
+    def __init__(self) -> None:
+        self._live: dict[str, tuple[str, int]] = {}
+        self._lock = threading.Lock()
+
+    def add_session(self, nonce: str, agent: str, expires: int, now: float, keep: int) -> None:
+        with self._lock:
+            for old in [n for n, (_, e) in self._live.items() if e < now]:
+                del self._live[old]
+            while self._live and len(self._live) >= keep:
+                # The oldest session goes first (dicts keep insertion order).
+                del self._live[next(iter(self._live))]
+            self._live[nonce] = (agent, expires)
+
+    def session_of(self, nonce: str) -> tuple[str, int] | None:
+        with self._lock:
+            return self._live.get(nonce)
+
+    def end_session(self, nonce: str) -> None:
+        with self._lock:
+            self._live.pop(nonce, None)
+
+    def end_agent_sessions(self, agent: str) -> int:
+        with self._lock:
+            ended = [n for n, (a, _) in self._live.items() if a == agent]
+            for nonce in ended:
+                del self._live[nonce]
+        return len(ended)
+
+
 class Gate:
     """Signs and reads sessions, checks passwords, API keys and CSRF tokens."""
 
@@ -126,16 +180,16 @@ class Gate:
         api_key: str | None,
         secret: bytes,
         max_age_s: int,
+        sessions: SessionStore | None = None,
     ) -> None:
         self.agents = dict(agents)
         self.api_key = api_key
         self.max_age_s = max_age_s
         self._secret = secret
-        # The sessions this server gave out and that nobody ended, by nonce: a cookie is good
-        # only while its session is here, so signing out ends it at once, everywhere (a copied
-        # cookie too), and a restart signs everybody out.
-        self._live: dict[str, Session] = {}
-        self._live_lock = threading.Lock()
+        # The sessions this server gave out and that nobody ended: a cookie is good only while
+        # its session is kept there, so signing out ends it at once, everywhere (a copied cookie
+        # too, and in every worker process when the store is shared).
+        self._sessions: SessionStore = MemorySessions() if sessions is None else sessions
 
     def _sign(self, purpose: str, payload: str) -> str:
         mac = hmac.new(self._secret, f"{purpose}|{payload}".encode(), hashlib.sha256)
@@ -146,15 +200,11 @@ class Gate:
         encoded = self.agents.get(name)
         if not verify_password(password, encoded or _DUMMY_HASH) or encoded is None:
             return None
-        session = Session(name, new_token(), int(time.time()) + self.max_age_s)
-        with self._live_lock:
-            now = time.time()
-            for nonce in [n for n, s in self._live.items() if s.expires < now]:
-                del self._live[nonce]
-            while len(self._live) >= MAX_LIVE_SESSIONS:
-                # The oldest session goes first (dicts keep insertion order).
-                del self._live[next(iter(self._live))]
-            self._live[session.nonce] = session
+        now = time.time()
+        session = Session(name, new_token(), int(now) + self.max_age_s)
+        self._sessions.add_session(
+            session.nonce, session.agent, session.expires, now, MAX_LIVE_SESSIONS
+        )
         return session
 
     def sign_out(self, cookie: str | None) -> bool:
@@ -162,17 +212,12 @@ class Gate:
         session = self.read_session(cookie)
         if session is None:
             return False
-        with self._live_lock:
-            self._live.pop(session.nonce, None)
+        self._sessions.end_session(session.nonce)
         return True
 
     def sign_out_agent(self, name: str) -> int:
         """End every session of one agent (an administrator disabling them); how many."""
-        with self._live_lock:
-            ended = [n for n, s in self._live.items() if s.agent == name]
-            for nonce in ended:
-                del self._live[nonce]
-        return len(ended)
+        return self._sessions.end_agent_sessions(name)
 
     def session_cookie(self, session: Session) -> str:
         """The session as a signed cookie value."""
@@ -196,9 +241,8 @@ class Gate:
             return None
         if session.expires < time.time() or session.agent not in self.agents:
             return None
-        with self._live_lock:
-            if self._live.get(session.nonce) != session:
-                return None
+        if self._sessions.session_of(session.nonce) != (session.agent, session.expires):
+            return None
         return session
 
     def csrf_token(self, session: Session) -> str:

@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -433,10 +433,14 @@ def _with_local_credentials(settings: Settings) -> Settings:
 
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
+    import gc
+    import secrets
+    import tempfile
+    from contextlib import contextmanager
 
-    from adapters.local.app import create_app, server_options
-    from adapters.local.sqlite_store import SQLiteTicketStore
+    from pydantic import SecretStr
+
+    from adapters.local import workers as serving
 
     updates = {
         k: v
@@ -445,6 +449,8 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             ("port", args.port),
             ("database", args.database),
             ("model_dir", args.model),
+            ("workers", args.workers),
+            ("max_in_flight", args.max_in_flight),
         )
         if v is not None
     }
@@ -452,33 +458,83 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # Before a first training that takes a minute, not after it.
     _check_port_free(settings.host, settings.port)
     settings = _with_local_credentials(settings)
+    if settings.session_secret is None:
+        # Drawn once here, so that every worker signs and reads the same cookies; a restart
+        # draws another, which signs everybody out.
+        settings = settings.model_copy(
+            update={"session_secret": SecretStr(secrets.token_urlsafe(32))}
+        )
+    workers = settings.worker_processes
+    if workers > 1 and not hasattr(os, "fork"):
+        raise TicketEnrichError(
+            f"{workers} workers need processes that fork (Linux, macOS); serve with --workers 1"
+        )
     model_dir = ensure_model(settings)
     enricher = load_enricher(model_dir, limits=settings.limits, options=settings.enrich_options)
-    helpdesk = _helpdesk(settings) if settings.deliver else None
-    store = SQLiteTicketStore(settings.database)
+    metrics_dir = None
+    if workers > 1:
+        # Each worker counts into its own files here and /metrics adds them up (prometheus_client's
+        # multiprocess mode, which reads this variable when it is imported and when a metric is
+        # made).
+        metrics_dir = Path(tempfile.mkdtemp(prefix="ticket-enrich-metrics-"))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    from adapters.local.app import create_app, server_options
+    from adapters.local.sqlite_store import SQLiteTicketStore
+
+    # Creates the file and its tables once, before the workers open it, and ends what a previous
+    # run left: its sessions and rate-limit buckets.
+    with SQLiteTicketStore(settings.database) as store:
+        store.end_sessions()
+        store.forget_rate_limits()
+    # What the enrichment loads on first use (language profiles, lexicons) is loaded here once,
+    # so that forked workers share it rather than each loading a copy.
+    enricher.enrich({"subject": "Warm-up", "description": "The service is starting up."})
+    # Everything loaded so far lives as long as the service: the garbage collector need not
+    # walk it again (a full collection took 15 ms of a worker's event loop), and forked workers
+    # then do not copy the pages it would have written to.
+    gc.collect()
+    gc.freeze()
+
+    @contextmanager
+    def worker_app() -> Iterator[Any]:
+        helpdesk = _helpdesk(settings) if settings.deliver else None
+        worker_store = SQLiteTicketStore(settings.database)
+        try:
+            yield create_app(
+                enricher,
+                worker_store,
+                settings,
+                outbox=worker_store if helpdesk is not None else None,
+                helpdesk=helpdesk,
+                metrics_dir=metrics_dir,
+            )
+        finally:
+            worker_store.close()
+            if helpdesk is not None:
+                helpdesk.close()
+
     _say(
         f"serving model {enricher.model_version} on http://{settings.host}:{settings.port} "
-        f"(tickets in {settings.database}; delivery {'on' if helpdesk else 'off'})"
+        f"with {workers} worker{'s' if workers != 1 else ''} (tickets in {settings.database}; "
+        f"delivery {'on' if settings.deliver else 'off'}; over {settings.max_in_flight} requests "
+        f"in flight per worker: 503)"
     )
+    options = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": "info",
+        # One line per request is the app's own (`ticket enriched`, refusals); uvicorn's access
+        # log would double the logging cost of every request.
+        "access_log": False,
+        **server_options(settings),
+    }
     try:
-        uvicorn.run(
-            create_app(
-                enricher,
-                store,
-                settings,
-                outbox=store if helpdesk is not None else None,
-                helpdesk=helpdesk,
-            ),
-            host=settings.host,
-            port=settings.port,
-            log_level="info",
-            **server_options(settings),
-        )
+        return serving.serve(worker_app, workers, options)
     finally:
-        store.close()
-        if helpdesk is not None:
-            helpdesk.close()
-    return 0
+        if metrics_dir is not None:
+            import shutil
+
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -695,6 +751,21 @@ def _cmd_registry(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _at_least(lowest: int) -> Callable[[str], int]:
+    """An argparse type: an integer no lower than ``lowest``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"must be at least {lowest}, got {value}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="ticket-enrich", description=__doc__)
@@ -772,6 +843,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--database", type=Path)
     serve.add_argument("--model", type=Path, help="artifact to serve; default: MODELS_DIR/latest")
+    serve.add_argument(
+        "--workers",
+        type=_at_least(0),
+        help="worker processes (default 0: one per usable CPU core)",
+    )
+    serve.add_argument(
+        "--max-in-flight",
+        type=_at_least(1),
+        help="requests one worker holds at once before it answers 503 (default 64)",
+    )
 
     deliver = sub.add_parser("deliver", help="deliver enqueued tickets to the helpdesk webhook")
     deliver.add_argument("--database", type=Path)
@@ -883,6 +964,8 @@ EXTRA_OF_MODULE = {
     "fastapi": "local",
     "starlette": "local",
     "uvicorn": "local",
+    "uvloop": "local",
+    "httptools": "local",
     "tqdm": "local",
     "prometheus_client": "local",
     "httpx": "helpdesk",

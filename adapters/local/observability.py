@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Response
@@ -103,22 +104,43 @@ def add_observability(
     outbox: Outbox | None,
     reader: Any,
     rate_limit: ClientRateLimit | None = None,
-) -> None:
+    metrics_dir: Path | None = None,
+) -> Callable[[], None]:
     """Add `/metrics` and, when the store keeps corrections, `/model/quality` to the app.
     With the customer form's ``rate_limit``, `/metrics` also counts the submissions it
-    refused."""
+    refused. Return the function that counts one request refused for overload.
+
+    With ``metrics_dir`` (the service on several worker processes) every worker counts in its
+    own files there, with prometheus_client's multiprocess mode, and `/metrics` adds them up,
+    whichever worker answers; the gauges are read from the shared store either way.
+    """
     registry = CollectorRegistry()
+    own: CollectorRegistry | None = registry
+    if metrics_dir is not None:
+        from prometheus_client import multiprocess, values
+
+        if not getattr(values.ValueClass, "_multiprocess", False):
+            # prometheus_client chose its value class when first imported, before the service
+            # knew it would fork; metrics made from now on count in files.
+            values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+        multiprocess.MultiProcessCollector(registry, path=str(metrics_dir))  # type: ignore[no-untyped-call]
+        own = None
     latency = Histogram(
         "ticket_enrich_enrichment_seconds",
         "Time to validate and enrich one ticket.",
         buckets=_LATENCY_BUCKETS,
-        registry=registry,
+        registry=own,
     )
     enriched = Counter(
         "ticket_enrich_enriched",
         "Tickets enriched, by predicted priority and confidence band.",
         ["priority", "band"],
-        registry=registry,
+        registry=own,
+    )
+    overloaded = Counter(
+        "ticket_enrich_requests_refused_overloaded",
+        "Requests answered 503 at once because their worker held max_in_flight already.",
+        registry=own,
     )
 
     def observe(enrichment: Mapping[str, Any], seconds: float) -> None:
@@ -151,3 +173,5 @@ def add_observability(
             n = window or settings.agreement_window
             latest = [c for c in corrections.corrections(limit=n * 4) if c.target == "priority"]
             return live_quality(latest[:n], labels, urgent)
+
+    return overloaded.inc

@@ -3,9 +3,11 @@
 Every submission takes a token from its address's bucket; a bucket holds at most ``burst``
 tokens and refills at ``per_hour`` tokens an hour, so a customer can send a few tickets at once
 and a steady trickle after, while one address cannot flood the store, the enrichment CPU or the
-helpdesk. Buckets live in memory, bounded: one that has refilled is the same as none and is
-forgotten, and past ``max_clients`` the least recently seen address is forgotten, so an attacker
-with many addresses cannot grow memory without limit (each of them only gets a fresh burst).
+helpdesk. Buckets are bounded: one that has refilled is the same as none and is forgotten, and
+past ``max_clients`` the least recently seen address is forgotten, so an attacker with many
+addresses cannot grow memory without limit (each of them only gets a fresh burst). They live in
+memory, or in the SQLite store when the service runs several worker processes that must count
+one client's requests together.
 
 The client is the socket peer. ``X-Forwarded-For`` is believed only from configured trusted
 proxies, read from the right: each hop a trusted proxy added is skipped, and the first address
@@ -21,7 +23,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -41,6 +43,30 @@ _IPV6_PREFIX = 64
 _NO_ADDRESS = "unknown"
 
 
+@runtime_checkable
+class TokenBuckets(Protocol):
+    """Where rate limits keep their token buckets: in this process's memory, or in a store that
+    every worker process of the service shares (`SQLiteTicketStore`)."""
+
+    def take_token(
+        self,
+        scope: str,
+        client: str,
+        now: float,
+        burst: float,
+        rate_per_s: float,
+        max_clients: int,
+    ) -> float:
+        """Take a token from ``client``'s bucket in ``scope`` (a full one if it has none): 0.0
+        when it had one, else the seconds until it will, counted as a refusal. Refilled buckets
+        are forgotten, and past ``max_clients`` the least recently seen, counted as evicted."""
+        ...
+
+    def rate_limit_counts(self, scope: str) -> tuple[int, int, int]:
+        """The buckets held, the refusals and the evictions in ``scope``."""
+        ...
+
+
 class _Bucket:
     __slots__ = ("tokens", "updated")
 
@@ -49,10 +75,64 @@ class _Bucket:
         self.updated = updated
 
 
+class MemoryTokenBuckets:
+    """`TokenBuckets` in this process's memory, thread-safe: right for one process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._scopes: dict[str, OrderedDict[str, _Bucket]] = {}
+        self._counts: dict[str, list[int]] = {}
+
+    def take_token(
+        self,
+        scope: str,
+        client: str,
+        now: float,
+        burst: float,
+        rate_per_s: float,
+        max_clients: int,
+    ) -> float:
+        with self._lock:
+            buckets = self._scopes.setdefault(scope, OrderedDict())
+            counts = self._counts.setdefault(scope, [0, 0])
+
+            def refilled(bucket: _Bucket) -> float:
+                elapsed = max(0.0, now - bucket.updated)
+                return min(burst, bucket.tokens + elapsed * rate_per_s)
+
+            # The least recently seen buckets come first; a full one says nothing a missing one
+            # does not. Each bucket is dropped at most once, so this is O(1) per call on average.
+            while buckets and refilled(next(iter(buckets.values()))) >= burst:
+                buckets.popitem(last=False)
+            bucket = buckets.get(client)
+            if bucket is None:
+                bucket = _Bucket(burst, now)
+                buckets[client] = bucket
+                if len(buckets) > max_clients:
+                    buckets.popitem(last=False)
+                    counts[1] += 1
+            else:
+                bucket.tokens = refilled(bucket)
+                bucket.updated = now
+                buckets.move_to_end(client)
+            if bucket.tokens >= 1.0:
+                bucket.tokens -= 1.0
+                return 0.0
+            counts[0] += 1
+            return (1.0 - bucket.tokens) / rate_per_s
+
+    def rate_limit_counts(self, scope: str) -> tuple[int, int, int]:
+        with self._lock:
+            refused, evicted = self._counts.get(scope, (0, 0))
+            return len(self._scopes.get(scope, ())), refused, evicted
+
+
 class ClientRateLimit:
     """Token buckets per client address, thread-safe and bounded in size.
 
-    ``clock`` returns seconds on a monotonic scale (``time.monotonic``); tests pass their own.
+    ``clock`` returns seconds on a monotonic scale (``time.monotonic``, one scale for every
+    process of the machine); tests pass their own. The buckets live in ``buckets`` (by default
+    this process's memory) under ``scope``, so limits that share a store stay apart.
     """
 
     def __init__(
@@ -63,6 +143,8 @@ class ClientRateLimit:
         max_clients: int,
         trusted_proxies: Iterable[Network] = (),
         clock: Callable[[], float] = time.monotonic,
+        buckets: TokenBuckets | None = None,
+        scope: str = "customer",
     ) -> None:
         if burst < 1 or per_hour <= 0:
             raise ValueError("a rate limit needs a burst of at least 1 and a positive rate")
@@ -72,16 +154,28 @@ class ClientRateLimit:
         self.per_hour = per_hour
         self.max_clients = max_clients
         self.trusted_proxies = tuple(trusted_proxies)
+        self.scope = scope
         self._rate_per_s = per_hour / _SECONDS_PER_HOUR
         self._clock = clock
-        self._lock = threading.Lock()
-        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
-        self.refused = 0
-        self.evicted = 0
+        self._buckets: TokenBuckets = MemoryTokenBuckets() if buckets is None else buckets
+
+    @property
+    def refused(self) -> int:
+        """How many takes found an empty bucket."""
+        return self._buckets.rate_limit_counts(self.scope)[1]
+
+    @property
+    def evicted(self) -> int:
+        """How many buckets were forgotten before they refilled, to stay within max_clients."""
+        return self._buckets.rate_limit_counts(self.scope)[2]
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, clock: Callable[[], float] = time.monotonic
+        cls,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        buckets: TokenBuckets | None = None,
     ) -> ClientRateLimit | None:
         """The customer form's limit the settings describe, or None when it is off (either
         the burst or the rate at 0)."""
@@ -93,13 +187,13 @@ class ClientRateLimit:
             max_clients=settings.customer_rate_clients_max,
             trusted_proxies=settings.trusted_proxies,
             clock=clock,
+            buckets=buckets,
         )
 
     @property
     def clients(self) -> int:
-        """How many addresses' buckets are held in memory."""
-        with self._lock:
-            return len(self._buckets)
+        """How many addresses' buckets are held."""
+        return self._buckets.rate_limit_counts(self.scope)[0]
 
     def client(self, peer: str | None, forwarded_for: Sequence[str] = ()) -> str:
         """The key a request is counted under: its client's address (an IPv6 one's /64).
@@ -125,25 +219,14 @@ class ClientRateLimit:
     def take(self, client: str) -> float:
         """Take a token for one submission by ``client``: 0.0 when it may go ahead, otherwise
         the seconds until its bucket holds a token again."""
-        with self._lock:
-            now = self._clock()
-            self._forget_refilled(now)
-            bucket = self._buckets.get(client)
-            if bucket is None:
-                bucket = _Bucket(float(self.burst), now)
-                self._buckets[client] = bucket
-                if len(self._buckets) > self.max_clients:
-                    self._buckets.popitem(last=False)
-                    self.evicted += 1
-            else:
-                bucket.tokens = self._refilled(bucket, now)
-                bucket.updated = now
-                self._buckets.move_to_end(client)
-            if bucket.tokens >= 1.0:
-                bucket.tokens -= 1.0
-                return 0.0
-            self.refused += 1
-            return (1.0 - bucket.tokens) / self._rate_per_s
+        return self._buckets.take_token(
+            self.scope,
+            client,
+            self._clock(),
+            float(self.burst),
+            self._rate_per_s,
+            self.max_clients,
+        )
 
     def check(self, peer: str | None, forwarded_for: Sequence[str] = ()) -> str:
         """Count one submission from this request's client and return the client's key;
@@ -163,19 +246,6 @@ class ClientRateLimit:
     def _trusted(self, address: Address) -> bool:
         return any(address in network for network in self.trusted_proxies)
 
-    def _refilled(self, bucket: _Bucket, now: float) -> float:
-        elapsed = max(0.0, now - bucket.updated)
-        return min(float(self.burst), bucket.tokens + elapsed * self._rate_per_s)
-
-    def _forget_refilled(self, now: float) -> None:
-        # The least recently seen buckets come first; a full one says nothing a missing one
-        # does not. Each bucket is dropped at most once, so this is O(1) per call on average.
-        while self._buckets:
-            oldest = next(iter(self._buckets.values()))
-            if self._refilled(oldest, now) < self.burst:
-                return
-            self._buckets.popitem(last=False)
-
 
 class LoginThrottle:
     """Agent sign-in attempts, limited per client address and per agent name, so that neither
@@ -189,22 +259,28 @@ class LoginThrottle:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, clock: Callable[[], float] = time.monotonic
+        cls,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        buckets: TokenBuckets | None = None,
     ) -> LoginThrottle | None:
         """The sign-in limit the settings describe, or None when it is off."""
         if settings.login_rate_burst == 0 or settings.login_rate_per_hour == 0:
             return None
 
-        def limit(trusted: Sequence[Network]) -> ClientRateLimit:
+        def limit(trusted: Sequence[Network], scope: str) -> ClientRateLimit:
             return ClientRateLimit(
                 settings.login_rate_burst,
                 settings.login_rate_per_hour,
                 max_clients=settings.customer_rate_clients_max,
                 trusted_proxies=trusted,
                 clock=clock,
+                buckets=buckets,
+                scope=scope,
             )
 
-        return cls(limit(settings.trusted_proxies), limit(()))
+        return cls(limit(settings.trusted_proxies, "login"), limit((), "login-name"))
 
     def check_address(self, peer: str | None, forwarded_for: Sequence[str] = ()) -> None:
         """Count an attempt from this client; `RateLimited` when it has none left."""

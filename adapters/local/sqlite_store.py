@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import StoreError, TicketNotFound
+
+if sys.platform != "win32":  # Windows: one worker, and SQLite's busy timeout alone
+    import fcntl
 from core.ports import (
     DELIVERY_STATUSES,
     Agreement,
@@ -26,7 +30,7 @@ from core.ports import (
 )
 
 # Bumped whenever the table layout changes, so an old file is refused instead of misread.
-_SCHEMA_VERSION = 3
+_SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tickets (
@@ -88,6 +92,29 @@ WHEN OLD.status IS NOT NEW.status OR OLD.helpdesk_id IS NOT NEW.helpdesk_id
 BEGIN INSERT INTO changes (ticket_id, kind) VALUES (NEW.ticket_id, 'delivery'); END;
 CREATE TRIGGER IF NOT EXISTS ticket_corrected AFTER INSERT ON feedback
 BEGIN INSERT INTO changes (ticket_id, kind) VALUES (NEW.ticket_id, 'feedback'); END;
+-- Version 4: what the service's worker processes share and a restart ends: agents' live
+-- sessions and the rate limits' token buckets (times on the machine's monotonic clock), with
+-- each limit's counts.
+CREATE TABLE IF NOT EXISTS sessions (
+    nonce   TEXT PRIMARY KEY,
+    agent   TEXT NOT NULL,
+    expires INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_by_expiry ON sessions (expires);
+CREATE TABLE IF NOT EXISTS rate_buckets (
+    scope   TEXT NOT NULL,
+    client  TEXT NOT NULL,
+    tokens  REAL NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (scope, client)
+);
+CREATE INDEX IF NOT EXISTS rate_buckets_by_age ON rate_buckets (scope, updated);
+CREATE TABLE IF NOT EXISTS rate_limits (
+    scope   TEXT PRIMARY KEY,
+    clients INTEGER NOT NULL,
+    refused INTEGER NOT NULL,
+    evicted INTEGER NOT NULL
+);
 """
 _FEEDBACK_COLUMNS = "ticket_id, target, label, predicted, agent, model_version, corrected_at"
 # The latest correction per ticket and target is the one that counts.
@@ -159,13 +186,21 @@ class SQLiteTicketStore:
 
     One connection is shared behind a lock: FastAPI runs handlers on a thread pool, and the
     local service's load does not justify a connection per thread. WAL mode lets other
-    processes (a second server, the sqlite3 shell) read while this one writes.
+    processes (the service's other workers, the sqlite3 shell) read while this one writes.
+
+    Processes that write through this class take turns on an advisory lock beside the file
+    (``<database>.writer-lock``) before SQLite's own write lock: a writer that waits there is
+    woken the moment the other one commits, where SQLite's busy handler would sleep a
+    millisecond or more between tries, which with several workers writing a thousand tickets a
+    second is most of the 99th-percentile latency. Other writers (the sqlite3 shell) still meet
+    SQLite's busy timeout, as before.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         """Open (creating the file, its parent directories and its tables) the store at `path`."""
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._writer_lock: int | None = None
         try:
             # Tickets hold customers' personal data: a new store is its owner's alone (SQLite
             # gives its -wal and -shm files the database file's mode).
@@ -177,6 +212,10 @@ class SQLiteTicketStore:
             self._conn = sqlite3.connect(
                 self.path, timeout=10.0, isolation_level=None, check_same_thread=False
             )
+            if str(self.path) != ":memory:" and sys.platform != "win32":
+                self._writer_lock = os.open(
+                    f"{self.path}.writer-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+                )
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the ticket store at {self.path}: {exc}") from exc
         try:
@@ -241,13 +280,20 @@ class SQLiteTicketStore:
                         " VALUES (?, 'pending', 0, ?) ON CONFLICT (ticket_id) DO NOTHING",
                         (ticket.id, deliver_at.timestamp()),
                     )
-                # Read back rather than echo the argument: on a conflict the first version wins,
-                # and either way the caller sees exactly what a later `get` returns.
-                row = self._conn.execute(
-                    f"SELECT {_COLUMNS} FROM tickets WHERE id = ?", (ticket.id,)
-                ).fetchone()
+                # On a conflict the first version wins: read it back, so the caller sees exactly
+                # what a later `get` returns. A new row is the argument itself (strict JSON
+                # reads back equal), so it is not read again.
+                row = (
+                    None
+                    if created
+                    else self._conn.execute(
+                        f"SELECT {_COLUMNS} FROM tickets WHERE id = ?", (ticket.id,)
+                    ).fetchone()
+                )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot store ticket {ticket.id}: {exc}") from exc
+        if created:
+            return ticket, True
         if row is None:
             raise StoreError(f"ticket {ticket.id} vanished right after it was stored")
         return _row_to_ticket(row), created
@@ -256,13 +302,27 @@ class SQLiteTicketStore:
     def _transaction(self) -> Iterator[None]:
         # IMMEDIATE takes the write lock up front, so two processes claiming deliveries
         # serialise instead of both reading the same due rows.
-        self._conn.execute("BEGIN IMMEDIATE")
+        with self._writing():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """This process's turn to write (see the class's docstring); the caller holds
+        ``self._lock``, so threads of one process never wait here for each other."""
+        if self._writer_lock is None or sys.platform == "win32":
+            yield
+            return
+        fcntl.flock(self._writer_lock, fcntl.LOCK_EX)
         try:
             yield
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+        finally:
+            fcntl.flock(self._writer_lock, fcntl.LOCK_UN)
 
     def claim_due(
         self, now: datetime, lease_until: datetime, limit: int
@@ -298,7 +358,7 @@ class SQLiteTicketStore:
             raise ValueError(f"unknown delivery status {delivery.status!r}")
         ref = delivery.ref
         try:
-            with self._lock:
+            with self._lock, self._writing():
                 self._conn.execute(
                     "UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?,"
                     " last_error = ?, helpdesk_system = ?, helpdesk_id = ?, helpdesk_url = ?,"
@@ -574,10 +634,155 @@ class SQLiteTicketStore:
             raise StoreError(f"cannot read the status link of {ticket_id}: {exc}") from exc
         return None if row is None else str(row[0])
 
+    # --- what the worker processes share: sessions and rate limits --------------------------
+
+    def add_session(self, nonce: str, agent: str, expires: int, now: float, keep: int) -> None:
+        """Keep a new session (`adapters.local.auth.SessionStore`); forget the expired ones
+        and, past ``keep`` sessions, the oldest."""
+        try:
+            with self._lock, self._transaction():
+                self._conn.execute("DELETE FROM sessions WHERE expires < ?", (now,))
+                (count,) = self._conn.execute("SELECT COUNT(*) FROM sessions").fetchone()
+                if count >= keep:
+                    self._conn.execute(
+                        "DELETE FROM sessions WHERE rowid IN"
+                        " (SELECT rowid FROM sessions ORDER BY rowid LIMIT ?)",
+                        (count - keep + 1,),
+                    )
+                self._conn.execute(
+                    "INSERT INTO sessions (nonce, agent, expires) VALUES (?, ?, ?)",
+                    (nonce, agent, expires),
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot keep the session: {exc}") from exc
+
+    def session_of(self, nonce: str) -> tuple[str, int] | None:
+        """The agent and expiry of the live session with this nonce, if there is one."""
+        try:
+            with self._lock:
+                row = self._conn.execute(
+                    "SELECT agent, expires FROM sessions WHERE nonce = ?", (nonce,)
+                ).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the session: {exc}") from exc
+        return None if row is None else (str(row[0]), int(row[1]))
+
+    def end_session(self, nonce: str) -> None:
+        """Forget one session."""
+        try:
+            with self._lock:
+                self._conn.execute("DELETE FROM sessions WHERE nonce = ?", (nonce,))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot end the session: {exc}") from exc
+
+    def end_agent_sessions(self, agent: str) -> int:
+        """Forget every session of one agent; how many there were."""
+        try:
+            with self._lock:
+                cursor = self._conn.execute("DELETE FROM sessions WHERE agent = ?", (agent,))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot end the sessions of {agent}: {exc}") from exc
+        return cursor.rowcount
+
+    def end_sessions(self) -> int:
+        """Forget every session (the service starting signs everybody out); how many."""
+        try:
+            with self._lock:
+                cursor = self._conn.execute("DELETE FROM sessions")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot end the sessions: {exc}") from exc
+        return cursor.rowcount
+
+    def take_token(
+        self,
+        scope: str,
+        client: str,
+        now: float,
+        burst: float,
+        rate_per_s: float,
+        max_clients: int,
+    ) -> float:
+        """Take a token from ``client``'s bucket in ``scope`` (`adapters.local.ratelimit.
+        TokenBuckets`), in one transaction, so that every worker process counts against the
+        same bucket: 0.0 when it had one, else the seconds until it will."""
+        # A bucket not updated for this long has refilled: it is the same as none.
+        full_after = burst / rate_per_s
+        try:
+            with self._lock, self._transaction():
+                self._conn.execute(
+                    "INSERT INTO rate_limits (scope, clients, refused, evicted)"
+                    " VALUES (?, 0, 0, 0) ON CONFLICT (scope) DO NOTHING",
+                    (scope,),
+                )
+                forgotten = self._conn.execute(
+                    "DELETE FROM rate_buckets WHERE scope = ? AND updated <= ?",
+                    (scope, now - full_after),
+                ).rowcount
+                row = self._conn.execute(
+                    "SELECT tokens, updated FROM rate_buckets WHERE scope = ? AND client = ?",
+                    (scope, client),
+                ).fetchone()
+                added = evicted = 0
+                if row is None:
+                    tokens = burst
+                    added = 1
+                else:
+                    tokens = min(burst, row[0] + max(0.0, now - row[1]) * rate_per_s)
+                wait = 0.0 if tokens >= 1.0 else (1.0 - tokens) / rate_per_s
+                self._conn.execute(
+                    "INSERT INTO rate_buckets (scope, client, tokens, updated) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (scope, client) DO UPDATE"
+                    " SET tokens = excluded.tokens, updated = excluded.updated",
+                    (scope, client, tokens - 1.0 if wait == 0.0 else tokens, now),
+                )
+                (clients,) = self._conn.execute(
+                    "SELECT clients FROM rate_limits WHERE scope = ?", (scope,)
+                ).fetchone()
+                clients += added - forgotten
+                if clients > max_clients:
+                    evicted = self._conn.execute(
+                        "DELETE FROM rate_buckets WHERE rowid IN (SELECT rowid FROM rate_buckets"
+                        " WHERE scope = ? ORDER BY updated LIMIT ?)",
+                        (scope, clients - max_clients),
+                    ).rowcount
+                    clients -= evicted
+                self._conn.execute(
+                    "UPDATE rate_limits SET clients = ?, refused = refused + ?,"
+                    " evicted = evicted + ? WHERE scope = ?",
+                    (clients, int(wait > 0.0), evicted, scope),
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot take a rate-limit token: {exc}") from exc
+        return wait
+
+    def rate_limit_counts(self, scope: str) -> tuple[int, int, int]:
+        """The buckets held, the refusals and the evictions of one rate limit."""
+        try:
+            with self._lock:
+                row = self._conn.execute(
+                    "SELECT clients, refused, evicted FROM rate_limits WHERE scope = ?", (scope,)
+                ).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the rate-limit counts: {exc}") from exc
+        return (0, 0, 0) if row is None else (int(row[0]), int(row[1]), int(row[2]))
+
+    def forget_rate_limits(self) -> None:
+        """Forget every rate-limit bucket and count (the service starting begins afresh: the
+        monotonic clock they were kept on starts again with the machine)."""
+        try:
+            with self._lock, self._transaction():
+                self._conn.execute("DELETE FROM rate_buckets")
+                self._conn.execute("DELETE FROM rate_limits")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot forget the rate limits: {exc}") from exc
+
     def close(self) -> None:
         """Close the connection; later calls raise `core.errors.StoreError`."""
         with self._lock:
             self._conn.close()
+            if self._writer_lock is not None:
+                os.close(self._writer_lock)
+                self._writer_lock = None
 
     def __enter__(self) -> SQLiteTicketStore:
         return self
