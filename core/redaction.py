@@ -1,7 +1,8 @@
 """Personal data and credentials in ticket text, found and replaced by placeholders.
 
 The enrichment path calls `redact` on every ticket, so everything here is standard library,
-every pattern is compiled once at import and every pattern runs in time linear in the text:
+every pattern is compiled once (at import, or on first use for those only some tickets need) and
+every pattern runs in time linear in the text:
 number runs are matched possessively and checked in Python instead of with backtracking
 lookarounds, and every repetition that could otherwise nest is bounded.
 
@@ -52,6 +53,13 @@ _PLACEHOLDERS = {kind: f"[{kind.upper()}]" for kind in _PRIORITY}
 Span = tuple[int, int]
 
 
+def _lazy(pattern: str, flags: int = 0) -> Callable[[], re.Pattern[str]]:
+    """A pattern compiled on its first use, not at import: the patterns only some tickets need
+    (secrets, e-mail, a phone number's context word, key blocks) cost a cold start several
+    milliseconds to compile."""
+    return functools.cache(lambda: re.compile(pattern, flags))
+
+
 @dataclass(frozen=True)
 class Redaction:
     """One redacted finding: its kind and where it was in the original text (end exclusive)."""
@@ -78,26 +86,26 @@ def _is_word_char(text: str, index: int) -> bool:
 # Latin letters beyond ASCII (U+00C0-U+024F) cover German, French and Spanish addresses, Greek and
 # Cyrillic (U+0370-U+04FF) internationalised domains such as почта.рф; CJK and Arabic letters are
 # left out because they glue to the address in running text ("連絡先はa@b.jpです").
-_EMAIL_RE = re.compile(
+_EMAIL_RE = _lazy(
     r"(?<![A-Za-z0-9À-ɏͰ-ӿ._%+\-/])"
     r"[A-Za-z0-9À-ɏͰ-ӿ._%+\-]{1,64}@"
     r"(?:[A-Za-z0-9À-ɏͰ-ӿ\-]{1,63}\.){1,8}(?:[A-Za-zͰ-ӿ]{2,24}|xn--[A-Za-z0-9\-]{1,59})"
     r"(?![A-Za-z0-9À-ɏͰ-ӿ\-])"
 )
 # "postgres://user:pass@host" is a password and a host, not an address.
-_URL_USERINFO_BEFORE = re.compile(r"://[^\s/@:]{0,256}:$")
+_URL_USERINFO_BEFORE = _lazy(r"://[^\s/@:]{0,256}:$")
 _USERINFO_WINDOW = 260
 
 
 def _emails(text: str) -> Iterator[Span]:
     if "@" not in text:
         return
-    for m in _EMAIL_RE.finditer(text):
+    for m in _EMAIL_RE().finditer(text):
         start, end = m.span()
         if (
             start
             and text[start - 1] == ":"
-            and _URL_USERINFO_BEFORE.search(text, max(0, start - _USERINFO_WINDOW), start)
+            and _URL_USERINFO_BEFORE().search(text, max(0, start - _USERINFO_WINDOW), start)
         ):
             continue
         # scp-style remotes ("git@github.com:org/repo.git") name a host, not a person.
@@ -128,7 +136,7 @@ _DATE = re.compile(
 _DOTTED_QUAD = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
 # A number right after one of these words is a phone number whatever its format; only the
 # fillers in between may separate them ("Tel.-Nr.: ", "call me at ", "電話番号は").
-_PHONE_CONTEXT = re.compile(
+_PHONE_CONTEXT = _lazy(
     r"(?<![A-Za-z])(?:tel|tél|phone|telephone|téléphone|telefon|telefono|teléfono|mobile?|móvil|"
     r"movil|cell|handy|fax|call|whatsapp|sms|rufnummer|anrufen|erreichbar|portable|joindre|"
     r"appele[rz]|ll[aá]mame|ll[aá]meme|llamar|電話|携帯|هاتفي?|الهاتف|جوالي?|الجوال|رقمي)"
@@ -196,7 +204,7 @@ def _phone_in(text: str, start: int, run: str) -> Span | None:
         if verdict is None:
             if context is None:
                 window = max(0, start - _PHONE_CONTEXT_CHARS)
-                context = _PHONE_CONTEXT.search(text, window, start) is not None
+                context = _PHONE_CONTEXT().search(text, window, start) is not None
             verdict = context
         if verdict:
             return start, start + end
@@ -406,39 +414,39 @@ def _secret_labeled() -> re.Pattern[str]:
 
 
 # mysql -u root -pS3cret: the password glued to -p (a space after -p makes mysql prompt).
-_SECRET_MYSQL = re.compile(
+_SECRET_MYSQL = _lazy(
     r"(?<![A-Za-z0-9])mysql(?:dump|admin)?(?![A-Za-z0-9])"
     r"[^\n]{0,120}?[ \t]-p(?P<bare>[^\s\"']{1,256})"
 )
-_SECRET_CLI = re.compile(
+_SECRET_CLI = _lazy(
     rf"(?<![A-Za-z0-9\-])--(?:password|passwd|pass|token|api-key|apikey|secret|client-secret)"
     rf"[ \t]+{_VALUE}",
     re.IGNORECASE,
 )
-_SECRET_XML = re.compile(
+_SECRET_XML = _lazy(
     rf"<[A-Za-z_:.\-]{{0,40}}{_LABEL}>(?P<bare>[^<\n]{{1,256}})</",
     re.IGNORECASE,
 )
 # Hadoop-style configuration: <name>ssl.server.keystore.password</name><value>...</value>.
 # The label ends the name: "signer.secret.provider" names a provider, not a secret.
-_SECRET_XML_PROPERTY = re.compile(
+_SECRET_XML_PROPERTY = _lazy(
     rf"<name>[^<\n]{{0,100}}?{_LABEL}(?:[._\-]key)?</name>\s{{0,40}}"
     r"<value>(?P<bare>[^<\n]{1,256})</value>",
     re.IGNORECASE,
 )
-_SECRET_AUTH = re.compile(
+_SECRET_AUTH = _lazy(
     r"(?<![A-Za-z0-9\-])(?:proxy-)?authorization[\"']?[ \t]*[:=][ \t]*[\"']?"
     r"(?:(?P<scheme>bearer|basic|token|negotiate|apikey)[ \t]+)?"
     r"(?P<bare>[A-Za-z0-9\-._~+/=:]{8,4096})",
     re.IGNORECASE,
 )
-_SECRET_BEARER = re.compile(
+_SECRET_BEARER = _lazy(
     r"(?<![A-Za-z0-9])bearer[ \t]+(?P<bare>[A-Za-z0-9\-._~+/]{8,4096}=*)", re.IGNORECASE
 )
-_SECRET_URL = re.compile(
+_SECRET_URL = _lazy(
     r"(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{1,20}://[^\s/:@]{0,256}:(?P<bare>[^\s/@]{1,256})@"
 )
-_SECRET_SHAPES = re.compile(
+_SECRET_SHAPES = _lazy(
     r"(?<![A-Za-z0-9_\-])(?:"
     r"(?:AKIA|ASIA)[0-9A-Z]{16}"  # AWS access key ids
     r"|gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,244}"
@@ -462,13 +470,13 @@ _NOT_SECRETS = frozenset({
 })  # fmt: skip
 # Masks, templates, environment references and our own placeholders are not values to hide,
 # so that redacting twice changes nothing.
-_PLACEHOLDER_VALUE = re.compile(
+_PLACEHOLDER_VALUE = _lazy(
     r"[*xX•.#?_\-]+|\$\{.*|\$\(.*|\$[A-Z_][A-Z0-9_]*|\{\{.*|%\(.*|%s|<.*>|\[[A-Z_]+\]|\(.*\)|/.*/.*"
 )
 # What follows a label in code and logs without being a value: a constant or environment
 # variable name (HDFS_DELEGATION_TOKEN), a call (conf.get(...)), the next key ("token: Kind:",
 # "TOKEN: code=82").
-_NOT_A_VALUE = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|[A-Za-z_][\w.]*\(.*|.*:|[A-Za-z_]\w*=.*")
+_NOT_A_VALUE = _lazy(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|[A-Za-z_][\w.]*\(.*|.*:|[A-Za-z_]\w*=.*")
 
 
 def _without_trailing_punctuation(value: str) -> str:
@@ -491,10 +499,10 @@ def _value_span(m: re.Match[str], said: bool) -> Span | None:
             continue
         start = m.start(group)
         if group == "bare":
-            if _NOT_A_VALUE.fullmatch(value):
+            if _NOT_A_VALUE().fullmatch(value):
                 return None
             value = _without_trailing_punctuation(value)
-        if len(value) < 3 or value.lower() in _NOT_SECRETS or _PLACEHOLDER_VALUE.fullmatch(value):
+        if len(value) < 3 or value.lower() in _NOT_SECRETS or _PLACEHOLDER_VALUE().fullmatch(value):
             return None
         if said and (len(value) < 6 or not _has_digit(value)):
             return None  # "password is expired" is prose; "password is Summer2021" is not
@@ -517,7 +525,7 @@ def _secrets(text: str) -> Iterator[Span]:
     lowered = text.lower()
     labeled = [_secret_labeled()] if any(n in lowered for n in _LABEL_NEEDLES) else []
     labeled += [
-        pattern
+        pattern()
         for pattern, needles in (
             (_SECRET_CLI, ("--",)),
             (_SECRET_XML, ("</",)),
@@ -539,26 +547,26 @@ def _secrets(text: str) -> Iterator[Span]:
     # Without a scheme or a digit, "Authorization: Permission denied" and "Bearer authentication"
     # are prose, not credentials.
     if "authorization" in lowered:
-        for m in _SECRET_AUTH.finditer(text):
+        for m in _SECRET_AUTH().finditer(text):
             if m.group("scheme") or _has_digit(m.group("bare")):
                 yield _without_trailing_dots(m)
     if "bearer" in lowered:
-        for m in _SECRET_BEARER.finditer(text):
+        for m in _SECRET_BEARER().finditer(text):
             if _has_digit(m.group("bare")):
                 yield _without_trailing_dots(m)
     if "://" in text:
-        for m in _SECRET_URL.finditer(text):
+        for m in _SECRET_URL().finditer(text):
             span = _value_span(m, said=False)
             if span:
                 yield span
     if any(prefix in text for prefix in _SHAPE_PREFIXES):
-        for m in _SECRET_SHAPES.finditer(text):
+        for m in _SECRET_SHAPES().finditer(text):
             yield m.span()
 
 
 # --- private key -----------------------------------------------------------------------------
 
-_PRIVATE_KEY_RE = re.compile(
+_PRIVATE_KEY_RE = _lazy(
     r"-----BEGIN (?:[A-Z0-9]{1,20} ){0,3}PRIVATE KEY(?: BLOCK)?-----.*?"
     r"(?:-----END (?:[A-Z0-9]{1,20} ){0,3}PRIVATE KEY(?: BLOCK)?-----|\Z)",
     re.DOTALL,
@@ -568,7 +576,7 @@ _PRIVATE_KEY_RE = re.compile(
 def _private_keys(text: str) -> Iterator[Span]:
     if "PRIVATE KEY" not in text:
         return
-    for m in _PRIVATE_KEY_RE.finditer(text):
+    for m in _PRIVATE_KEY_RE().finditer(text):
         yield m.span()
 
 

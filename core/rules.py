@@ -241,8 +241,9 @@ class RuleSet:
         # Each text rule's cues in one pattern, tried only when the ticket holds one of its
         # keywords (rules without keywords are always tried): most tickets hold none, and a
         # substring test costs far less than a regular expression over the whole text.
-        # The cues are compiled when a ticket first needs them (`_pattern`): compiling them all
-        # takes about 10 ms, which a cold start should not pay for rules no ticket has reached.
+        # The cues (and the `unless` and `calm` patterns below) are compiled when a ticket first
+        # needs them (`_pattern`): compiling them all takes about 12 ms, which a cold start
+        # should not pay for rules no ticket has reached.
         self._cues = [
             (
                 rule,
@@ -260,15 +261,11 @@ class RuleSet:
         keywords = sorted({k for rule in self.rules for k in rule.keywords})
         self._any_keyword = re.compile(_trie_pattern(keywords)) if keywords else None
         self._unless = {
-            rule.name: re.compile("|".join(f"(?:{p})" for p in rule.unless), re.IGNORECASE)
+            rule.name: "|".join(f"(?:{p})" for p in rule.unless)
             for rule in self.rules
             if rule.unless
         }
-        self._calm = (
-            re.compile("|".join(_phrase_pattern(p) for p in self.calm), re.IGNORECASE)
-            if self.calm
-            else None
-        )
+        self._calm = "|".join(_phrase_pattern(p) for p in self.calm) if self.calm else None
         self._field_rules = [rule for rule in self.rules if rule.fields]
 
     def as_dict(self) -> dict[str, Any]:
@@ -309,9 +306,12 @@ class RuleSet:
                     if not _asserted(text, m.start(), m.end()):
                         continue
                     if calm is None:
-                        calm = self._calm is not None and self._calm.search(text) is not None
+                        calm = (
+                            self._calm is not None
+                            and self._pattern(self._calm).search(text) is not None
+                        )
                     unless = self._unless.get(rule.name)
-                    if not calm and (unless is None or unless.search(text) is None):
+                    if not calm and (unless is None or self._pattern(unless).search(text) is None):
                         found[rule.name] = RuleMatch(
                             rule.name, rule.label, rule.fixed, m.group()[:80]
                         )
