@@ -70,12 +70,14 @@ _READINESS_PROBE_ID = "readiness-probe"
 def _install_json_logging() -> None:
     # Respect logging that the process (or pytest) already configured; otherwise the service
     # would log nothing at INFO, because the root logger defaults to WARNING with no handler.
-    if _log.hasHandlers():
+    # On the package's logger, so that the admin routes and the worker supervisor log too.
+    service = logging.getLogger("adapters.local")
+    if service.hasHandlers():
         return
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
-    _log.addHandler(handler)
-    _log.setLevel(logging.INFO)
+    service.addHandler(handler)
+    service.setLevel(logging.INFO)
 
 
 class ProblemBody(BaseModel):
