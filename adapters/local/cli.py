@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from adapters.local.registry import DirectoryModelRegistry
     from adapters.local.sqlite_store import SQLiteTicketStore
     from core.ports import HelpdeskClient
-    from training.data import DataSpec
+    from training.data import DataSpec, Example
 
 
 def _say(message: str) -> None:
@@ -182,6 +182,8 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     if args.engine == "spark":
         if args.pull_from is not None:
             raise TicketEnrichError("--from trains with the local engine; pull, then --data")
+        if args.corrections_from is not None:
+            raise TicketEnrichError("--corrections-from trains with the local engine")
         return _train_spark(args, settings)
     if args.pull_from is not None:
         data, spec = _pulled_data(args, settings)
@@ -192,6 +194,12 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     dataset = load_dataset(data, spec)
     if dataset.unlabelled:
         _say(f"{dataset.unlabelled} closed tickets without a priority skipped")
+    if args.corrections_from is not None:
+        from training.retrain import with_corrections
+
+        corrections = _recorded_corrections(args.corrections_from, settings)
+        dataset = with_corrections(dataset, corrections)
+        _say(f"{len(corrections)} agents' priority corrections from {args.corrections_from} added")
     result = train_model(
         dataset,
         out_dir=Path(args.out) if args.out else None,
@@ -698,22 +706,32 @@ def _cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _recorded_corrections(database: Path, settings: Settings) -> list[Example]:
+    """The agents' priority corrections a local service recorded in ``database``, as examples
+    (the corrected ticket with the agent's label)."""
+    from training.retrain import corrections_as_examples
+
+    with _open_store(argparse.Namespace(database=database), settings) as store:
+        pairs = [
+            (store.get(c.ticket_id), c)
+            for c in store.corrections(limit=1_000_000)
+            if c.target == "priority"
+        ]
+    return corrections_as_examples(pairs)
+
+
 def _cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
     from training.data import load_dataset, vendored_data_path
-    from training.retrain import corrections_as_examples, retrain_model
+    from training.retrain import retrain_model
 
     data = Path(args.data) if args.data else vendored_data_path()
     spec = _data_spec(args)
     dataset = load_dataset(data, spec)
-    corrections = []
-    if args.corrections_from is not None:
-        with _open_store(argparse.Namespace(database=args.corrections_from), settings) as store:
-            pairs = [
-                (store.get(c.ticket_id), c)
-                for c in store.corrections(limit=1_000_000)
-                if c.target == "priority"
-            ]
-        corrections = corrections_as_examples(pairs)
+    corrections = (
+        _recorded_corrections(args.corrections_from, settings)
+        if args.corrections_from is not None
+        else []
+    )
     registry = _registry(args, settings)
     decision = retrain_model(
         dataset,
@@ -793,6 +811,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--pull-dir", help="where --from keeps the pulled export and its state; default: var/pull"
+    )
+    train.add_argument(
+        "--corrections-from",
+        type=Path,
+        help="a local service's database whose agents' priority corrections to add to the data",
     )
     _add_spec_options(train)
 

@@ -235,6 +235,55 @@ def test_train_from_the_helpdesk_pulls_then_trains(
     }
 
 
+def test_train_from_the_helpdesk_adds_the_services_corrections(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from adapters.local.sqlite_store import SQLiteTicketStore
+    from core.ports import Correction, StoredTicket
+
+    database = tmp_path / "service.sqlite3"
+    with SQLiteTicketStore(database) as store:
+        for n in range(3):
+            ticket = StoredTicket(
+                f"t-{n}",
+                None,
+                "2024-06-01T10:00:00Z",
+                {"subject": f"Checkout fails for every customer ({n})", "description": "500s"},
+                {"priority": {"label": "normal"}},
+            )
+            store.add(ticket)
+            store.add_correction(
+                Correction(ticket.id, "priority", "urgent", "normal", "ann", "v1", "2024-06-02")
+            )
+    with serving(JiraSearch()) as fake:
+        fake.seed(seeded(CLOSED, OPEN, UNSET))
+        desk = Desk("jira", fake, [])
+        for name, value in desk.env().items():
+            monkeypatch.setenv(name, value)
+        out = tmp_path / "model"
+        code = main(
+            [
+                "train",
+                "--from",
+                "jira",
+                "--pull-dir",
+                str(tmp_path),
+                "--corrections-from",
+                str(database),
+                "--out",
+                str(out),
+            ]
+        )
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "3 agents' priority corrections" in err
+    data = read_artifact(out).metadata["training_data"]
+    # The pulled closed tickets, and the three corrected ones with the agents' label.
+    assert data["rows"] == CLOSED + 3
+
+
 def test_jira_data_center_pages_by_start_at(tmp_path: Path) -> None:
     with serving(JiraSearch()) as fake:
         rows = seeded(CLOSED, OPEN, UNSET)
