@@ -42,6 +42,9 @@ class Limits:
     json_int_digits: int = 64
     # Bodies other than a ticket (sign-in, corrections, settings): small by nature.
     form_bytes: int = 16 * 1024
+    # An admin's priority rules document (PUT /rules): a helpdesk's own rule set with its
+    # phrase lists can be many times the shipped one (about 9 KiB).
+    rules_bytes: int = 256 * 1024
     # Characters of a field name quoted back in an error.
     quoted_name_chars: int = 64
     # The largest offset a listing accepts (SQLite's integers stop at 2**63 - 1).

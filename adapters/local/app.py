@@ -143,9 +143,13 @@ TICKET_ROUTES = frozenset(
     {("POST", "/tickets"), ("POST", "/customer/tickets"), ("POST", UPLOAD_PATH)}
 )
 
+# The admin's rules document, within `Limits.rules_bytes` (adapters/local/rules_admin.py).
+RULES_ROUTE = ("PUT", "/rules")
+
 
 class BodyGuard:
-    """Every other request body is read here first, within `Limits.form_bytes`, and a JSON one is
+    """Every other request body is read here first, within `Limits.form_bytes` (a rules
+    document within `Limits.rules_bytes`), and a JSON one is
     decoded with the core's limits (nesting, number size, UTF-8, lone surrogates), so no route
     sees a body that could exhaust memory or the stack: an oversized body is 413, a hostile one
     400, before any endpoint runs."""
@@ -158,13 +162,15 @@ class BodyGuard:
         if scope["type"] != "http" or (scope["method"], scope["path"]) in TICKET_ROUTES:
             await self.app(scope, receive, send)
             return
-        limit = self.limits.form_bytes
+        rules = (scope["method"], scope["path"]) == RULES_ROUTE
+        limit = self.limits.rules_bytes if rules else self.limits.form_bytes
+        what = "rules" if rules else "body"
         request = Request(scope)
         declared = request.headers.get("content-length", "")
         body = bytearray()
         try:
             if declared.isascii() and declared.isdigit() and int(declared) > limit:
-                raise too_large(limit)
+                raise too_large(limit, what)
             more = True
             while more:
                 message = await receive()
@@ -172,7 +178,7 @@ class BodyGuard:
                     return
                 body += message.get("body", b"")
                 if len(body) > limit:
-                    raise too_large(limit)
+                    raise too_large(limit, what)
                 more = message.get("more_body", False)
             kind = request.headers.get("content-type", "")
             if body and ("json" in kind or not kind):

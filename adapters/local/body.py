@@ -7,9 +7,9 @@ from fastapi import Request
 from core.errors import FieldProblem, TicketTooLarge
 
 
-def too_large(limit: int) -> TicketTooLarge:
-    """The error for a body over ``limit`` bytes."""
-    return TicketTooLarge([FieldProblem("ticket", f"is over the {limit}-byte limit")])
+def too_large(limit: int, what: str = "ticket") -> TicketTooLarge:
+    """The error for a body (``what`` it holds) over ``limit`` bytes."""
+    return TicketTooLarge([FieldProblem(what, f"is over the {limit}-byte limit")])
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -119,6 +119,25 @@ def test_an_invalid_put_is_422_naming_the_rule_and_the_previous_rules_stay(
     assert _priority(api)["rules"] == ["zebra"]
 
 
+def test_a_helpdesks_long_rule_set_is_taken_and_one_past_the_limit_is_413(
+    api: httpx.Client,
+) -> None:
+    # Far past the 16 KiB other forms may send: a rule set with long phrase lists.
+    phrases = [f"zebra stampede number {i} in hall {i % 7}" for i in range(2000)]
+    long = _spec({"name": "zebra", "minimum": "urgent", "phrases": ["zebra stampede", *phrases]})
+    assert len(json.dumps(long)) > 64 * 1024
+    assert api.put("/rules", json=long).status_code == 200
+    assert _priority(api)["rules"] == ["zebra"]
+
+    huge = _spec({"name": "llama", "minimum": "urgent", "phrases": ["x" * 1000] * 300})
+    refused = api.put("/rules", json=huge)
+    assert refused.status_code == 413
+    error = refused.json()["error"]
+    assert error["code"] == "ticket_too_large"
+    assert error["problems"] == [{"field": "rules", "message": "is over the 262144-byte limit"}]
+    assert api.get("/rules").json()["version"] == 1
+
+
 def test_an_invalid_file_on_disk_is_refused_and_the_service_keeps_its_rules(
     api: httpx.Client, rules_dir: Path, tmp_path: Path
 ) -> None:
