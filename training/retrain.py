@@ -215,6 +215,7 @@ class Challenge:
     window: dict[str, Any]
     metrics: dict[str, dict[str, Any]]
     artifact_dir: Path
+    labels: dict[str, list[str]] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The judgement as JSON (what the registry records on the candidate)."""
@@ -227,7 +228,33 @@ class Challenge:
             "champion": self.champion.version,
             "window": self.window,
             "metrics": self.metrics,
+            "labels": self.labels,
         }
+
+
+def label_change(champion: Sequence[str], challenger: Sequence[str]) -> dict[str, list[str]]:
+    """Both models' priority labels and what the challenger adds and removes, in model order."""
+    return {
+        "champion": list(champion),
+        "challenger": list(challenger),
+        "added": [label for label in challenger if label not in champion],
+        "removed": [label for label in champion if label not in challenger],
+    }
+
+
+def own_test_figures(artifact_dir: Path, metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """A model's figures on its own test window, as training wrote them (its evaluation report,
+    else the metadata's summary), in the shape `challenge_champion` scores a window in."""
+    path = Path(artifact_dir) / "report" / "metrics.json"
+    report = json.loads(path.read_text()) if path.is_file() else {}
+    test = dict(report.get("model") or (metadata.get("metrics") or {}).get("test") or {})
+    data = metadata.get("training_data") or {}
+    figures = _scored(test)
+    if figures.get("rows") is None:
+        figures["rows"] = (data.get("split") or {}).get("test")
+    figures["window"] = "its own test window"
+    figures["trained_until"] = data.get("last_created")
+    return figures
 
 
 def registered_champion(registry: ModelRegistry, serving_dir: Path) -> ModelVersion:
@@ -260,7 +287,9 @@ def challenge_champion(
     (the newest tickets, which it never trained on), with the same judge as `retrain_model`.
 
     Models with other priority labels are not comparable: the challenger is then not
-    recommended. The stage of no version changes besides the candidate's judgement."""
+    recommended, its figures on its window stand beside the serving model's on its own test
+    window (``champion_own_window``), and ``labels`` lists what it adds and removes. The stage of
+    no version changes besides the candidate's judgement."""
     say = progress or (lambda _msg: None)
     champion = registered_champion(registry, serving_dir)
     data = with_corrections(dataset, corrections)
@@ -275,17 +304,17 @@ def challenge_champion(
     say(f"judging the challenger and the serving model on the newest {len(window)} tickets")
     metrics = {"challenger": _scored(score_rows(load_enricher(result.artifact_dir), window))}
     served = load_enricher(serving_dir)
-    comparable = list(served.metadata["labels"]) == list(result.metadata["labels"])
+    labels = label_change(served.metadata["labels"], result.metadata["labels"])
+    comparable = labels["champion"] == labels["challenger"]
     if comparable:
         metrics["champion"] = _scored(score_rows(served, window))
         recommended, reason = _judge(metrics["champion"], metrics["challenger"], tolerance)
         reason = reason.replace("promoted:", "recommended:", 1)
     else:
-        recommended, reason = (
-            False,
-            f"refused: labels {result.metadata['labels']} differ from the serving model's "
-            f"{served.metadata['labels']}",
-        )
+        # The champion cannot be scored on labels it does not predict: each model's figures
+        # are shown on its own test window instead, and the choice is the admin's alone.
+        metrics["champion_own_window"] = own_test_figures(serving_dir, served.metadata)
+        recommended, reason = False, _labels_differ(labels)
     window_facts = {
         "rows": len(window),
         "first_created": _iso(window[0].created) if window else None,
@@ -301,9 +330,23 @@ def challenge_champion(
         window_facts,
         metrics,
         result.artifact_dir,
+        labels,
     )
     moved = registry.set_stage(challenger.version, "candidate", challenge.as_dict())
     return replace(challenge, challenger=moved)
+
+
+def _labels_differ(labels: Mapping[str, list[str]]) -> str:
+    def listed(names: Sequence[str]) -> str:
+        return ", ".join(names) or "none"
+
+    return (
+        f"no verdict: the challenger predicts {listed(labels['challenger'])}, the serving model "
+        f"{listed(labels['champion'])} (added: {listed(labels['added'])}; removed: "
+        f"{listed(labels['removed'])}), so they cannot be scored on the same labels; each "
+        "model's figures are on its own test window, not like for like. An admin may promote "
+        "it by accepting the new labels"
+    )
 
 
 def _scored(metrics: dict[str, Any]) -> dict[str, Any]:

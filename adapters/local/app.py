@@ -565,10 +565,13 @@ def create_app(
 
     if isinstance(store, FeedbackStore):
         corrections = store
-        target_labels = {
-            name: [str(label) for label in spec.get("labels", [])]
-            for name, spec in (enricher.metadata.get("targets") or {}).items()
-        }
+
+        def target_labels() -> dict[str, list[str]]:
+            # Read per request: a promotion swaps the served model (and its labels) in place.
+            return {
+                name: [str(label) for label in spec.get("labels", [])]
+                for name, spec in (enricher.metadata.get("targets") or {}).items()
+            }
 
         @app.post(
             "/tickets/{ticket_id}/feedback",
@@ -582,13 +585,22 @@ def create_app(
         def feedback(who: Reader, ticket_id: str, body: FeedbackBody) -> dict[str, Any]:
             """Store the agent's label as a label for the next training run; answer with it and
             the agreement between agents and the model over the last corrected tickets."""
-            labels = target_labels.get(body.target)
+            served = target_labels()
+            labels = served.get(body.target)
             if labels is None:
                 raise InvalidTicket(
-                    [FieldProblem("target", f"is not a trained target: {sorted(target_labels)}")]
+                    [FieldProblem("target", f"is not a trained target: {sorted(served)}")]
                 )
             if body.label not in labels:
-                raise InvalidTicket([FieldProblem("label", f"is not one of {labels}")])
+                raise InvalidTicket(
+                    [
+                        FieldProblem(
+                            "label",
+                            f"is not one of {labels}, the labels model "
+                            f"{enricher.model_version} predicts",
+                        )
+                    ]
+                )
             if who.kind == "agent" and body.agent not in (None, who.name):
                 raise InvalidTicket([FieldProblem("agent", "must be the signed-in agent")])
             stored = store.get(ticket_id)
@@ -633,7 +645,7 @@ def create_app(
                 "items": [c.as_dict() for c in corrections.corrections(limit=limit)],
                 "agreement": {
                     name: corrections.agreement(name, settings.agreement_window).as_dict()
-                    for name in target_labels
+                    for name in target_labels()
                 },
             }
 
@@ -676,13 +688,15 @@ def create_app(
         """The served artifact's metadata: name, version, metrics and the form fields it reads."""
         return {**enricher.metadata, "custom_fields": list(enricher.custom_fields)}
 
-    model_info = {"name": enricher.model_name, "version": enricher.model_version}
+    def model_info() -> dict[str, str]:
+        # Per request: a promotion swaps the served model in place, in every worker.
+        return {"name": enricher.model_name, "version": enricher.model_version}
 
     @app.get("/healthz", summary="Liveness: the process answers with its model")
     def healthz() -> JSONResponse:
         """200 while the process serves; touches nothing else, so it costs the same at any size
         of the store (the readiness check, `/readyz`, asks the store)."""
-        return JSONResponse({"status": "ok", "model": model_info})
+        return JSONResponse({"status": "ok", "model": model_info()})
 
     @app.get("/readyz", summary="Readiness: the store answers")
     def readyz() -> JSONResponse:
@@ -694,11 +708,11 @@ def create_app(
         except Exception:
             _log.exception("readiness check: the store does not answer")
             return JSONResponse(
-                {"status": "unavailable", "model": model_info, "store": "error"},
+                {"status": "unavailable", "model": model_info(), "store": "error"},
                 status_code=503,
                 headers={"Retry-After": _STORE_RETRY_AFTER_SECONDS},
             )
-        return JSONResponse({"status": "ok", "model": model_info, "store": "ok"})
+        return JSONResponse({"status": "ok", "model": model_info(), "store": "ok"})
 
     @app.exception_handler(InvalidTicket)
     async def invalid_ticket(request: Request, exc: InvalidTicket) -> JSONResponse:

@@ -42,7 +42,7 @@ class _StoreCollector(Collector):
         self,
         store: TicketStore,
         outbox: Outbox | None,
-        reference: Reference | None,
+        reference: Callable[[], Reference | None],
         settings: Settings,
     ) -> None:
         self._store, self._outbox, self._reference = store, outbox, reference
@@ -51,7 +51,8 @@ class _StoreCollector(Collector):
         self._drift: tuple[float, list[tuple[str, float]]] | None = None
 
     def _drift_values(self) -> list[tuple[str, float]]:
-        if self._reference is None:
+        reference = self._reference()
+        if reference is None:
             return []
         with self._lock:
             now = time.monotonic()
@@ -59,10 +60,10 @@ class _StoreCollector(Collector):
                 current = Profile()
                 page = self._store.list(TicketQuery(limit=self._settings.drift_window))
                 for stored in page.items:
-                    current.add(self._reference.features(stored.ticket, stored.enrichment))
+                    current.add(reference.features(stored.ticket, stored.enrichment))
                 values: list[tuple[str, float]] = []
                 if current.tickets >= self._settings.drift_min_tickets:
-                    report = drift(self._reference, current, self._settings.drift_psi_threshold)
+                    report = drift(reference, current, self._settings.drift_psi_threshold)
                     values = [(d.feature, d.psi) for d in report]
                 self._drift = (now, values)
             return self._drift[1]
@@ -88,11 +89,22 @@ class _StoreCollector(Collector):
         yield psi
 
 
-def _reference(enricher: Enricher) -> Reference | None:
-    try:
-        return Reference.from_dict(enricher.artifact.read_json(REFERENCE_FILE))
-    except ArtifactError:
-        return None
+def _reference(enricher: Enricher) -> Callable[[], Reference | None]:
+    """The served artifact's drift reference, read again when a promotion swaps the artifact."""
+    cached: dict[Path, Reference | None] = {}
+
+    def current() -> Reference | None:
+        path = enricher.artifact.path
+        if path not in cached:
+            try:
+                found = Reference.from_dict(enricher.artifact.read_json(REFERENCE_FILE))
+            except ArtifactError:
+                found = None
+            cached.clear()
+            cached[path] = found
+        return cached[path]
+
+    return current
 
 
 def add_observability(
@@ -160,8 +172,6 @@ def add_observability(
 
     if isinstance(store, FeedbackStore):
         corrections = store
-        urgent = [str(u) for u in enricher.metadata.get("urgent_labels", [])]
-        labels = [str(label) for label in enricher.metadata.get("labels", [])]
 
         @app.get("/model/quality", summary="The model against agents' corrections, per version")
         def quality(
@@ -172,6 +182,10 @@ def add_observability(
             tickets, per model version that predicted them."""
             n = window or settings.agreement_window
             latest = [c for c in corrections.corrections(limit=n * 4) if c.target == "priority"]
+            # The served model's labels, read now: a promotion may have changed them.
+            metadata = enricher.metadata
+            urgent = [str(u) for u in metadata.get("urgent_labels", [])]
+            labels = [str(label) for label in metadata.get("labels", [])]
             return live_quality(latest[:n], labels, urgent)
 
     return overloaded.inc

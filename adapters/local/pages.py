@@ -155,9 +155,15 @@ def add_pages(
         return settings.cookie_secure or request.url.scheme == "https"
 
     limits: Limits = settings.limits
-    labels = _target_labels(enricher)
-    order = priority_order(labels["priority"])
-    report_dir = enricher.artifact.path / REPORT_DIR
+
+    # The labels, their order and the report are the served model's, read per request: a
+    # promotion swaps the model in place (adapters/local/retrain_admin.py), its labels with it.
+    def order() -> tuple[str, ...]:
+        return priority_order(_target_labels(enricher)["priority"])
+
+    def report_dir() -> Path:
+        return enricher.artifact.path / REPORT_DIR
+
     Reader = Annotated[Principal, Depends(principal)]
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -341,8 +347,8 @@ def add_pages(
         """The trained targets and their labels, the priority order and the agreement window."""
         return {
             "agent": who.name,
-            "targets": labels,
-            "priority_order": list(order),
+            "targets": _target_labels(enricher),
+            "priority_order": list(order()),
             "bands": ["high", "medium", "low"],
             "delivery": outbox is not None,
             "delivery_statuses": ["none", "pending", "retrying", "delivered", "dead"],
@@ -380,7 +386,7 @@ def add_pages(
                 band=band,
                 language=language or None,
                 delivery_status=delivery_status,
-                priority_order=order,
+                priority_order=order(),
             )
         )
         return {
@@ -388,6 +394,8 @@ def add_pages(
             "total": page_.total,
             "agreement": store.agreement("priority", settings.agreement_window).as_dict(),
             "last_change": store.last_change(),
+            # The dashboard reloads its labels when this is no longer the model it started with.
+            "model": {"name": enricher.model_name, "version": enricher.model_version},
         }
 
     @app.get("/agent/tickets/{ticket_id}", summary="One ticket with everything the dashboard shows")
@@ -437,7 +445,7 @@ def add_pages(
     @app.get("/model/report", summary="The served model's evaluation report (metrics.json)")
     def model_report() -> Response:
         """The evaluation report training wrote next to the artifact, as JSON."""
-        path = report_dir / "metrics.json"
+        path = report_dir() / "metrics.json"
         if not path.is_file():
             raise NotAllowed(404, "report_not_found", "this artifact has no evaluation report")
         return FileResponse(path, media_type="application/json")
@@ -445,7 +453,7 @@ def add_pages(
     @app.get("/model/report/{name}", summary="A file of the evaluation report")
     def model_report_file(name: Literal["report.md", "confusion_matrix.png"]) -> Response:
         """The report as Markdown, or its confusion-matrix image."""
-        path = report_dir / name
+        path = report_dir() / name
         if not path.is_file():
             raise NotAllowed(404, "report_not_found", f"this artifact has no {name}")
         media = "image/png" if name.endswith(".png") else "text/markdown; charset=utf-8"

@@ -148,12 +148,18 @@ class RetrainJob:
             self.challenge, self.corrections = challenge, corrections
             self._changed()
 
-    def decide(self, outcome: Literal["promoted", "discarded"], who: str) -> None:
-        """Record the admin's decision on a ready job's challenger."""
+    def decide(
+        self,
+        outcome: Literal["promoted", "discarded"],
+        who: str,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Record the admin's decision on a ready job's challenger (with ``details``, such as
+        the label change an admin accepted)."""
         with self._lock:
             self._require("ready", f"be {outcome}")
             self.status = outcome
-            self.decision = {"outcome": outcome, "by": who, "at": _now()}
+            self.decision = {"outcome": outcome, "by": who, "at": _now(), **(details or {})}
             self._changed()
 
     def _require(self, status: str, doing: str) -> None:
@@ -349,14 +355,14 @@ def swap_served_model(served: Enricher, new: Enricher) -> None:
     The routes keep the `Enricher` they were built with, so it is changed in place: its methods
     become ``new``'s (a ticket is predicted wholly by one model: an enrichment under way keeps the
     model it began with), its facts ``new``'s, in one dictionary update; listeners (metrics) carry
-    over. What a route computed once at start-up (the labels of the feedback form, `/healthz`'s
-    model, `/model/report`'s folder) keeps the old value until a restart, which is why models with
-    other labels are not swapped in."""
+    over. The routes read everything that depends on the model (the labels feedback accepts, the
+    dashboard's priority order and filters, `/healthz`'s model, the report and the model card)
+    from the served enricher per request, so a model with other priority labels can be swapped
+    in too."""
     new._listeners = served._listeners  # the metrics observe whichever model serves
     # Rules an admin edits while serving (core/rules_source.py) stay in force; the source reads
     # the served artifact, which the update below changes, and so follows the promotion.
     new.rules_source = served.rules_source
-    new.rules_source = served.rules_source  # an admin's rules carry over (rules_admin.py)
     update: dict[str, Any] = {name: getattr(new, name) for name in _SWAPPED_METHODS}
     update.update({name: getattr(new, name) for name in _SWAPPED_FACTS})
     update["_custom_field_names"] = new.custom_fields
@@ -427,6 +433,14 @@ class _FollowPromotions:
         await self.app(scope, receive, send)
 
 
+class PromoteBody(BaseModel):
+    """An admin's promotion; a challenger with other priority labels needs their consent."""
+
+    model_config = {"extra": "forbid"}
+
+    accept_new_labels: bool = False
+
+
 class StartBody(BaseModel):
     """Where a retrain reads its closed tickets (an upload has its own endpoint)."""
 
@@ -483,6 +497,36 @@ def corrections_since(
         except TicketNotFound:
             continue
     return pairs
+
+
+def _with_known_labels(
+    pairs: list[tuple[StoredTicket, Correction]], labels: list[str]
+) -> tuple[list[tuple[StoredTicket, Correction]], list[tuple[StoredTicket, Correction]]]:
+    """The corrections whose label the new data has, and the others.
+
+    The new data says which priority labels the team uses now: a correction with another one
+    (made while a model with other labels served, e.g. one a promotion has since removed) would
+    bring a class into the challenger from a handful of tickets. It stays in the feedback
+    history, but is left out of training."""
+    known = set(labels)
+    kept = [(ticket, c) for ticket, c in pairs if c.label in known]
+    return kept, [(ticket, c) for ticket, c in pairs if c.label not in known]
+
+
+def _label_change(champion: Any, challenger: Any) -> dict[str, list[str]]:
+    """Both models' priority labels and what the challenger adds and removes (as
+    `training.retrain.label_change`, which the service does not import: no scikit-learn)."""
+    old, new = [str(label) for label in champion], [str(label) for label in challenger]
+    return {
+        "champion": old,
+        "challenger": new,
+        "added": [label for label in new if label not in old],
+        "removed": [label for label in old if label not in new],
+    }
+
+
+def _listed(labels: list[str]) -> str:
+    return ", ".join(labels) or "none"
 
 
 def _test_figures(report: dict[str, Any] | None, metadata: dict[str, Any]) -> dict[str, Any]:
@@ -618,7 +662,15 @@ def build_retrain_admin(
                 if feedback is not None
                 else []
             )
+            known = sorted({example.label for example in dataset.examples})
+            pairs, left_out = _with_known_labels(pairs, known)
             job.note(f"{len(pairs)} agents' corrections since the serving model was trained")
+            if left_out:
+                job.note(
+                    f"{len(left_out)} corrections left out: their labels "
+                    f"({', '.join(sorted({c.label for _t, c in left_out}))}) are not among the "
+                    f"new data's ({', '.join(known)})"
+                )
             job.enter("training")
 
             def say(message: str) -> None:
@@ -837,18 +889,14 @@ def build_retrain_admin(
         summary="Put the job's challenger in production and serve it now",
         responses={409: {"description": "The job has no challenger awaiting a decision."}},
     )
-    def promote(who: Admin, job_id: str) -> JSONResponse:
+    def promote(who: Admin, job_id: str, body: PromoteBody | None = None) -> JSONResponse:
         """Promote the challenger in the registry (the champion is archived, so a rollback
-        brings it back) and serve it from this request on."""
+        brings it back) and serve it from this request on, in every worker. A challenger that
+        predicts other priority labels than the served model is promoted only with
+        ``{"accept_new_labels": true}`` (409 ``labels_differ`` otherwise)."""
+        accept = body is not None and body.accept_new_labels
         with deciding(job_id) as job:
             assert job.challenge is not None
-            if not job.challenge.get("comparable"):
-                raise NotAllowed(
-                    409,
-                    "labels_differ",
-                    "the challenger predicts other priority labels than the serving model; "
-                    "promote it with `ticket-enrich registry promote` and restart the service",
-                )
             version = str(job.challenge["challenger"])
             try:
                 path = models.fetch(version)
@@ -856,15 +904,37 @@ def build_retrain_admin(
                 new = load_enricher(path, limits=enricher.limits, options=enricher.options)
             except TicketEnrichError as exc:
                 raise NotAllowed(409, "challenger_unusable", str(exc)) from None
+            # Against the model served now, not the one the job judged: another promotion may
+            # have come between.
+            change = _label_change(enricher.metadata["labels"], new.metadata["labels"])
+            differ = bool(
+                change["added"] or change["removed"] or not job.challenge.get("comparable")
+            )
+            if differ and not accept:
+                raise NotAllowed(
+                    409,
+                    "labels_differ",
+                    f"the challenger predicts {_listed(change['challenger'])}, the serving model "
+                    f"{_listed(change['champion'])} (added: {_listed(change['added'])}; removed: "
+                    f"{_listed(change['removed'])}); corrections and the dashboard will use the "
+                    "new labels. To promote it, send "
+                    '{"accept_new_labels": true}',
+                )
+            reason = f"promoted by {who.name} from the agent UI"
+            if differ:
+                reason += (
+                    f", accepting new priority labels (added: {_listed(change['added'])}; "
+                    f"removed: {_listed(change['removed'])})"
+                )
             models.set_stage(
                 version,
                 "production",
                 {
                     **job.challenge,
                     "promoted": True,
-                    "reason": f"promoted by {who.name} from the agent UI; the judge: "
-                    f"{job.challenge.get('reason')}",
+                    "reason": f"{reason}; the judge: {job.challenge.get('reason')}",
                     "source": job.source,
+                    "labels_accepted": change if differ else None,
                 },
             )
             swap_served_model(enricher, new)
@@ -873,7 +943,7 @@ def build_retrain_admin(
                 from training.retrain import point_latest
 
                 point_latest(settings.models_dir, path)
-            job.decide("promoted", who.name)
+            job.decide("promoted", who.name, {"labels_accepted": change} if differ else None)
         _log.info("model promoted", extra={"job": job.id, "version": version, "by": who.name})
         return job_answer(job)
 

@@ -157,7 +157,7 @@ def test_an_upload_that_is_not_multipart_or_too_large_is_refused(service: Servic
     assert "limit" in huge.json()["error"]["message"]
 
 
-def test_a_sample_zendesk_export_retrains_redacted_and_its_other_labels_cannot_be_swapped_in(
+def test_a_sample_zendesk_export_retrains_redacted_and_its_other_labels_need_consent(
     service: Service,
 ) -> None:
     champion = service.api.get("/model").json()["version"]
@@ -171,13 +171,16 @@ def test_a_sample_zendesk_export_retrains_redacted_and_its_other_labels_cannot_b
     # The champion predicts urgent/normal; Zendesk's four priorities are another model.
     assert challenge["comparable"] is False and challenge["recommended"] is False
     assert "labels" in challenge["reason"]
+    assert challenge["labels"]["added"] == ["high", "low"]
     assert "champion" not in challenge["metrics"]
+    assert set(challenge["metrics"]["champion_own_window"]["per_class"]) == {"normal", "urgent"}
     # Only the columns the preset reads were written, and the requesters' e-mails were not.
     written = next((service.root / "models" / "retrain").glob("upload-*/export.jsonl"))
     text = written.read_text()
     assert "@example.com" not in text and "Requester" not in text
     refused = service.api.post(f"/admin/retrain/jobs/{job['id']}/promote")
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "labels_differ"
+    assert "accept_new_labels" in refused.json()["error"]["message"]
     discarded = service.api.post(f"/admin/retrain/jobs/{job['id']}/discard")
     assert discarded.status_code == 200 and discarded.json()["status"] == "discarded"
     assert service.registry.get(challenge["challenger"]).stage == "archived"

@@ -122,7 +122,20 @@
       return;
     }
     if (!ok) return;
+    if (data.model && config.model && data.model.version !== config.model.version) await followModel();
     renderQueue(data);
+  }
+
+  // A promotion may have swapped in a model with other priority labels: the filter and the
+  // correction form offer the served model's labels, not the ones of the page's start.
+  async function followModel() {
+    const { ok, data } = await api("/agent/config");
+    if (!ok) return;
+    config = data;
+    const select = $("filter-priority");
+    const chosen = select.value;
+    options(select, config.priority_order, "any");
+    if (config.priority_order.includes(chosen)) select.value = chosen;
   }
 
   // Colour by what the label says, not by its rank: "normal" is calm even on a two-label scale.

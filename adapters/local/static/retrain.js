@@ -1,6 +1,7 @@
 // The retrain panel of the model page: start a retrain (helpdesk, uploaded export or the shipped
 // one), follow the job by polling it, then compare the challenger with the champion on the same
-// test window and promote or discard it.
+// test window (or, when their priority labels differ, each on its own, with the labels added and
+// removed) and promote it (after the admin accepts the new labels, if they differ) or discard it.
 "use strict";
 
 (() => {
@@ -39,15 +40,31 @@
     return d > 0.0005 ? "better" : d < -0.0005 ? "worse" : "";
   }
 
+  const listed = (labels) => (labels && labels.length ? labels.join(", ") : "none");
+
+  function labelChange(c) {
+    const l = c.labels;
+    if (!l) return null;
+    return el("div", { id: "label-change", class: "label-change" },
+      el("p", { text: `The challenger predicts ${listed(l.challenger)}; the served model predicts ${listed(l.champion)}.` }),
+      el("ul", {},
+        el("li", { id: "labels-added", text: `Labels added: ${listed(l.added)}` }),
+        el("li", { id: "labels-removed", text: `Labels removed: ${listed(l.removed)}` })));
+  }
+
   function comparison(job) {
     const holder = clear($("retrain-result"));
     const c = job.challenge;
     if (!c) return;
-    const { fmt, perClass, heatmap } = window.ModelPage;
-    const champ = c.metrics.champion || null;
+    const { fmt, heatmap } = window.ModelPage;
+    // Same labels: both scored on the challenger's test window. Other labels: each model on its
+    // own test window, which is not like for like.
+    const sameWindow = Boolean(c.comparable && c.metrics.champion);
+    const champ = sameWindow ? c.metrics.champion : c.metrics.champion_own_window || null;
     const chall = c.metrics.challenger;
     const autoOf = (m) => (m && m.auto_apply) || {};
     const rows = [
+      ["test tickets", champ && champ.rows, chall.rows],
       ["macro-F1", champ && champ.macro_f1, chall.macro_f1],
       ["urgent recall", champ && champ.urgent_recall, chall.urgent_recall],
       ["accuracy", champ && champ.accuracy, chall.accuracy],
@@ -55,37 +72,63 @@
       ["precision of auto-applied", autoOf(champ).precision, autoOf(chall).precision],
     ];
     const labels = Object.keys(chall.per_class || {});
+    for (const label of Object.keys((champ && champ.per_class) || {})) if (!labels.includes(label)) labels.push(label);
+    const notPredicted = "not predicted";
     for (const label of labels) {
       const a = champ && champ.per_class ? champ.per_class[label] : null;
-      const b = chall.per_class[label];
-      rows.push([`${label}: precision`, a && a.precision, b.precision]);
-      rows.push([`${label}: recall`, a && a.recall, b.recall]);
-      rows.push([`${label}: F1`, a && a.f1, b.f1]);
+      const b = (chall.per_class || {})[label];
+      for (const [name, key] of [["precision", "precision"], ["recall", "recall"], ["F1", "f1"]]) {
+        rows.push([`${label}: ${name}`, a ? a[key] : notPredicted, b ? b[key] : notPredicted]);
+      }
     }
     const window_ = c.window || {};
-    holder.append(el("h3", { text: "Champion and challenger on the same test window" }),
-      el("p", { class: "muted", text: `The newest ${window_.rows} closed tickets of the new data, which the challenger never trained on` +
-        (c.data ? ` (${c.data.rows} closed tickets, ${c.data.corrections} corrections).` : ".") }),
-      el("table", { class: "report-table", id: "comparison-table" },
-        el("thead", {}, el("tr", {}, ["metric", `champion ${c.champion}`, `challenger ${c.challenger}`].map((h) => el("th", { text: h })))),
+    const champCell = (a) => (!champ ? "n/a" : fmt(a));
+    const head = sameWindow
+      ? ["metric", `champion ${c.champion}`, `challenger ${c.challenger}`]
+      : ["metric", `champion ${c.champion} (its own test window)`, `challenger ${c.challenger} (its own test window)`];
+    holder.append(
+      el("h3", { text: sameWindow ? "Champion and challenger on the same test window"
+        : "Not like for like: the models predict other priority labels" }),
+      el("p", { class: "muted", id: "window-note", text: sameWindow
+        ? `The newest ${window_.rows} closed tickets of the new data, which the challenger never trained on`
+          + (c.data ? ` (${c.data.rows} closed tickets, ${c.data.corrections} corrections).` : ".")
+        : `The champion cannot be scored on labels it does not predict, so each model is shown on its own test window: `
+          + `the challenger on the newest ${window_.rows} tickets of the new data`
+          + (c.data ? ` (${c.data.rows} closed tickets, ${c.data.corrections} corrections)` : "")
+          + `, the champion on the ${champ && champ.rows} tickets it was tested on when it was trained. The figures are not comparable with each other.` }));
+    if (!sameWindow) holder.append(labelChange(c) || "");
+    holder.append(
+      el("table", { class: `report-table${sameWindow ? "" : " not-comparable"}`, id: "comparison-table" },
+        el("thead", {}, el("tr", {}, head.map((h) => el("th", { text: h })))),
         el("tbody", {}, rows.map(([name, a, b]) => el("tr", {},
-          el("th", { text: name }), el("td", { class: "num", text: champ ? fmt(a) : "not comparable" }),
-          el("td", { class: `num ${champ ? delta(a, b) : ""}`, text: fmt(b) }))))),
+          el("th", { text: name }), el("td", { class: "num", text: champCell(a) }),
+          el("td", { class: `num ${sameWindow ? delta(a, b) : ""}`, text: fmt(b) }))))),
       el("p", { id: "verdict", class: "verdict", text: `The judge: ${c.reason}` }));
     if (chall.confusion_matrix) {
-      holder.append(el("h4", { text: "The challenger's confusion matrix on the test window" }),
-        heatmap(chall.confusion_matrix, "challenger-matrix", "Confusion matrix of the challenger on the test window"));
+      holder.append(el("h4", { text: "The challenger's confusion matrix on its test window" }),
+        heatmap(chall.confusion_matrix, "challenger-matrix", "Confusion matrix of the challenger on its test window"));
     }
     if (job.status === "ready" && mayRetrain) {
-      const promote = el("button", { type: "button", id: "promote", disabled: !c.comparable, onclick: () => decide(job, "promote") },
-        "Promote the challenger");
+      const promote = el("button", { type: "button", id: "promote", disabled: !sameWindow,
+        onclick: () => decide(job, "promote", sameWindow ? undefined : { accept_new_labels: true }) },
+      "Promote the challenger");
       const discard = el("button", { type: "button", id: "discard", class: "secondary", onclick: () => decide(job, "discard") },
         "Discard it");
+      if (!sameWindow) {
+        const l = c.labels || {};
+        const accept = el("input", { type: "checkbox", id: "accept-new-labels",
+          onchange: (event) => { promote.disabled = !event.target.checked; } });
+        holder.append(el("label", { class: "confirm", for: "accept-new-labels" }, accept,
+          ` I accept the new priority labels (added: ${listed(l.added)}; removed: ${listed(l.removed)}). `
+          + "Agents' corrections, the queue's filters and the model card will use the challenger's labels in every worker; "
+          + "tickets already enriched keep their stored priority, and corrections with a removed label stay in the history but are left out of the next retrain."));
+      }
       holder.append(el("div", { class: "actions" }, promote, discard));
-      if (!c.comparable) holder.append(el("p", { class: "hint", text: "It predicts other labels than the served model: promote it with `ticket-enrich registry promote` and restart." }));
     } else if (job.decision) {
+      const accepted = job.decision.labels_accepted;
       holder.append(el("p", { id: "decision", class: `job-${job.status}`,
-        text: `${job.status === "promoted" ? "Promoted" : "Discarded"} by ${job.decision.by}.` }));
+        text: `${job.status === "promoted" ? "Promoted" : "Discarded"} by ${job.decision.by}`
+          + (accepted ? `, accepting new priority labels (added: ${listed(accepted.added)}; removed: ${listed(accepted.removed)}).` : ".") }));
     }
   }
 
@@ -112,9 +155,10 @@
     if (job.status === "running") polling = setTimeout(() => poll(job.id), POLL_MS);
   }
 
-  async function decide(job, action) {
+  async function decide(job, action, body) {
     for (const b of document.querySelectorAll("#retrain-result button")) b.disabled = true;
-    const answer = await api(`/admin/retrain/jobs/${encodeURIComponent(job.id)}/${action}`, { method: "POST" });
+    const answer = await api(`/admin/retrain/jobs/${encodeURIComponent(job.id)}/${action}`,
+      body ? { method: "POST", body } : { method: "POST" });
     if (!answer.ok) {
       say(answer.data && answer.data.error ? answer.data.error.message : `Refused (${answer.status}).`, "job-failed");
       return;

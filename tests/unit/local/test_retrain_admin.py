@@ -16,6 +16,8 @@ from adapters.local.retrain_admin import (
     PromotionFollower,
     RetrainJob,
     RetrainRunner,
+    _label_change,
+    _with_known_labels,
     corrections_since,
     swap_served_model,
 )
@@ -26,7 +28,7 @@ from tests.support import SMALL_CONFIG, SMALL_SPEC, wait_until, write_tickets
 from tests.unit.fakes import FakeTicketStore
 from tests.unit.test_outcomes import FakeFeedbackStore
 from training.data import load_dataset, recognise_export
-from training.retrain import read_upload
+from training.retrain import label_change, own_test_figures, read_upload
 from training.train import train_model
 
 EXPORTS = Path(__file__).parents[2] / "corpus" / "exports"
@@ -164,6 +166,54 @@ def test_corrections_since_the_last_training_are_taken_with_their_tickets() -> N
     assert [(t.id, c.ticket_id) for t, c in taken] == [("new", "new")]
     everything = corrections_since(store, feedback, None)
     assert sorted(t.id for t, _ in everything) == ["new", "old"]
+
+
+def test_corrections_with_a_label_the_new_data_lacks_are_left_out() -> None:
+    kept, gone = _ticket("kept"), _ticket("gone")
+    high = Correction("gone", "priority", "high", "normal", "ann", "v1", "2026-12-02T09:00:00")
+    pairs = [(kept, _correction("kept", "2026-12-02T09:00:00")), (gone, high)]
+    taken, left_out = _with_known_labels(pairs, ["low", "normal", "urgent"])
+    assert [t.id for t, _ in taken] == ["kept"]
+    assert [c.label for _, c in left_out] == ["high"]
+    assert _with_known_labels(pairs, ["high", "urgent"]) == (pairs, [])
+
+
+@pytest.mark.parametrize(
+    ("champion", "challenger", "added", "removed"),
+    [
+        (["low", "normal", "urgent"], ["high", "low", "normal", "urgent"], ["high"], []),
+        (["high", "low", "normal", "urgent"], ["low", "normal", "urgent"], [], ["high"]),
+        (["normal", "urgent"], ["critical", "normal"], ["critical"], ["urgent"]),
+        (["normal", "urgent"], ["normal", "urgent"], [], []),
+    ],
+)
+def test_the_label_change_lists_what_a_challenger_adds_and_removes(
+    champion: list[str], challenger: list[str], added: list[str], removed: list[str]
+) -> None:
+    change = label_change(champion, challenger)
+    assert change == {
+        "champion": champion,
+        "challenger": challenger,
+        "added": added,
+        "removed": removed,
+    }
+    # The service's copy (it imports no scikit-learn) says the same.
+    assert _label_change(champion, challenger) == change
+
+
+def test_a_models_own_test_figures_are_its_reports(small_model_dir: Path) -> None:
+    enricher = load_enricher(small_model_dir)
+    figures = own_test_figures(small_model_dir, enricher.metadata)
+    report = json.loads((small_model_dir / "report" / "metrics.json").read_text())["model"]
+    assert figures["rows"] == report["rows"] > 0
+    assert figures["macro_f1"] == report["macro_f1"]
+    assert figures["per_class"] == report["per_class"]
+    assert set(figures["per_class"]) == set(enricher.metadata["labels"])
+    assert figures["auto_apply"] == {
+        "share": report["auto_apply"]["share"],
+        "precision": report["auto_apply"]["precision"],
+    }
+    assert figures["trained_until"] == enricher.metadata["training_data"]["last_created"]
 
 
 def test_a_swapped_enricher_serves_the_new_model_and_keeps_its_listeners(

@@ -1,0 +1,169 @@
+"""A challenger with other priority labels than the served model, promoted from the agent UI's
+API against the real local service run as two workers on one database and models folder (what
+`serve --workers 2` runs): the comparison says it is not like for like and lists the labels
+added and removed, promotion needs the admin's explicit consent, and after it every worker's
+feedback, `/healthz`, `/model`, `/model/report`, model card and dashboard config follow the new
+labels, while stored tickets keep their enrichment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.integration.test_retrain_admin import EXPORTS, Service, _ended, _upload, running
+from tests.support import wait_until
+
+
+def _retrained(service: Service, export: str) -> dict[str, Any]:
+    started = _upload(service, export, (EXPORTS / export).read_bytes())
+    assert started.status_code == 202, started.text
+    job = _ended(service, started.json()["id"])
+    assert job["status"] == "ready", job["error"]
+    return job
+
+
+def _serves(service: Service, version: str) -> bool:
+    return bool(service.api.get("/healthz").json()["model"]["version"] == version)
+
+
+def _correct(service: Service, ticket_id: str, label: str) -> httpx.Response:
+    return service.api.post(
+        f"/tickets/{ticket_id}/feedback", json={"target": "priority", "label": label}
+    )
+
+
+def _follows(service: Service, version: str, labels: list[str]) -> None:
+    """Everything label-dependent in this worker is the served model's."""
+    assert service.api.get("/healthz").json()["model"]["version"] == version
+    assert service.api.get("/readyz").json()["model"]["version"] == version
+    model = service.api.get("/model").json()
+    assert model["version"] == version and model["labels"] == labels
+    card = service.api.get("/admin/model").json()
+    assert card["model"]["version"] == version and card["model"]["labels"] == labels
+    report_path = service.registry.fetch(version) / "report" / "metrics.json"
+    assert service.api.get("/model/report").content == report_path.read_bytes()
+    assert service.api.get("/admin/model/report").content == report_path.read_bytes()
+    config = service.api.get("/agent/config").json()
+    assert sorted(config["priority_order"]) == sorted(labels)
+    assert config["targets"]["priority"] == labels
+    queue = service.api.get("/agent/queue").json()
+    assert queue["model"]["version"] == version
+
+
+def test_a_challenger_with_other_labels_is_promoted_with_consent_and_every_worker_follows(
+    small_model_dir: Path, tmp_path: Path
+) -> None:
+    with (
+        running(small_model_dir, tmp_path) as first,
+        running(small_model_dir, tmp_path) as second,
+    ):
+        champion = first.api.get("/model").json()
+        assert champion["labels"] == ["normal", "urgent"]
+        ticket = first.api.post(
+            "/tickets", json={"subject": "Checkout fails for every customer", "description": "x"}
+        ).json()
+        stored = ticket["enrichment"]
+        assert _correct(first, ticket["id"], "high").status_code == 422  # not served yet
+
+        # A team on Zendesk retrains for the first time: four levels instead of two.
+        job = _retrained(first, "zendesk.csv")
+        challenge = job["challenge"]
+        assert challenge["comparable"] is False and challenge["recommended"] is False
+        assert challenge["labels"] == {
+            "champion": ["normal", "urgent"],
+            "challenger": ["high", "low", "normal", "urgent"],
+            "added": ["high", "low"],
+            "removed": [],
+        }
+        assert (
+            "not like for like" in challenge["reason"] and "added: high, low" in challenge["reason"]
+        )
+        # Each model on its own test window: the challenger on the new data's newest tickets,
+        # the champion as it was tested when it was trained.
+        own = challenge["metrics"]["champion_own_window"]
+        assert "champion" not in challenge["metrics"]
+        assert own["rows"] == champion["training_data"]["split"]["test"]
+        assert set(own["per_class"]) == {"normal", "urgent"}
+        assert own["window"] == "its own test window"
+        mine = challenge["metrics"]["challenger"]
+        assert mine["rows"] == challenge["window"]["rows"] > 0
+        assert set(mine["per_class"]) <= {"high", "low", "normal", "urgent"}
+        assert set(mine["auto_apply"]) == {"share", "precision"}
+        assert mine["urgent_recall"] is None or 0.0 <= mine["urgent_recall"] <= 1.0
+
+        promote = f"/admin/retrain/jobs/{job['id']}/promote"
+        for body in (None, {"accept_new_labels": False}):
+            refused = second.api.post(promote, json=body)
+            assert refused.status_code == 409, refused.text
+            error = refused.json()["error"]
+            assert error["code"] == "labels_differ"
+            assert '{"accept_new_labels": true}' in error["message"]
+            assert "added: high, low; removed: none" in error["message"]
+        assert second.api.get(f"/admin/retrain/jobs/{job['id']}").json()["status"] == "ready"
+        new = challenge["challenger"]
+        assert second.registry.get(new).stage == "candidate"
+        assert _serves(first, champion["version"]) and _serves(second, champion["version"])
+
+        promoted = second.api.post(promote, json={"accept_new_labels": True})
+        assert promoted.status_code == 200, promoted.text
+        decision = promoted.json()["decision"]
+        assert decision["outcome"] == "promoted"
+        assert decision["labels_accepted"]["added"] == ["high", "low"]
+        entry = second.registry.get(new)
+        assert entry.stage == "production"
+        assert entry.decision is not None
+        assert "accepting new priority labels (added: high, low" in entry.decision["reason"]
+        assert entry.decision["labels_accepted"]["removed"] == []
+        assert second.registry.get(champion["version"]).stage == "archived"
+
+        zendesk = ["high", "low", "normal", "urgent"]
+        _follows(second, new, zendesk)
+        wait_until(lambda: _serves(first, new), "the other worker to serve the promoted model")
+        _follows(first, new, zendesk)
+        for worker in (first, second):
+            assert _correct(worker, ticket["id"], "high").status_code == 201
+        # The ticket keeps the enrichment it was stored with; its correction carries the new
+        # label and names the model that made the prediction.
+        again = first.api.get(f"/tickets/{ticket['id']}").json()
+        assert again["enrichment"] == stored
+        (correction,) = first.api.get(f"/tickets/{ticket['id']}/feedback").json()["items"]
+        assert correction["label"] == "high"
+        assert correction["model_version"] == champion["version"]
+        fresh = first.api.post("/tickets", json={"subject": "Cluster down", "description": "x"})
+        assert fresh.json()["enrichment"]["model"]["version"] == new
+        assert fresh.json()["enrichment"]["priority"]["label"] in zendesk
+
+        # Then back to three levels (Request Tracker): "high" is removed.
+        rt_job = _retrained(second, "rt.tsv")
+        # The "high" correction is not among the export's labels: left out, not a fourth class.
+        assert rt_job["corrections"] == 0
+        assert any("1 corrections left out" in m for m in rt_job["messages"])
+        assert rt_job["challenge"]["labels"]["removed"] == ["high"]
+        assert rt_job["challenge"]["labels"]["added"] == []
+        # Made while the four-level model still serves, after the retrain read the corrections.
+        assert _correct(first, fresh.json()["id"], "high").status_code == 201
+        rt = rt_job["challenge"]["challenger"]
+        refused = first.api.post(f"/admin/retrain/jobs/{rt_job['id']}/promote")
+        assert refused.status_code == 409
+        assert "removed: high" in refused.json()["error"]["message"]
+        promoted = first.api.post(
+            f"/admin/retrain/jobs/{rt_job['id']}/promote", json={"accept_new_labels": True}
+        )
+        assert promoted.status_code == 200, promoted.text
+        wait_until(lambda: _serves(second, rt), "the other worker to serve the promoted model")
+        for worker in (first, second):
+            _follows(worker, rt, ["low", "normal", "urgent"])
+            removed = _correct(worker, ticket["id"], "high")
+            assert removed.status_code == 422, removed.text
+            assert "is not one of ['low', 'normal', 'urgent']" in removed.text
+            assert _correct(worker, ticket["id"], "low").status_code == 201
+        # A correction with a label no longer served stays in the history...
+        history = second.api.get(f"/tickets/{fresh.json()['id']}/feedback").json()["items"]
+        assert [c["label"] for c in history] == ["high"]
+        # ...but the next retrain leaves it out rather than bring the class back.
+        last = _retrained(first, "rt.tsv")
+        assert last["corrections"] == 1  # the "low" one
+        assert any("1 corrections left out" in m and "high" in m for m in last["messages"])
+        assert last["challenge"]["comparable"] is True
