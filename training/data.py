@@ -344,6 +344,13 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _row_targets(record: Mapping[str, Any], columns: Mapping[str, str]) -> dict[str, str]:
+    # A ticket closed without a category (a blank cell, or a JSON record without the key) is
+    # not an example of a blank category: that target just does not learn from it.
+    values = {name: _text(record.get(col)).strip() for name, col in columns.items()}
+    return {name: value for name, value in values.items() if value}
+
+
 def load_dataset(path: str | Path, spec: DataSpec) -> Dataset:
     """Read and check a closed-ticket export; every problem names its column and row."""
     path = Path(path)
@@ -425,7 +432,7 @@ def load_dataset(path: str | Path, spec: DataSpec) -> Dataset:
                 created=created,
                 resolved=resolved,
                 source_id=_text(record[spec.id_column]) if spec.id_column else None,
-                targets={name: _text(record[col]).strip() for name, col in targets.items()},
+                targets=_row_targets(record, targets),
                 is_duplicate=bool(spec.duplicate_where)
                 and all(_text(record[c]).strip() == v for c, v in spec.duplicate_where.items()),
             )

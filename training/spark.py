@@ -283,7 +283,8 @@ def _example(
     }
     for name in targets:
         column = spec.target_columns[name]
-        out[f"target_{name}"] = _text(record[column]).strip() if column in record else None
+        # As `training.data`: a blank or absent target is no example of that target.
+        out[f"target_{name}"] = _text(record.get(column)).strip() or None
     for i, analyzer in enumerate(analyzers):
         out[f"tokens_{i}"] = analyzer(doc)
     return out
@@ -1107,11 +1108,13 @@ def _train(
                 labels = sorted(by_label)
                 frames = (x_fit, x_val, x_all)
             else:
-                merged, labels = _rare_merged(train, column, config.min_label_count)
+                # Each secondary target learns from the tickets that have it.
+                has = F.col(column).isNotNull()
+                merged, labels = _rare_merged(train.filter(has), column, config.min_label_count)
                 frames = (
-                    x_fit.withColumn(column, merged),
-                    x_val.withColumn(column, merged),
-                    x_all.withColumn(column, merged),
+                    x_fit.filter(has).withColumn(column, merged),
+                    x_val.filter(has).withColumn(column, merged),
+                    x_all.filter(has).withColumn(column, merged),
                 )
             fit_labels = {r[column] for r in frames[0].select(column).distinct().collect()}
             if len(fit_labels) < 2 or len(labels) < 2:
@@ -1137,8 +1140,13 @@ def _train(
                 columns[t],
                 x_test
                 if t == "priority"
-                else x_test.withColumn(
-                    columns[t], _rare_merged(train, columns[t], config.min_label_count)[0]
+                else x_test.filter(F.col(columns[t]).isNotNull()).withColumn(
+                    columns[t],
+                    _rare_merged(
+                        train.filter(F.col(columns[t]).isNotNull()),
+                        columns[t],
+                        config.min_label_count,
+                    )[0],
                 ),
                 urgent if t == "priority" else [],
             )

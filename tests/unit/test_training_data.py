@@ -153,3 +153,21 @@ def test_a_jira_export_is_recognised_without_a_preset(tmp_path: Path) -> None:
     assert recognise_export(own) == (None, DataSpec())
     unknown = csv_file(tmp_path, "a,b,c\n", "Title,Body,Urgency\n")
     assert recognise_export(unknown) == (None, DataSpec())
+
+
+def test_a_ticket_without_a_secondary_target_is_no_example_of_it(tmp_path: Path) -> None:
+    # JSON records that lack the key and a blank value: the ticket still trains priority, and
+    # the category learns only from the tickets that have one.
+    lines = write_tickets(tmp_path / "t.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    for i, record in enumerate(records):
+        record["category"] = ["billing", "access"][i % 2]
+    del records[1]["category"]
+    records[2]["category"] = "  "
+    path = tmp_path / "some.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    data = load_dataset(path, DataSpec(target_columns={"category": "category"}))
+    assert len(data.examples) == len(records)
+    targets = [e.targets for e in data.examples]
+    assert targets.count({}) == 2
+    assert {t["category"] for t in targets if t} == {"billing", "access"}

@@ -405,3 +405,26 @@ def test_bad_training_data_stops_with_the_column_and_row(
     data.write_text("\n".join(lines) + "\n")
     with pytest.raises(TrainingDataError, match=r"column 'created_at', row 12: cannot read"):
         train_model_spark(spark, str(data), DataSpec(), out_dir=tmp_path / "m")
+
+
+def test_a_secondary_target_learns_only_from_the_tickets_that_have_it(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    # Two in five closed tickets have no resolution (the key missing, or blank): both
+    # trainers leave them out of that target alone, so neither learns a blank or "Other" class.
+    data = _closed_tickets(tmp_path / "closed.jsonl")
+    lines = []
+    for i, line in enumerate(data.read_text().splitlines()):
+        record = json.loads(line)
+        if i % 5 == 1:
+            del record["resolution"]
+        elif i % 5 == 3:
+            record["resolution"] = " "
+        lines.append(json.dumps(record))
+    data.write_text("\n".join(lines) + "\n")
+    spec = DataSpec(target_columns={"resolution": "resolution"})
+    single = train_model(load_dataset(data, spec), out_dir=tmp_path / "one", config=SMALL_CONFIG)
+    result = train_model_spark(spark, str(data), spec, out_dir=tmp_path / "s", config=SMALL_CONFIG)
+    single_labels = single.metadata["targets"]["resolution"]["labels"]
+    spark_labels = result.metadata["targets"]["resolution"]["labels"]
+    assert spark_labels == single_labels == ["Duplicate", "Fixed", "Won't Fix"]
