@@ -514,8 +514,9 @@ def _with_known_labels(
 
 
 def _label_change(champion: Any, challenger: Any) -> dict[str, list[str]]:
-    """Both models' priority labels and what the challenger adds and removes (as
-    `training.retrain.label_change`, which the service does not import: no scikit-learn)."""
+    """Both models' priority labels and what the challenger adds and removes, as
+    `training.retrain.label_change` says it; kept here so that deciding on a promotion does not
+    import training (and scikit-learn) into a worker that never ran a job."""
     old, new = [str(label) for label in champion], [str(label) for label in challenger]
     return {
         "champion": old,

@@ -12,6 +12,7 @@ from core import load_enricher
 from tests.integration.browser.conftest import AGENT, SCREENSHOTS, running, sign_in
 from tests.support import write_tickets
 
+EXPORTS = Path(__file__).parents[2] / "corpus" / "exports"
 DESKTOP = {"width": 1440, "height": 900}
 TRAINING_S = 120_000  # ms: a retrain of the small export takes a few seconds on a busy machine
 
@@ -78,6 +79,61 @@ def test_an_admin_retrains_from_an_upload_compares_and_promotes(
             expect(page.locator("#model-summary")).to_contain_text(challenger)
             expect(page.locator("#model-card")).to_contain_text("production")
             assert service.api.get("/model").json()["version"] == challenger
+        finally:
+            context.close()
+
+
+def test_a_challenger_with_other_labels_is_shown_apart_and_promoted_once_the_admin_accepts(
+    browser: Browser, small_model_dir: Path, tmp_path: Path, helpdesk_url: str, agent_hash: str
+) -> None:
+    with running(
+        load_enricher(small_model_dir),
+        tmp_path / "tickets.sqlite3",
+        helpdesk_url,
+        agent_hash,
+        models_dir=tmp_path / "models",
+        admins=[AGENT],
+    ) as service:
+        champion = service.api.get("/model").json()
+        context = browser.new_context(viewport=DESKTOP)
+        try:
+            dashboard = context.new_page()
+            sign_in(dashboard, service.url)
+            expect(dashboard.locator("#filter-priority option")).to_have_count(3)  # any + 2
+            page = context.new_page()
+            page.goto(f"{service.url}/agent/model")
+            page.wait_for_selector("body[data-ready=true][data-retrain-ready=true]")
+            page.set_input_files("#retrain-file", str(EXPORTS / "zendesk.csv"))
+            page.click("#retrain-start")
+            page.wait_for_selector("#retrain-job[data-status=ready]", timeout=TRAINING_S)
+            challenger = service.api.get("/admin/retrain").json()["job"]["challenge"]["challenger"]
+
+            expect(page.locator("#retrain-result h3")).to_contain_text("Not like for like")
+            expect(page.locator("#labels-added")).to_have_text("Labels added: high, low")
+            expect(page.locator("#labels-removed")).to_have_text("Labels removed: none")
+            table = page.locator("#comparison-table")
+            expect(table).to_contain_text(f"champion {champion['version']} (its own test window)")
+            expect(table).to_contain_text("urgent recall")
+            expect(table).to_contain_text("not predicted")  # the champion has no "high"
+            expect(page.locator("#verdict")).to_contain_text("no verdict")
+            page.locator("#retrain").screenshot(path=str(SCREENSHOTS / "retrain-new-labels.png"))
+
+            promote = page.locator("#promote")
+            expect(promote).to_be_disabled()
+            page.check("#accept-new-labels")
+            expect(promote).to_be_enabled()
+            promote.click()
+            expect(page.locator("#decision")).to_contain_text(
+                f"Promoted by {AGENT}, accepting new priority labels (added: high, low"
+            )
+            expect(page.locator("#model-summary")).to_contain_text("high, low, normal, urgent")
+            assert service.api.get("/model").json()["version"] == challenger
+
+            # The dashboard left open offers the served model's labels once its queue changes.
+            service.api.post("/tickets", json={"subject": "Cluster down", "description": "x"})
+            options = dashboard.locator("#filter-priority option")
+            expect(options).to_have_count(5)
+            assert options.all_text_contents() == ["any", "urgent", "high", "normal", "low"]
         finally:
             context.close()
 
