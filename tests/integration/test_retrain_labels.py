@@ -1,19 +1,32 @@
 """A challenger with other priority labels than the served model, promoted from the agent UI's
-API against the real local service run as two workers on one database and models folder (what
-`serve --workers 2` runs): the comparison says it is not like for like and lists the labels
-added and removed, promotion needs the admin's explicit consent, and after it every worker's
-feedback, `/healthz`, `/model`, `/model/report`, model card and dashboard config follow the new
-labels, while stored tickets keep their enrichment."""
+API against the real local service: two apps on one database and models folder (what
+`serve --workers 2` runs, inspected worker by worker), then `ticket-enrich serve --workers 2`
+itself. The comparison says it is not like for like and lists the labels added and removed,
+promotion needs the admin's explicit consent, and after it every worker's feedback, `/healthz`,
+`/model`, `/model/report`, model card and dashboard config follow the new labels, while stored
+tickets keep their enrichment and corrections with a removed label stay out of training."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.integration.test_retrain_admin import EXPORTS, Service, _ended, _upload, running
-from tests.support import wait_until
+from tests.integration.test_retrain_admin import (
+    API_KEY,
+    EXPORTS,
+    TIMEOUT_S,
+    Service,
+    _ended,
+    _upload,
+    running,
+)
+from tests.support import serving, wait_until
+
+REQUESTS = 16
+_STARTED = re.compile(r"Started server process \[(\d+)\]")
 
 
 def _retrained(service: Service, export: str) -> dict[str, Any]:
@@ -167,3 +180,72 @@ def test_a_challenger_with_other_labels_is_promoted_with_consent_and_every_worke
         assert last["corrections"] == 1  # the "low" one
         assert any("1 corrections left out" in m and "high" in m for m in last["messages"])
         assert last["challenge"]["comparable"] is True
+
+
+def test_serve_with_two_worker_processes_follows_a_promotion_to_other_labels(
+    small_model_dir: Path, tmp_path: Path
+) -> None:
+    settings = {
+        "workers": "2",
+        "model_dir": str(small_model_dir),
+        "models_dir": str(tmp_path / "models"),
+        "database": str(tmp_path / "tickets.sqlite3"),
+        "api_key": API_KEY,
+    }
+    log = tmp_path / "service.log"
+    key = {"X-API-Key": API_KEY}
+
+    def fresh(method: str, path: str, **kwargs: Any) -> httpx.Response:
+        # A fresh connection each time, so that the kernel hands requests to either worker.
+        with httpx.Client(base_url=base_url, timeout=TIMEOUT_S, headers=key) as http:
+            return http.request(method, path, **kwargs)
+
+    with serving(settings, log) as base_url:
+        wait_until(lambda: len(_STARTED.findall(log.read_text())) == 2, "both workers to start")
+        champion = fresh("GET", "/model").json()["version"]
+        ticket = fresh("POST", "/tickets", json={"subject": "Disk full", "description": "x"})
+        ticket_id = ticket.json()["id"]
+        started = fresh(
+            "POST",
+            "/admin/retrain/upload",
+            files={"file": ("zendesk.csv", (EXPORTS / "zendesk.csv").read_bytes())},
+        )
+        assert started.status_code == 202, started.text
+
+        def ended() -> dict[str, Any] | None:
+            job = fresh("GET", f"/admin/retrain/jobs/{started.json()['id']}").json()
+            return job if job["status"] != "running" else None
+
+        job = wait_until(ended, "the retrain to end")
+        assert job["status"] == "ready", job["error"]
+        new = job["challenge"]["challenger"]
+        promote = f"/admin/retrain/jobs/{job['id']}/promote"
+        refused = fresh("POST", promote)
+        assert refused.status_code == 409 and refused.json()["error"]["code"] == "labels_differ"
+        promoted = fresh("POST", promote, json={"accept_new_labels": True})
+        assert promoted.status_code == 200, promoted.text
+
+        def everywhere() -> bool:
+            versions = {
+                fresh("GET", "/healthz").json()["model"]["version"] for _ in range(REQUESTS)
+            }
+            return versions == {new}
+
+        wait_until(everywhere, "every worker to serve the promoted model")
+        # The worker that did not take the promotion swapped the model in on its own.
+        assert "serving a promoted model" in log.read_text()
+        report = (tmp_path / "models" / "registry" / new / "report" / "metrics.json").read_bytes()
+        for _ in range(REQUESTS):
+            corrected = fresh(
+                "POST",
+                f"/tickets/{ticket_id}/feedback",
+                json={"target": "priority", "label": "high"},
+            )
+            assert corrected.status_code == 201, corrected.text
+            assert fresh("GET", "/model/report").content == report
+            config = fresh("GET", "/agent/config").json()
+            assert config["priority_order"] == ["urgent", "high", "normal", "low"]
+        assert fresh("GET", f"/tickets/{ticket_id}").json()["enrichment"]["model"]["version"] == (
+            champion
+        )
+    assert "Traceback" not in log.read_text(errors="replace")
