@@ -21,7 +21,10 @@ class Settings(BaseSettings):
     (command-line options, test fixtures) override it; nothing reads the environment at import.
     """
 
-    model_config = SettingsConfigDict(env_prefix="TICKET_ENRICH_", extra="ignore")
+    # Built on first instantiation rather than at import: the AWS and Azure adapters only ever
+    # instantiate their subclasses, whose validators cover these fields too, so building this
+    # class's own would be paid for nothing on their cold starts.
+    model_config = SettingsConfigDict(env_prefix="TICKET_ENRICH_", extra="ignore", defer_build=True)
 
     models_dir: Path = Field(Path("models"), description="Where trained artifacts are written.")
     model_dir: Path | None = Field(

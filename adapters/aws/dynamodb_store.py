@@ -160,7 +160,6 @@ class DynamoDBTicketStore:
     def _add(self, ticket: StoredTicket, deliver_at: datetime | None) -> tuple[StoredTicket, bool]:
         item = _ticket_item(ticket)
         new = "attribute_not_exists(pk)"
-        created = True
         try:
             if deliver_at is None:
                 self._client.put_item(TableName=self.table, Item=item, ConditionExpression=new)
@@ -197,11 +196,14 @@ class DynamoDBTicketStore:
         except ClientError as exc:
             if not self._is_duplicate(exc):
                 raise StoreError(f"cannot store ticket {ticket.id}: {exc}") from exc
-            created = False
+            # On a conflict the first version wins: read it back rather than echo the argument.
+            return self.get(ticket.id), False
         except BotoCoreError as exc:
             raise StoreError(f"cannot store ticket {ticket.id}: {exc}") from exc
-        # Read back rather than echo the argument: on a conflict the first version wins.
-        return self.get(ticket.id), created
+        # The conditional put succeeded, so what is stored is exactly this item: reading it
+        # back would cost a round trip (on every new ticket, the first one included) for the
+        # same answer.
+        return _item_to_ticket(item), True
 
     @staticmethod
     def _is_duplicate(exc: ClientError) -> bool:

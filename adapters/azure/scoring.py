@@ -18,7 +18,7 @@ from adapters.azure.scoring_log import BlobScoringLog, NullScoringLog, ScoringLo
 from adapters.azure.settings import AzureSettings
 from core import Enricher, load_enricher
 from core.errors import FieldProblem, InvalidTicket, TicketTooLarge, error_body
-from core.schema import decode_json
+from core.schema import decode_json, normalize_ticket
 
 _log = logging.getLogger(__name__)
 
@@ -115,8 +115,12 @@ class Scorer:
             raise TicketTooLarge([FieldProblem("body", message)])
         # The core's one JSON reader: UTF-8, nesting, number size, lone surrogates.
         data = decode_json(body, self.enricher.limits, max_bytes=self.max_body_bytes)
+        # `normalize_ticket` rather than `Enricher.parse`: a well-formed ticket is checked
+        # without building the pydantic ticket model (tens of milliseconds of the cold start),
+        # and anything else is refused by that model with the same messages.
+        limits = self.enricher.limits
         if isinstance(data, dict):
-            return [self.enricher.parse(data)], True
+            return [normalize_ticket(data, limits)], True
         if not isinstance(data, list) or not data:
             raise InvalidTicket(
                 [FieldProblem("body", "must be a ticket (JSON object) or a non-empty array")]
@@ -129,7 +133,7 @@ class Scorer:
             if not isinstance(item, dict):
                 raise InvalidTicket([FieldProblem(f"[{index}]", "must be a JSON object")])
             try:
-                parsed.append(self.enricher.parse(item))
+                parsed.append(normalize_ticket(item, limits))
             except InvalidTicket as exc:
                 raise _prefixed(exc, index) from None
         return parsed, False

@@ -18,7 +18,7 @@ day one helpdesk sees; a busier install would add index partitions.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -65,7 +65,7 @@ def _ticket_entity(ticket: StoredTicket) -> dict[str, Any]:
     return entity
 
 
-def _entity_to_ticket(entity: TableEntity) -> StoredTicket:
+def _entity_to_ticket(entity: Mapping[str, Any]) -> StoredTicket:
     body = json.loads("".join(entity[f"body_{i}"] for i in range(int(entity["body_parts"]))))
     return StoredTicket(
         id=entity["PartitionKey"],
@@ -146,7 +146,8 @@ class TableTicketStore:
                 self._table.create_entity(entity)
             except ResourceExistsError:
                 return self.get(ticket.id), False
-        return self.get(ticket.id), True
+        # Created: what is stored is exactly this entity, so it is not read back.
+        return _entity_to_ticket(entity), True
 
     def add_with_delivery(self, ticket: StoredTicket, now: datetime) -> tuple[StoredTicket, bool]:
         """Like `add`, and in the same batch enqueue a delivery due at ``now`` when the ticket
@@ -158,7 +159,8 @@ class TableTicketStore:
             "lease_until": _NO_LEASE,
             "enqueued_at": now.timestamp(),
         }
-        batch = [("create", _ticket_entity(ticket)), ("create", delivery)]
+        entity = _ticket_entity(ticket)
+        batch = [("create", entity), ("create", delivery)]
         with self._errors(f"cannot store ticket {ticket.id}"):
             try:
                 self._table.submit_transaction(batch)
@@ -166,7 +168,8 @@ class TableTicketStore:
                 if getattr(exc, "error_code", None) != "EntityAlreadyExists":
                     raise
                 return self.get(ticket.id), False
-        return self.get(ticket.id), True
+        # The batch committed: what is stored is exactly this entity, so it is not read back.
+        return _entity_to_ticket(entity), True
 
     def get(self, ticket_id: str) -> StoredTicket:
         """The ticket with this id, or `core.errors.TicketNotFound`."""
