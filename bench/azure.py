@@ -324,6 +324,9 @@ def bench_azure(ctx: Context) -> dict[str, Any]:
     score_py = str(REPO_ROOT / "adapters" / "azure" / "score.py")
     base = {k: v for k, v in ctx.child_env.items() if not k.startswith("TICKET_ENRICH_")}
     base["AZUREML_MODEL_DIR"] = artifact_dir
+    # As deploy/azure/deployment.yml and the Functions app's settings set it: no pydantic plugin
+    # lookup (which reads every installed package's entry points) on the first model built.
+    base["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
     with_log = {
         **base,
         "TICKET_ENRICH_AZURE_SCORING_LOG_CONNECTION_STRING": _DEAD_STORAGE,
