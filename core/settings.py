@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, IPvAnyNetwork, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from core.delivery import RetryPolicy
 from core.enricher import EnrichOptions
 from core.schema import Limits
+
+if TYPE_CHECKING:
+    from core.delivery import RetryPolicy
 
 
 class Settings(BaseSettings):
@@ -212,6 +214,9 @@ class Settings(BaseSettings):
     @property
     def retry_policy(self) -> RetryPolicy:
         """How failed deliveries are retried."""
+        # Imported here: only delivery needs it, and the scoring script never delivers.
+        from core.delivery import RetryPolicy
+
         return RetryPolicy(
             base_s=self.delivery_retry_base_s,
             cap_s=self.delivery_retry_cap_s,
