@@ -23,7 +23,7 @@ from tests.integration.test_retrain_admin import (
     _upload,
     running,
 )
-from tests.support import serving, wait_until
+from tests.support import serving, wait_until, write_tickets
 
 REQUESTS = 16
 _STARTED = re.compile(r"Started server process \[(\d+)\]")
@@ -249,3 +249,29 @@ def test_serve_with_two_worker_processes_follows_a_promotion_to_other_labels(
             champion
         )
     assert "Traceback" not in log.read_text(errors="replace")
+
+
+def test_consent_is_asked_against_the_model_served_now_not_the_one_judged(
+    small_model_dir: Path, tmp_path: Path
+) -> None:
+    with running(small_model_dir, tmp_path) as service:
+        export = write_tickets(tmp_path / "closed.jsonl", rows=160, seed=11)
+        started = _upload(service, "closed.jsonl", export.read_bytes())
+        same = _ended(service, started.json()["id"])
+        assert same["status"] == "ready" and same["challenge"]["comparable"] is True
+        assert same["challenge"]["labels"]["added"] == same["challenge"]["labels"]["removed"] == []
+        zendesk = _retrained(service, "zendesk.csv")
+        accepted = service.api.post(
+            f"/admin/retrain/jobs/{zendesk['id']}/promote", json={"accept_new_labels": True}
+        )
+        assert accepted.status_code == 200, accepted.text
+        # Judged beside the two-label champion, the first challenger now replaces four labels.
+        refused = service.api.post(f"/admin/retrain/jobs/{same['id']}/promote")
+        assert refused.status_code == 409, refused.text
+        assert "added: none; removed: high, low" in refused.json()["error"]["message"]
+        promoted = service.api.post(
+            f"/admin/retrain/jobs/{same['id']}/promote", json={"accept_new_labels": True}
+        )
+        assert promoted.status_code == 200, promoted.text
+        assert promoted.json()["decision"]["labels_accepted"]["removed"] == ["high", "low"]
+        assert service.api.get("/model").json()["labels"] == ["normal", "urgent"]

@@ -9,6 +9,9 @@
   const POLL_MS = 1000;
   let polling = null;
   let mayRetrain = false;
+  // A job the server asked the admin's consent for although it judged both on the same labels
+  // (another promotion changed the served model's labels since).
+  let consentFor = null;
 
   const $ = (id) => document.getElementById(id);
 
@@ -109,17 +112,19 @@
         heatmap(chall.confusion_matrix, "challenger-matrix", "Confusion matrix of the challenger on its test window"));
     }
     if (job.status === "ready" && mayRetrain) {
-      const promote = el("button", { type: "button", id: "promote", disabled: !sameWindow,
-        onclick: () => decide(job, "promote", sameWindow ? undefined : { accept_new_labels: true }) },
+      const consent = !sameWindow || consentFor === job.id;
+      const promote = el("button", { type: "button", id: "promote", disabled: consent,
+        onclick: () => decide(job, "promote", consent ? { accept_new_labels: true } : undefined) },
       "Promote the challenger");
       const discard = el("button", { type: "button", id: "discard", class: "secondary", onclick: () => decide(job, "discard") },
         "Discard it");
-      if (!sameWindow) {
-        const l = c.labels || {};
+      if (consent) {
+        const l = !sameWindow && c.labels;
+        const what = l ? `(added: ${listed(l.added)}; removed: ${listed(l.removed)})` : "(as the message above lists them)";
         const accept = el("input", { type: "checkbox", id: "accept-new-labels",
           onchange: (event) => { promote.disabled = !event.target.checked; } });
         holder.append(el("label", { class: "confirm", for: "accept-new-labels" }, accept,
-          ` I accept the new priority labels (added: ${listed(l.added)}; removed: ${listed(l.removed)}). `
+          ` I accept the new priority labels ${what}. `
           + "Agents' corrections, the queue's filters and the model card will use the challenger's labels in every worker; "
           + "tickets already enriched keep their stored priority, and corrections with a removed label stay in the history but are left out of the next retrain."));
       }
@@ -160,7 +165,12 @@
     const answer = await api(`/admin/retrain/jobs/${encodeURIComponent(job.id)}/${action}`,
       body ? { method: "POST", body } : { method: "POST" });
     if (!answer.ok) {
-      say(answer.data && answer.data.error ? answer.data.error.message : `Refused (${answer.status}).`, "job-failed");
+      const error = answer.data && answer.data.error;
+      say(error ? error.message : `Refused (${answer.status}).`, "job-failed");
+      if (error && error.code === "labels_differ" && consentFor !== job.id) {
+        consentFor = job.id;
+        comparison(job);
+      }
       return;
     }
     show(answer.data);
