@@ -479,8 +479,8 @@ def bench_aws(ctx: Context) -> dict[str, Any]:
             "wall = perf_counter around subprocess.run after one warm-up per variant, each child "
             "leaving with os._exit as soon as it has answered (a Lambda sandbox is frozen, not "
             "torn down, so interpreter exit is never paid); the handler's first call includes "
-            "its DynamoDB round trips to moto on loopback (for a ticket without external_id: "
-            "one conditional PutItem and the consistent GetItem that reads it back); the "
+            "its DynamoDB round trip to moto on loopback (for a ticket without external_id: "
+            "one conditional PutItem; a new ticket is not read back); the "
             "Lambda runtime's own start-up is not included"
         ),
     }
