@@ -113,11 +113,9 @@ def _single_label(mapping: FieldMapping, priority: Any) -> str | None:
     return labels[0] if len(labels) == 1 else None
 
 
-class ZendeskClosed:
-    """Solved and closed Zendesk tickets from the incremental ticket export."""
-
-    system = "zendesk"
-    path = "/api/v2/incremental/tickets/cursor.json"
+class _ClosedSource:
+    """What every helpdesk's closed-ticket source holds: the HTTP client, the priority mapping
+    the push uses, how to read the helpdesk's error bodies, and the page size."""
 
     def __init__(
         self,
@@ -130,6 +128,17 @@ class ZendeskClosed:
         self.mapping = mapping
         self.error_message = error_message
         self.per_page = per_page
+
+    def label(self, priority: Any) -> str | None:
+        """The helpdesk's priority back onto the product's labels, when exactly one fits."""
+        return _single_label(self.mapping, priority)
+
+
+class ZendeskClosed(_ClosedSource):
+    """Solved and closed Zendesk tickets from the incremental ticket export."""
+
+    system = "zendesk"
+    path = "/api/v2/incremental/tickets/cursor.json"
 
     def page(self, cursor: str | None) -> Page:
         """One page of the export; ``end_of_stream`` ends it."""
@@ -165,29 +174,13 @@ class ZendeskClosed:
             return Page(closed, None)
         return Page(closed, str(after))
 
-    def label(self, priority: Any) -> str | None:
-        """Zendesk's urgent/high/normal/low back onto the product's labels."""
-        return _single_label(self.mapping, priority)
 
-
-class FreshdeskClosed:
+class FreshdeskClosed(_ClosedSource):
     """Resolved and closed Freshdesk tickets from the ticket list, oldest update first."""
 
     system = "freshdesk"
     path = "/api/v2/tickets"
     since = "2000-01-01T00:00:00Z"
-
-    def __init__(
-        self,
-        http: httpx.Client,
-        mapping: FieldMapping,
-        error_message: ErrorMessage,
-        per_page: int = PAGE_SIZE,
-    ) -> None:
-        self.http = http
-        self.mapping = mapping
-        self.error_message = error_message
-        self.per_page = per_page
 
     def page(self, cursor: str | None) -> Page:
         """One page of the list; a short page, or one without a ``next`` link, is the last."""
@@ -230,12 +223,8 @@ class FreshdeskClosed:
         more = "next" in response.links or len(tickets) >= self.per_page
         return Page(closed, str(number + 1) if more and tickets else None)
 
-    def label(self, priority: Any) -> str | None:
-        """Freshdesk's 4 (urgent) … 1 (low) back onto the product's labels."""
-        return _single_label(self.mapping, priority)
 
-
-class JiraClosed:
+class JiraClosed(_ClosedSource):
     """A project's Jira issues in the done category, oldest first, by JQL."""
 
     system = "jira"
@@ -250,12 +239,9 @@ class JiraClosed:
         search_path: str,
         per_page: int = PAGE_SIZE,
     ) -> None:
-        self.http = http
-        self.mapping = mapping
-        self.error_message = error_message
+        super().__init__(http, mapping, error_message, per_page)
         self.project_key = project_key
         self.search_path = search_path
-        self.per_page = per_page
 
     def page(self, cursor: str | None) -> Page:
         """One page of the search: ``nextPageToken`` on Jira Cloud, ``startAt`` on Data Center."""
@@ -312,12 +298,8 @@ class JiraClosed:
             return Page(closed, f"at:{start + len(issues)}")
         return Page(closed, None)
 
-    def label(self, priority: Any) -> str | None:
-        """Jira's priority names back onto the product's labels."""
-        return _single_label(self.mapping, priority)
 
-
-class RTClosed:
+class RTClosed(_ClosedSource):
     """A Request Tracker queue's resolved tickets, by id, with their first text attachment."""
 
     system = "rt"
@@ -331,11 +313,8 @@ class RTClosed:
         queue: str,
         per_page: int = PAGE_SIZE,
     ) -> None:
-        self.http = http
-        self.mapping = mapping
-        self.error_message = error_message
+        super().__init__(http, mapping, error_message, per_page)
         self.queue = queue
-        self.per_page = per_page
 
     def page(self, cursor: str | None) -> Page:
         """One page of the TicketSQL search; ``pages`` says how many there are."""
