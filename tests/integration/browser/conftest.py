@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from adapters.helpdesk.webhook import WebhookClient
 from adapters.local.app import create_app, server_options
@@ -199,6 +199,33 @@ def small_service(
         customer_rate_per_hour=0,
     ) as service:
         yield service
+
+
+@pytest.fixture
+def admin_service(
+    small_model_dir: Path, tmp_path: Path, helpdesk_url: str, agent_hash: str
+) -> Iterator[Service]:
+    """The local service with the tiny model, its own registry, and the agent an admin (rules,
+    retrain). Its own enricher: a promotion changes the served one in place."""
+    with running(
+        load_enricher(small_model_dir),
+        tmp_path / "tickets.sqlite3",
+        helpdesk_url,
+        agent_hash,
+        models_dir=tmp_path / "models",
+        admins=[AGENT],
+    ) as service:
+        yield service
+
+
+@contextmanager
+def desktop(browser: Browser, width: int = 1440, height: int = 900) -> Iterator[BrowserContext]:
+    """A browser context with a desktop viewport, closed when the block ends."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    try:
+        yield context
+    finally:
+        context.close()
 
 
 def sign_in(page: Page, url: str) -> None:
