@@ -115,10 +115,12 @@ def pull_closed_tickets(
     progress: Callable[[str], None] = lambda _message: None,
     attempts: int = DEFAULT_ATTEMPTS,
     sleep: Callable[[float], None] = time.sleep,
+    resume_hint: str = "run the same command again to resume from there",
 ) -> PullResult:
     """Pull the reader's closed tickets into ``export`` (JSONL), resuming an unfinished pull of
     the same ``source`` (the helpdesk and its URL); raises `PullInterrupted` with a one-line
-    reason when it stops part-way, and `HelpdeskRejected` when the helpdesk refuses it."""
+    reason when it stops part-way (ending with ``resume_hint``: how to resume, where the pull
+    was started from), and `HelpdeskRejected` when the helpdesk refuses it."""
     export.parent.mkdir(parents=True, exist_ok=True)
     state_path = _state_path(export)
     state = _read_state(state_path, source) if export.exists() else None
@@ -145,7 +147,7 @@ def pull_closed_tickets(
         )
     _write_state(state_path, state)
     while True:
-        page = _page(reader, state, attempts, sleep, export)
+        page = _page(reader, state, attempts, sleep, export, resume_hint)
         lines = []
         for ticket in page.tickets:
             if ticket.priority in (None, ""):
@@ -191,10 +193,10 @@ def _page(
     attempts: int,
     sleep: Callable[[float], None],
     export: Path,
+    resume: str,
 ) -> Page:
     """The next page, retried while the helpdesk is unavailable; stopping keeps the pull."""
     kept = f"{state['pulled']} closed tickets so far are kept in {export}"
-    resume = "run the same command again to resume from there"
     for attempt in range(1, attempts + 1):
         try:
             return reader.page(state["cursor"])

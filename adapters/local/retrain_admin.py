@@ -745,6 +745,7 @@ def build_retrain_admin(
                 settings.database.parent / "pull" / f"{name}.jsonl",
                 source=f"{name} {settings.helpdesk_url}",
                 progress=job.note,
+                resume_hint="start a retrain from the helpdesk again to resume from there",
             )
         finally:
             client.close()

@@ -23,7 +23,7 @@ from adapters.local.sqlite_store import SQLiteTicketStore
 from core import load_enricher
 from core.settings import Settings
 from tests.integration.helpdesk_fakes import Reply, Request, serving
-from tests.integration.pull_fakes import ZendeskExport, seeded
+from tests.integration.pull_fakes import GARBLED, ZendeskExport, seeded
 from tests.support import wait_until, write_tickets
 
 API_KEY = "retrain-test-key"
@@ -313,6 +313,50 @@ def test_wrong_helpdesk_credentials_fail_the_job_and_the_champion_keeps_serving(
             assert service.api.get("/model").json()["version"] == champion
             promote = service.api.post(f"/admin/retrain/jobs/{job['id']}/promote")
             assert promote.status_code == 409
+
+
+class FailingZendesk(ZendeskExport):
+    """Zendesk whose export answers its first page, then a maintenance page in place of the
+    next ones until the test mends it."""
+
+    broken = True
+
+    def answer(self, request: Request) -> Reply:
+        if self.broken and "cursor" in request.query:
+            return Reply(200, GARBLED)
+        return super().answer(request)
+
+
+def test_a_helpdesk_outage_mid_pull_fails_the_job_and_the_next_retrain_resumes(
+    small_model_dir: Path, tmp_path: Path
+) -> None:
+    with serving(FailingZendesk()) as fake:
+        assert isinstance(fake, FailingZendesk)
+        fake.seed(seeded(150, 0, 0))  # two pages of 100
+        settings = _zendesk_settings(fake, ZendeskExport.TOKEN)
+        with running(small_model_dir, tmp_path, **settings) as service:
+            champion = service.api.get("/model").json()["version"]
+            started = service.api.post("/admin/retrain", json={"source": "helpdesk"})
+            job = _ended(service, started.json()["id"])
+            assert job["status"] == "failed" and job["stage"] == "reading"
+            error = job["error"]
+            assert "\n" not in error and "page 2 could not be read" in error
+            assert "100 closed tickets so far are kept" in error
+            assert "start a retrain from the helpdesk again to resume" in error
+            assert job["challenge"] is None and service.registry.versions() == []
+            assert service.api.get("/model").json()["version"] == champion
+            assert service.api.post("/tickets", json={"subject": "still served"}).status_code == 201
+
+            fake.broken = False
+            asked = len(fake.requests)
+            again = service.api.post("/admin/retrain", json={"source": "helpdesk"})
+            job = _ended(service, again.json()["id"])
+            assert job["status"] == "ready", job["error"]
+            assert any("resuming after page 1 (100 closed tickets" in m for m in job["messages"])
+            assert job["challenge"]["data"]["rows"] == 150
+            # The resumed pull asked for the second page only, not the first again.
+            reads = [r for r in fake.requests[asked:] if r.path.endswith("cursor.json")]
+            assert reads and all("cursor" in r.query for r in reads)
 
 
 def test_a_webhook_helpdesk_cannot_be_pulled(service: Service) -> None:
