@@ -13,7 +13,14 @@ from playwright.sync_api import Browser, expect
 
 from core import load_enricher
 from core.rules import RULES_FORMAT
-from tests.integration.browser.conftest import AGENT, Service, desktop, running, sign_in
+from tests.integration.browser.conftest import (
+    AGENT,
+    Service,
+    desktop,
+    running,
+    screenshot,
+    sign_in,
+)
 
 DESKTOP = {"width": 1280, "height": 900}
 XSS = '<img src=x onerror="window.__xss = 1">'
@@ -78,6 +85,7 @@ def test_an_admin_edits_saves_and_restores_the_rules(
         expect(newest).to_contain_text("added llama; removed zebra")
         expect(newest).to_contain_text(AGENT)
         expect(newest).to_contain_text("in force")
+        screenshot(page, "rules.png")  # for docs/pages.md
 
         page.click("#rules-history button[data-restore='1']")
         expect(page.locator("#rules-version")).to_have_attribute("data-version", "3")
