@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,12 @@ class ModelConfig:
     urgent_recall: float | None = 0.5
     medium_precision: float = 0.75
     min_band_support: int = 20
+    # Where the forward-chaining folds that set the priority's per-class bands start, as shares
+    # of the training window (fit + validation): each fold is predicted by a model fitted on
+    # every ticket before it. Pooled, they hold far more tickets than the validation window
+    # alone, whose 20 most confident tickets of a class decide nothing reliably. Empty: the
+    # validation window's bands.
+    band_folds: tuple[float, ...] = (0.4, 0.52, 0.64, 0.76, 0.88)
     max_iter: int = 3000
     # Labels of a secondary target seen fewer times than this are merged into "Other".
     min_label_count: int = 10
@@ -561,6 +568,46 @@ def check_window(
     return proba, y_fit[cut:]
 
 
+def out_of_fold(
+    examples: Sequence[Example],
+    y: np.ndarray,
+    field_names: Sequence[str],
+    params: dict[str, Any],
+    temperature: float,
+    config: ModelConfig,
+    labels: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Forward-chaining out-of-fold probabilities over the training window (``examples`` in
+    time order, ``y`` their labels): each fold of `ModelConfig.band_folds` is predicted by
+    features and a classifier (the chosen hyper-parameters and temperature) fitted on every
+    ticket before it. Columns are ``labels`` (sorted; a class outside them gets no column);
+    None when no fold can be fitted."""
+    starts = [int(len(y) * f) for f in config.band_folds] + [len(y)]
+    probas, truths = [], []
+    for a, b in pairwise(starts):
+        if a < 2 or b <= a or len(set(y[:a])) < 2:
+            continue
+        features = build_features(field_names, config).fit([e.doc for e in examples[:a]])
+        lr = LogisticRegression(
+            C=params["C"], class_weight=params["class_weight"], max_iter=config.max_iter
+        ).fit(features.transform([e.doc for e in examples[:a]]), y[:a])
+        z = np.asarray(
+            lr.decision_function(features.transform([e.doc for e in examples[a:b]])),
+            dtype=np.float64,
+        )
+        logits = np.column_stack([-z, z]) if z.ndim == 1 else z
+        known = np.isin(lr.classes_, labels)
+        proba = np.zeros((b - a, len(labels)))
+        proba[:, np.searchsorted(labels, lr.classes_[known])] = _softmax(logits / temperature)[
+            :, known
+        ]
+        probas.append(proba)
+        truths.append(y[a:b])
+    if not probas:
+        return None
+    return np.vstack(probas), np.concatenate(truths)
+
+
 def choose_decisions(
     name: str,
     val_proba: np.ndarray,
@@ -571,12 +618,15 @@ def choose_decisions(
     say: Progress,
     check: tuple[np.ndarray, np.ndarray] | None = None,
     macro_f1_floor: float | None = None,
+    band_window: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Trust:
     """Decision weights (priority, when it has urgent labels and an objective) and per-class
     bands from the fit-window model's validation probabilities (columns in sorted label order,
     as scikit-learn orders them), and the validation macro-F1 of always answering the fit
     window's majority class. ``check`` is an earlier window's probabilities and truth, on
-    which the weights must not cost macro-F1 either (see `training.decisions`)."""
+    which the weights must not cost macro-F1 either (see `training.decisions`); ``band_window``
+    (probabilities and truth, e.g. `out_of_fold`) is where the bands are set instead of the
+    validation window."""
     labels = [str(label) for label in np.unique(y_fit)]
     weights: dict[str, float] | None = None
     decision: dict[str, Any] | None = None
@@ -592,9 +642,10 @@ def choose_decisions(
         weights = chosen
         decision = {"weights": chosen, **decision_report}
         say(f"{name}: decision weights {chosen} ({decision_report['validation']})")
+    band_proba, band_truth = band_window if band_window is not None else (val_proba, y_val)
     bands = class_bands(
-        val_proba,
-        y_val,
+        band_proba,
+        band_truth,
         labels,
         None if weights is None else np.asarray([weights[label] for label in labels]),
         config.high_precision,
@@ -658,6 +709,13 @@ def fit_model(
             if own_urgent
             else None
         )
+        band_window = (
+            out_of_fold(train, y, field_names, params, temperature, config, np.unique(y[:n_own]))
+            if name == "priority" and config.band_folds
+            else None
+        )
+        if band_window is not None:
+            say(f"{name}: per-class bands from {len(band_window[1])} out-of-fold tickets")
         trust = choose_decisions(
             name,
             val_proba,
@@ -668,6 +726,7 @@ def fit_model(
             say,
             check,
             macro_f1_floor if name == "priority" else None,
+            band_window,
         )
         lr = LogisticRegression(
             C=params["C"], class_weight=params["class_weight"], max_iter=config.max_iter

@@ -121,3 +121,36 @@ def test_explanations_skip_function_word_terms(tmp_path: Path) -> None:
     features = model.features(doc)
     terms = [t["term"] for t in model.explain(features, "priority", "urgent")]
     assert terms == ["outage"]
+
+
+def test_out_of_fold_predicts_each_fold_from_the_tickets_before_it_only() -> None:
+    from training.data import Example
+    from training.model import ModelConfig, out_of_fold
+
+    words = {"urgent": "outage down crash", "normal": "slow upgrade question"}
+    labels = ["urgent", "normal"] * 40
+    # The last fold holds a class no earlier ticket has: it cannot be predicted, and a class
+    # outside the given labels gets no column.
+    labels[-8:] = ["legal"] * 8
+    examples = [
+        Example(i, ticket_document(words.get(label, "licence audit"), ""), label, None, None, None)
+        for i, label in enumerate(labels)
+    ]
+    config = ModelConfig(band_folds=(0.5, 0.75), min_df=1)
+    got = out_of_fold(
+        examples,
+        np.array(labels),
+        (),
+        {"C": 10.0, "class_weight": None},
+        1.0,
+        config,
+        np.array(["normal", "urgent"]),
+    )
+    assert got is not None
+    proba, truth = got
+    assert len(truth) == len(labels) - 40
+    assert list(truth) == labels[40:]
+    assert proba.shape == (40, 2)
+    # Tickets of the known classes are told apart by models that never saw them.
+    known = truth != "legal"
+    assert (np.array(["normal", "urgent"])[proba[known].argmax(axis=1)] == truth[known]).all()
