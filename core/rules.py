@@ -441,3 +441,31 @@ def check_combined_patterns(rules: RuleSet) -> None:
                     f"rule {rule.name!r}: its {what} cannot be used together: {exc}",
                     rule=rule.name,
                 ) from None
+
+
+def validate_rules(spec: Any, labels: Sequence[str]) -> RuleSet:
+    """Validate a rules document (parsed JSON) for a model with these labels as strictly as a
+    running service does: `load_rules`, then `check_combined_patterns`, with anything else a
+    hand-written file can make them raise (an `order` holding lists) turned into the
+    `InvalidRules` a caller handles, naming the rule when one is at fault."""
+    try:
+        rules = load_rules(spec, labels)
+    except InvalidRules:
+        raise
+    except re.error as exc:
+        # Compiling a rule's patterns together failed inside the rule set: find which rule.
+        for data in spec.get("rules", []):
+            try:
+                load_rules({**spec, "rules": [data]}, labels)
+            except InvalidRules:
+                continue
+            except re.error:
+                name = str(data.get("name"))
+                raise InvalidRules(
+                    f"rule {name!r}: its patterns cannot be used together: {exc}", rule=name
+                ) from None
+        raise InvalidRules(f"the rules file cannot be read: {exc}") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise InvalidRules(f"the rules file cannot be read: {exc}") from None
+    check_combined_patterns(rules)
+    return rules

@@ -38,10 +38,10 @@ from core.errors import InvalidRules
 from core.rules import (
     RULES_FILE,
     RuleSet,
-    check_combined_patterns,
     load_rules,
     rules_changes,
     rules_version_key,
+    validate_rules,
 )
 
 _log = logging.getLogger(__name__)
@@ -199,30 +199,7 @@ class Refusal:
 
 
 def _validated(spec: Any, labels: list[str]) -> RuleSet:
-    """`load_rules` and `check_combined_patterns`, with anything else a hand-written file can
-    make them raise (an `order` holding lists) turned into the `InvalidRules` a caller
-    handles."""
-    try:
-        rules = load_rules(spec, labels)
-    except InvalidRules:
-        raise
-    except re.error as exc:
-        # Compiling a rule's patterns together failed inside the rule set: find which rule.
-        for data in spec.get("rules", []):
-            try:
-                load_rules({**spec, "rules": [data]}, labels)
-            except InvalidRules:
-                continue
-            except re.error:
-                name = str(data.get("name"))
-                raise InvalidRules(
-                    f"rule {name!r}: its patterns cannot be used together: {exc}", rule=name
-                ) from None
-        raise InvalidRules(f"the rules file cannot be read: {exc}") from None
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise InvalidRules(f"the rules file cannot be read: {exc}") from None
-    check_combined_patterns(rules)
-    return rules
+    return validate_rules(spec, labels)
 
 
 def _labels(artifact: Artifact) -> list[str]:

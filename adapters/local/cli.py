@@ -769,6 +769,109 @@ def _cmd_registry(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _rule_summary(rule: Any) -> str:
+    """One line for a rule: its name, the label it sets and what it matches."""
+    sets = f"label = {rule.label}" if rule.fixed else f"minimum {rule.label}"
+    matches = []
+    if rule.phrases:
+        matches.append("phrases " + ", ".join(json.dumps(p) for p in rule.phrases))
+    if rule.patterns:
+        matches.append("patterns " + ", ".join(json.dumps(p) for p in rule.patterns))
+    for name, values in rule.fields.items():
+        matches.append(f"field {name} = " + " | ".join(json.dumps(v) for v in values))
+    unless = f"; unless {', '.join(json.dumps(p) for p in rule.unless)}" if rule.unless else ""
+    return f"{rule.name}\t{sets}\t{'; '.join(matches)}{unless}"
+
+
+def _cmd_rules(args: argparse.Namespace, settings: Settings) -> int:
+    from core.rules_release import priority_labels, read_rules_file
+
+    if args.action == "check":
+        model = Path(args.model) if args.model else settings.serving_model_dir
+        from core.rules import validate_rules
+
+        rules = validate_rules(read_rules_file(args.file), priority_labels(model))
+        for rule in rules.rules:
+            sys.stdout.write(_rule_summary(rule) + "\n")
+        _say(
+            f"{args.file}: {len(rules)} rule{'s' if len(rules) != 1 else ''} valid for the "
+            f"labels of {model} (rules version {rules.version or 'none'})"
+        )
+        return 0
+    if args.action == "export":
+        return _export_rules(args, settings)
+    return _release_rules(args)
+
+
+def _export_rules(args: argparse.Namespace, settings: Settings) -> int:
+    from core.artifact import read_artifact
+    from core.rules_source import RULES_DIR, ReloadingRules, RulesDirectory
+
+    registry = Path(args.registry) if args.registry else settings.model_registry_dir
+    model = Path(args.model) if args.model else settings.serving_model_dir
+    artifact = read_artifact(model)
+    directory = RulesDirectory(registry / RULES_DIR)
+    # The service's own choice of the rules in force, so that what is exported is what it
+    # applies (an invalid newest file is skipped, a model with newer rules of its own wins).
+    state = ReloadingRules(directory, lambda: artifact).state
+    document = state.document()
+    if document is None:
+        raise TicketEnrichError(
+            f"no rules in force: {directory.root} holds no valid version and {model} ships no "
+            "rules of its own"
+        )
+    text = json.dumps(document, indent=2) + "\n"
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    entry = directory.entry(state.version) if state.version else None
+    who = f", written by {entry.get('by')} at {entry.get('at')}" if entry else ""
+    _say(
+        f"rules version {state.version} ({state.source}{who}; {state.reason}), "
+        f"{len(document['rules'])} rules, for model {state.model_version}"
+        + (f", written to {args.out}" if args.out else "")
+    )
+    return 0
+
+
+def _release_rules(args: argparse.Namespace) -> int:
+    from core.rules_release import read_rules_file, release_rules
+
+    by = args.by
+    if not by:
+        import getpass
+
+        try:
+            by = getpass.getuser()
+        except (KeyError, OSError):
+            by = "unknown"
+    released = release_rules(
+        args.model,
+        read_rules_file(args.file),
+        args.out,
+        by=by,
+        source=str(Path(args.file).resolve()),
+    )
+    sys.stdout.write(
+        json.dumps(
+            {
+                "version": released.version,
+                "path": str(released.path),
+                "parent": released.metadata["parent"],
+                "rules": released.metadata["rules"],
+            }
+        )
+        + "\n"
+    )
+    _say(
+        f"model {released.version} (model {released.parent} with rules "
+        f"{released.rules.version or 'unversioned'}, {len(released.rules)} rules) written to "
+        f"{released.path}; register or deploy it as a trained model"
+    )
+    return 0
+
+
 def _at_least(lowest: int) -> Callable[[str], int]:
     """An argparse type: an integer no lower than ``lowest``."""
 
@@ -936,6 +1039,40 @@ def build_parser() -> argparse.ArgumentParser:
     for command in (listing, promote, rollback):
         command.add_argument("--registry", type=Path)
 
+    rules = sub.add_parser(
+        "rules",
+        help="priority rules: check a file, export the local service's, release them in a model",
+        description="Carry the priority rules to the clouds and Spark: `check` validates a "
+        "rules file for a model, `export` writes the rules in force on the local service, "
+        "`release` makes a new model version that ships them (register or deploy it as a "
+        "trained model).",
+    )
+    rules_sub = rules.add_subparsers(dest="action", required=True)
+    check = rules_sub.add_parser(
+        "check", help="validate a rules file (exit 2 naming the rule at fault)"
+    )
+    check.add_argument("file", metavar="FILE")
+    check.add_argument(
+        "--model", type=Path, help="whose labels the rules must use; default: the served model"
+    )
+    export = rules_sub.add_parser(
+        "export", help="the rules in force on the local service, as a rules file"
+    )
+    export.add_argument(
+        "--registry", type=Path, help="the local registry whose rules/ to read; default: its own"
+    )
+    export.add_argument("--model", type=Path, help="the served model; default: MODELS_DIR/latest")
+    export.add_argument("--out", type=Path, help="file to write; default: standard output")
+    release = rules_sub.add_parser(
+        "release", help="a new model version: MODEL with the rules of FILE, written to NEWDIR"
+    )
+    release.add_argument("file", metavar="FILE")
+    release.add_argument("--model", type=Path, required=True, help="the model artifact")
+    release.add_argument(
+        "--out", type=Path, required=True, metavar="NEWDIR", help="where (must not exist)"
+    )
+    release.add_argument("--by", help="who releases them; default: the user running this")
+
     deploy = sub.add_parser("deploy", help="build and deploy to a cloud (or --dry-run)")
     targets = deploy.add_subparsers(dest="cloud", required=True)
     for cloud in _cloud_modules("command"):
@@ -1039,6 +1176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "retrain": _cmd_retrain,
         "registry": _cmd_registry,
         "outcomes": _cmd_outcomes,
+        "rules": _cmd_rules,
     }
     try:
         return commands[args.command](args, Settings())
