@@ -136,3 +136,28 @@ def test_a_missing_table_is_a_store_error(aws_env: str) -> None:
         store.claim_due(NOW, NOW, limit=1)
     with pytest.raises(StoreError):
         store.count_by_status()
+
+
+def test_a_new_ticket_is_one_write_and_only_a_duplicate_is_read_back(
+    aws_env: str, table: str
+) -> None:
+    client = dynamodb(aws_env)
+    calls: list[str] = []
+    client.meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: calls.append(model.name)
+    )
+    store = DynamoDBTicketStore(client, table)
+
+    first, created = store.add(_ticket(1, "urgent"))
+    assert (created, calls) == (True, ["PutItem"])
+    assert first == store.get("t1")
+
+    calls.clear()
+    again, created_again = store.add(_ticket(1, "low"))
+    assert (created_again, calls) == (False, ["PutItem", "GetItem"])
+    assert again == first
+
+    calls.clear()
+    queued, created_queued = store.add_with_delivery(_ticket(2), NOW)
+    assert (created_queued, calls) == (True, ["TransactWriteItems"])
+    assert queued == store.get("t2")
