@@ -392,3 +392,32 @@ def test_the_bad_input_corpus_is_a_4xx_and_stores_nothing(
     assert 400 <= response.status_code < 500, (name, response.get_body()[:300])
     assert json.loads(response.get_body())["error"]["code"]
     assert _store(azurite, table_name).list(TicketQuery()).total == 0
+
+
+def test_table_store_answers_a_new_ticket_as_written_and_reads_back_only_a_duplicate(
+    azurite: Azurite, table_name: str
+) -> None:
+    calls: list[str] = []
+    table = TableClient.from_connection_string(
+        azurite.connection_string,
+        table_name,
+        raw_request_hook=lambda request: calls.append(request.http_request.method),
+    )
+    store = TableTicketStore(table)
+    store.create_table()
+    now = datetime.now(UTC)
+
+    calls.clear()
+    first, created = store.add(_stored("one", "x" * 70_000, "urgent", now))
+    assert (created, calls) == (True, ["POST"])
+    assert first == store.get("one")
+
+    calls.clear()
+    again, created_again = store.add(_stored("one", "other", "low", now))
+    assert (created_again, calls) == (False, ["POST", "GET"])
+    assert again == first
+
+    calls.clear()
+    queued, created_queued = store.add_with_delivery(_stored("two", "s", "normal", now), now)
+    assert (created_queued, calls) == (True, ["POST"])  # one entity-group transaction
+    assert queued == store.get("two")
