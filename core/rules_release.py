@@ -25,7 +25,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.artifact import CHECKSUMS_FILE, VERIFIED_FILES, read_artifact, write_artifact
+from core.artifact import (
+    CHECKSUMS_FILE,
+    VERIFIED_FILES,
+    Artifact,
+    read_artifact,
+    write_artifact,
+)
 from core.enricher import load_enricher
 from core.errors import ArtifactError, InvalidRules
 from core.rules import RULES_FILE, RuleSet, validate_rules
@@ -83,6 +89,17 @@ def released_version(trained_version: str, rules: RuleSet) -> str:
     return f"{trained_version}-rules-{digest[:8]}"
 
 
+def _shipped(artifact: Artifact, labels: list[str]) -> dict[str, Any] | None:
+    """The rules an artifact ships, as `RuleSet.as_dict` writes them (None: none, or rules
+    that no longer validate, which any valid set replaces)."""
+    if RULES_FILE not in artifact.checksums:
+        return None
+    try:
+        return validate_rules(artifact.read_json(RULES_FILE), labels).as_dict()
+    except InvalidRules:
+        return None
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -116,7 +133,7 @@ def release_rules(
     # A release of a release is named after the trained model, not after a chain of releases.
     trained = str((parent_metadata.get("parent") or {}).get("trained") or parent)
     version = released_version(trained, rules)
-    if version == parent:
+    if version == parent or _shipped(artifact, labels) == rules.as_dict():
         raise ArtifactError(f"model {parent} already ships these rules: nothing to release")
     document = rules_document_bytes(rules)
     released_at = at or _now()

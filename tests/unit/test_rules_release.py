@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from adapters.local.cli import main
 from core.artifact import read_artifact
 from core.enricher import load_enricher
 from core.errors import ArtifactError, InvalidRules
-from core.rules import RULES_FORMAT
+from core.rules import RULES_FORMAT, save_rules
 from core.rules_release import release_rules, released_version
 
 ZEBRA = {"name": "zebra", "minimum": "urgent", "phrases": ["zebra stampede"], "unless": ["drill"]}
@@ -108,6 +109,12 @@ def test_the_version_is_the_same_for_the_same_rules_and_a_release_of_a_release_n
     assert other.metadata["rules"]["parent_rules"] == "mine.1"
     with pytest.raises(ArtifactError, match="already ships these rules"):
         release_rules(first.path, _spec(ZEBRA), tmp_path / "d", by="boss")
+    # A trained model that ships these rules itself (written by save_rules) needs no release.
+    shutil.copytree(small_model_dir, tmp_path / "own")
+    save_rules(tmp_path / "own", _spec(ZEBRA))
+    with pytest.raises(ArtifactError, match="already ships these rules"):
+        release_rules(tmp_path / "own", _spec(ZEBRA), tmp_path / "e", by="boss")
+    assert not (tmp_path / "d").exists() and not (tmp_path / "e").exists()
 
 
 def test_invalid_rules_or_an_existing_directory_are_refused_and_nothing_is_written(
