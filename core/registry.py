@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -372,3 +372,14 @@ class ObjectStoreRegistry(ABC):
         raise RegistryError(
             f"{self._location(INDEX_FILE)} kept changing during {self.attempts} attempts; try again"
         )
+
+
+def label_change(champion: Sequence[str], challenger: Sequence[str]) -> dict[str, list[str]]:
+    """Both models' priority labels and what the challenger adds and removes, in model order."""
+    old, new = [str(label) for label in champion], [str(label) for label in challenger]
+    return {
+        "champion": old,
+        "challenger": new,
+        "added": [label for label in new if label not in old],
+        "removed": [label for label in old if label not in new],
+    }

@@ -20,7 +20,7 @@ from core.enricher import load_enricher
 from core.errors import RegistryError, TicketEnrichError, TrainingDataError
 from core.ports import Correction, StoredTicket
 from core.redaction import redact
-from core.registry import ModelRegistry, ModelVersion
+from core.registry import ModelRegistry, ModelVersion, label_change
 from training.data import PRESETS, Dataset, DataSpec, Example, load_dataset, recognise_export
 from training.evaluate import score_rows
 from training.model import ModelConfig, Progress
@@ -230,16 +230,6 @@ class Challenge:
             "metrics": self.metrics,
             "labels": self.labels,
         }
-
-
-def label_change(champion: Sequence[str], challenger: Sequence[str]) -> dict[str, list[str]]:
-    """Both models' priority labels and what the challenger adds and removes, in model order."""
-    return {
-        "champion": list(champion),
-        "challenger": list(challenger),
-        "added": [label for label in challenger if label not in champion],
-        "removed": [label for label in champion if label not in challenger],
-    }
 
 
 def own_test_figures(artifact_dir: Path, metadata: Mapping[str, Any]) -> dict[str, Any]:

@@ -42,7 +42,7 @@ from adapters.local.pages import NotAllowed
 from core.enricher import Enricher, load_enricher
 from core.errors import TicketEnrichError, TicketNotFound, TicketTooLarge
 from core.ports import Correction, FeedbackStore, StoredTicket, TicketStore
-from core.registry import ModelRegistry
+from core.registry import ModelRegistry, label_change
 from core.settings import Settings
 
 _log = logging.getLogger(__name__)
@@ -513,19 +513,6 @@ def _with_known_labels(
     return kept, [(ticket, c) for ticket, c in pairs if c.label not in known]
 
 
-def _label_change(champion: Any, challenger: Any) -> dict[str, list[str]]:
-    """Both models' priority labels and what the challenger adds and removes, as
-    `training.retrain.label_change` says it; kept here so that deciding on a promotion does not
-    import training (and scikit-learn) into a worker that never ran a job."""
-    old, new = [str(label) for label in champion], [str(label) for label in challenger]
-    return {
-        "champion": old,
-        "challenger": new,
-        "added": [label for label in new if label not in old],
-        "removed": [label for label in old if label not in new],
-    }
-
-
 def _listed(labels: list[str]) -> str:
     return ", ".join(labels) or "none"
 
@@ -908,7 +895,7 @@ def build_retrain_admin(
                 raise NotAllowed(409, "challenger_unusable", str(exc)) from None
             # Against the model served now, not the one the job judged: another promotion may
             # have come between.
-            change = _label_change(enricher.metadata["labels"], new.metadata["labels"])
+            change = label_change(enricher.metadata["labels"], new.metadata["labels"])
             differ = bool(
                 change["added"] or change["removed"] or not job.challenge.get("comparable")
             )
