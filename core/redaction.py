@@ -83,6 +83,55 @@ def _is_word_char(text: str, index: int) -> bool:
 
 # --- email -----------------------------------------------------------------------------------
 
+
+def _positions(haystack: str, needle: str) -> Iterator[int]:
+    i = haystack.find(needle)
+    while i != -1:
+        yield i
+        i = haystack.find(needle, i + 1)
+
+
+# How far past a needle a head may end: every head below is shorter than this.
+_HEAD_END = 64
+
+
+def _near(
+    pattern: re.Pattern[str],
+    head: re.Pattern[str],
+    text: str,
+    haystack: str,
+    needles: tuple[str, ...],
+    reach: int,
+) -> Iterator[re.Match[str]]:
+    """What ``pattern.finditer(text)`` yields, for a pattern each match of which starts with a
+    match of ``head`` (a short prefix of it) that holds one of ``needles`` at most ``reach``
+    characters from its start. The needles are found in ``haystack`` (the text itself, or the
+    text lower-cased for a case-insensitive pattern and lower-case needles) by substring search,
+    and the pattern is tried only where ``head`` matches just before one: on a long log that
+    reads a few hundred characters instead of all of them."""
+    n = len(text)
+    if len(haystack) != n:  # lower-casing changed the length: positions would not line up
+        yield from pattern.finditer(text)
+        return
+    pos = 0  # where the next match may start: finditer's matches do not overlap
+    previous = -1
+    for i in sorted({i for needle in needles for i in _positions(haystack, needle)}):
+        # Candidate starts for this needle: [i - reach, i], after those already tried.
+        start = max(pos, previous + 1, i - reach)
+        previous = i
+        while start <= i:
+            h = head.search(text, start, min(n, i + _HEAD_END))
+            if h is None or h.start() > i:
+                break
+            m = pattern.match(text, h.start())
+            if m is None:
+                start = h.start() + 1
+                continue
+            yield m
+            pos = m.end()
+            start = pos
+
+
 # Latin letters beyond ASCII (U+00C0-U+024F) cover German, French and Spanish addresses, Greek and
 # Cyrillic (U+0370-U+04FF) internationalised domains such as почта.рф; CJK and Arabic letters are
 # left out because they glue to the address in running text ("連絡先はa@b.jpです").
@@ -397,6 +446,12 @@ _BARE = r"[!#$%()*+\-./0-9:=?@A-Z\[\\\]^_a-z~]{1,256}"
 _VALUE = rf"(?:\"(?P<dq>[^\"\n]{{1,256}})\"|'(?P<sq>[^'\n]{{1,256}})'|(?P<bare>{_BARE}))"
 
 
+# The labels' first character to their last: a needle in a label is at most this far from its
+# start (a unit test holds the longest label to it).
+_LABEL_REACH = 24
+_LABEL_HEAD = _lazy(rf"(?<![A-Za-z0-9/]){_LABEL}", re.IGNORECASE)
+
+
 # The lookahead on the labels' first letters lets the engine skip to candidate positions instead
 # of trying the lookbehind and every label at each character: half the time on long tickets.
 # About 5 ms to compile: on first use, not at import.
@@ -458,11 +513,24 @@ _SECRET_SHAPES = _lazy(
     r"|eyJ[A-Za-z0-9_\-]{8,4096}\.eyJ[A-Za-z0-9_\-]{8,8192}\.[A-Za-z0-9_\-]{0,4096}"  # JWT
     r")(?![A-Za-z0-9_\-])"
 )
-# Every key shape above starts with one of these (case as written): without one, no scan.
+# Every key shape above starts with one of these (case as written), or one character before
+# it ("sk_live_"): without one, no scan.
 _SHAPE_PREFIXES = (
     "AKIA", "ASIA", "gh", "github_pat_", "glpat-", "xox", "k_live_", "k_test_", "sk-", "AIza",
     "eyJ",
 )  # fmt: skip
+_SHAPE_HEAD = _lazy(
+    r"(?<![A-Za-z0-9_\-])(?:AKIA|ASIA|gh[pousr]_|github_pat_|glpat-|xox[baprs]-|"
+    r"[sr]k_(?:live|test)_|sk-|AIza|eyJ)"
+)
+_CLI_NEEDLES = ("--pass", "--token", "--api", "--secret", "--client-secret")
+_CLI_HEAD = _lazy(
+    r"(?<![A-Za-z0-9\-])--(?:password|passwd|pass|token|api-key|apikey|secret|client-secret)",
+    re.IGNORECASE,
+)
+_AUTH_HEAD = _lazy(r"(?<![A-Za-z0-9\-])(?:proxy-)?authorization", re.IGNORECASE)
+_BEARER_HEAD = _lazy(r"(?<![A-Za-z0-9])bearer", re.IGNORECASE)
+_URL_HEAD = _lazy(r"(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{1,20}://")
 _NOT_SECRETS = frozenset({
     "null", "none", "nil", "true", "false", "yes", "no", "required", "optional", "invalid",
     "incorrect", "expired", "missing", "empty", "changed", "reset", "wrong", "redacted", "hidden",
@@ -520,22 +588,25 @@ def _without_trailing_dots(m: re.Match[str]) -> Span:
 
 
 def _secrets(text: str) -> Iterator[Span]:
-    # A substring test is ten times cheaper than a scan with a case-insensitive alternation, and
-    # most tickets contain none of these words.
+    # Each pattern is tried only near a substring its matches must hold (`_near`), and not at
+    # all without one: a substring search is a hundred times cheaper per character than a scan
+    # with a case-insensitive alternation, and logs are long.
     lowered = text.lower()
-    labeled = [_secret_labeled()] if any(n in lowered for n in _LABEL_NEEDLES) else []
-    labeled += [
-        pattern()
-        for pattern, needles in (
-            (_SECRET_CLI, ("--",)),
-            (_SECRET_XML, ("</",)),
-            (_SECRET_XML_PROPERTY, ("<name>",)),
-            (_SECRET_MYSQL, ("mysql",)),
-        )
-        if any(needle in lowered for needle in needles)
+    labeled = [
+        _near(_secret_labeled(), _LABEL_HEAD(), text, lowered, _LABEL_NEEDLES, _LABEL_REACH),
+        _near(_SECRET_CLI(), _CLI_HEAD(), text, lowered, _CLI_NEEDLES, 0),
     ]
-    for pattern in labeled:
-        for m in pattern.finditer(text):
+    labeled += [
+        pattern().finditer(text)
+        for pattern, needle in (
+            (_SECRET_XML, "</"),
+            (_SECRET_XML_PROPERTY, "<name>"),
+            (_SECRET_MYSQL, "mysql"),
+        )
+        if needle in lowered
+    ]
+    for matches in labeled:
+        for m in matches:
             # Prose around the label ("is", "for the VPN") asks for a value that looks like one.
             said = any(
                 name in m.re.groupindex and m.group(name) is not None
@@ -546,22 +617,18 @@ def _secrets(text: str) -> Iterator[Span]:
                 yield span
     # Without a scheme or a digit, "Authorization: Permission denied" and "Bearer authentication"
     # are prose, not credentials.
-    if "authorization" in lowered:
-        for m in _SECRET_AUTH().finditer(text):
-            if m.group("scheme") or _has_digit(m.group("bare")):
-                yield _without_trailing_dots(m)
-    if "bearer" in lowered:
-        for m in _SECRET_BEARER().finditer(text):
-            if _has_digit(m.group("bare")):
-                yield _without_trailing_dots(m)
-    if "://" in text:
-        for m in _SECRET_URL().finditer(text):
-            span = _value_span(m, said=False)
-            if span:
-                yield span
-    if any(prefix in text for prefix in _SHAPE_PREFIXES):
-        for m in _SECRET_SHAPES().finditer(text):
-            yield m.span()
+    for m in _near(_SECRET_AUTH(), _AUTH_HEAD(), text, lowered, ("authorization",), 6):
+        if m.group("scheme") or _has_digit(m.group("bare")):
+            yield _without_trailing_dots(m)
+    for m in _near(_SECRET_BEARER(), _BEARER_HEAD(), text, lowered, ("bearer",), 0):
+        if _has_digit(m.group("bare")):
+            yield _without_trailing_dots(m)
+    for m in _near(_SECRET_URL(), _URL_HEAD(), text, text, ("://",), 21):
+        span = _value_span(m, said=False)
+        if span:
+            yield span
+    for m in _near(_SECRET_SHAPES(), _SHAPE_HEAD(), text, text, _SHAPE_PREFIXES, 1):
+        yield m.span()
 
 
 # --- private key -----------------------------------------------------------------------------

@@ -17,8 +17,9 @@ A rules file is JSON (`rules.json`, written beside the model in its artifact)::
 lower it; a rule with `label` instead sets that label whatever the model said. `phrases` match
 whole words in any case, with any spacing; `patterns` are regular expressions (case-insensitive);
 `fields` match a form field's value exactly (any case). `keywords` (optional, lower case) make a
-rule cheap: its phrases and patterns are only tried on a ticket holding one of them, so every
-match of the rule must contain one. A text match does not count when it sits
+rule cheap: its phrases and patterns are only tried within `KEYWORD_REACH` characters either side
+of one of them, so every match of the rule must contain one (and be shorter than that). A text
+match does not count when it sits
 in a question, or when a negation or condition ("no", "not", "without", "if", "in case of") comes
 shortly before it in the same clause; a rule does not fire when one of its `unless` patterns is
 anywhere in the ticket, and no text rule fires on a ticket holding one of the `calm` phrases.
@@ -29,7 +30,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,15 @@ RULES_FILE = "rules.json"
 # The text rules read: the subject and the start of the description, where requesters say
 # what is wrong (logs and stack traces come after).
 TEXT_CHARS = 3000
+# How far from one of its keywords a keyworded rule's match may reach, either side: the text
+# rules try is the few hundred characters around each keyword, not all of it (logs say "down"
+# and "stopped" often, and an alternation of services tried at every word costs ~0.3 ms over
+# 3,000 characters).
+KEYWORD_REACH = 200
+# Characters read past a window's end, so that a lookahead or a word boundary at a match's end
+# sees the text that follows it; a match that comes that close to the end is checked again
+# against the whole text.
+_EDGE = 40
 _RULE_KEYS = frozenset(
     {
         "name",
@@ -256,10 +266,21 @@ class RuleSet:
             if rule.phrases or rule.patterns
         ]
         self._compiled: dict[str, re.Pattern[str]] = {}
-        # Most tickets hold none of the keywords: one search for any of them skips every
-        # keyworded rule at once.
+        # Where the keywords are: one scan for all of them (most tickets hold none, which skips
+        # every keyworded rule at once). At each place the scan finds the longest keyword
+        # starting there; every other keyword starting there is a prefix of it, so each keyword
+        # maps to the rules (indexes into `_cues`) that a keyword of theirs, or a prefix of it,
+        # belongs to.
         keywords = sorted({k for rule in self.rules for k in rule.keywords})
         self._any_keyword = re.compile(_trie_pattern(keywords)) if keywords else None
+        self._keyword_rules = {
+            word: tuple(
+                i
+                for i, (_, own, _) in enumerate(self._cues)
+                if any(word.startswith(k) for k in own)
+            )
+            for word in keywords
+        }
         self._unless = {
             rule.name: "|".join(f"(?:{p})" for p in rule.unless)
             for rule in self.rules
@@ -289,6 +310,28 @@ class RuleSet:
             pattern = self._compiled[source] = re.compile(source, re.IGNORECASE)
         return pattern
 
+    def _keyword_windows(self, lower: str) -> dict[int, list[tuple[int, int]]]:
+        """For each keyworded rule (by index into `_cues`) with a keyword in ``lower``: where its
+        matches may lie, `KEYWORD_REACH` characters either side of each of its keywords, in
+        text order, overlapping windows merged."""
+        windows: dict[int, list[tuple[int, int]]] = {}
+        if self._any_keyword is None:
+            return windows
+        search = self._any_keyword.search
+        m = search(lower)
+        while m is not None:
+            at, word = m.start(), m.group()
+            start, end = max(0, at - KEYWORD_REACH), at + len(word) + KEYWORD_REACH
+            for i in self._keyword_rules[word]:
+                spans = windows.setdefault(i, [])
+                if spans and start <= spans[-1][1]:
+                    spans[-1] = (spans[-1][0], end)
+                else:
+                    spans.append((start, end))
+            # Keywords may overlap ("shutdown" holds "down"): look again from the next character.
+            m = search(lower, at + 1)
+        return windows
+
     def match(
         self, subject: str, description: str, custom_fields: Mapping[str, Any] | None = None
     ) -> list[RuleMatch]:
@@ -297,12 +340,21 @@ class RuleSet:
         if self._cues:
             text = f"{subject}\n{description[:TEXT_CHARS]}"
             lower = text.lower()
-            hit = self._any_keyword is None or self._any_keyword.search(lower) is not None
+            # Lower-casing can change a string's length (one character becomes two): keyword
+            # positions then do not index the text, and keyworded rules read all of it.
+            aligned = len(lower) == len(text)
+            windows = self._keyword_windows(lower)
             calm: bool | None = None
-            for rule, keywords, cues in self._cues:
-                if keywords and not (hit and any(k in lower for k in keywords)):
+            for i, (rule, keywords, cues) in enumerate(self._cues):
+                if not keywords:
+                    found_here = self._pattern(cues).finditer(text)
+                elif i not in windows:
                     continue
-                for m in self._pattern(cues).finditer(text):
+                elif aligned:
+                    found_here = _near(self._pattern(cues), text, windows[i])
+                else:
+                    found_here = self._pattern(cues).finditer(text)
+                for m in found_here:
                     if not _asserted(text, m.start(), m.end()):
                         continue
                     if calm is None:
@@ -346,6 +398,25 @@ class RuleSet:
             elif self._rank[m.label] == rank and deciding:
                 deciding.append(m)
         return label, deciding
+
+
+def _near(
+    pattern: re.Pattern[str], text: str, windows: Sequence[tuple[int, int]]
+) -> Iterator[re.Match[str]]:
+    """The matches of ``pattern`` inside ``windows`` of ``text``, each as a search of the whole
+    text would find it starting there. A window is read `_EDGE` characters past its end, and a
+    match that comes within `_EDGE` of where reading stopped is matched again against the whole
+    text (the engine treats the end of what it reads as the end of the text)."""
+    n = len(text)
+    for start, end in windows:
+        stop = min(n, end + _EDGE)
+        for m in pattern.finditer(text, start, stop):
+            if stop < n and m.end() > stop - _EDGE:
+                again = pattern.match(text, m.start())
+                if again is None:
+                    continue
+                m = again
+            yield m
 
 
 def _asserted(text: str, start: int, end: int) -> bool:

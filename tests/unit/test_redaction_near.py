@@ -1,0 +1,81 @@
+"""The secret patterns are tried only near their needles (`core.redaction._near`): on any text
+that must give exactly what a scan of the whole text gives."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core import redaction as r
+
+# (pattern, head, case-insensitive haystack?, needles, reach), as `_secrets` uses them.
+USES: dict[
+    str,
+    tuple[Callable[[], re.Pattern[str]], Callable[[], re.Pattern[str]], bool, tuple[str, ...], int],
+] = {
+    "labeled": (r._secret_labeled, r._LABEL_HEAD, True, r._LABEL_NEEDLES, r._LABEL_REACH),
+    "cli": (r._SECRET_CLI, r._CLI_HEAD, True, r._CLI_NEEDLES, 0),
+    "authorization": (r._SECRET_AUTH, r._AUTH_HEAD, True, ("authorization",), 6),
+    "bearer": (r._SECRET_BEARER, r._BEARER_HEAD, True, ("bearer",), 0),
+    "url": (r._SECRET_URL, r._URL_HEAD, False, ("://",), 21),
+    "shapes": (r._SECRET_SHAPES, r._SHAPE_HEAD, False, r._SHAPE_PREFIXES, 1),
+}
+
+PIECES = [
+    "password", "Password", "passwd", "pwd", "PW", "mot de passe", "Passwort", "contraseña",
+    "client_secret", "client-secret-access-key", "secret", "api_key", "apikey", "access_key_id",
+    "private_key", "access_token", "refresh-token", "token", "JSESSIONID", "php_session_id",
+    "sessionid", "パスワード", "كلمة المرور", "for the VPN", "is", "ist", ":", "=", "=>", "：",
+    '"', "'", " ", " ", "\t", "\n", ".", ",", "hunter2", "S3cr3t!", "abc123def456", "x" * 30,
+    "Authorization:", "proxy-authorization=", "Bearer", "bearer", "Basic", "dXNlcjpwYXNz",
+    "https://", "postgres://", "user:pa55w0rd@db", "@", "/", "--password", "--token", "--api-key",
+    "--client-secret", "---", "-p", "AKIA", "ABCDEFGHIJKLMNOP", "ghp_", "gh", "a" * 36,
+    "github_pat_", "glpat-", "xoxb-", "sk_live_", "rk_test_", "sk-", "AIza", "eyJ", "0123456789",
+    "İ", "ß", "key", "monkey", "KeyProvider", "delegation token", "-", "_",
+]  # fmt: skip
+
+
+def _near_matches(name: str, text: str) -> list[tuple[int, int]]:
+    pattern, head, folded, needles, reach = USES[name]
+    haystack = text.lower() if folded else text
+    return [m.span() for m in r._near(pattern(), head(), text, haystack, needles, reach)]
+
+
+def _scanned(name: str, text: str) -> list[tuple[int, int]]:
+    return [m.span() for m in USES[name][0]().finditer(text)]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), max_size=60), st.sampled_from(sorted(USES)))
+def test_near_finds_what_a_scan_of_the_whole_text_finds(pieces: list[str], name: str) -> None:
+    text = "".join(pieces)
+    assert _near_matches(name, text) == _scanned(name, text)
+
+
+@pytest.mark.parametrize("name", sorted(USES))
+def test_near_finds_matches_deep_in_a_long_log(name: str) -> None:
+    samples = {
+        "labeled": "api_key: abc123def456",
+        "cli": "run --password S3cr3t!",
+        "authorization": "Authorization: Bearer abc123def456",
+        "bearer": "Bearer abc123def456ghi",
+        "url": "postgres://admin:pa55w0rd@db.internal",
+        "shapes": "AKIAABCDEFGHIJKLMNOP",
+    }
+    line = "2024-01-01 INFO org.apache.hadoop.Monkey: token key passed --- gh session\n"
+    text = line * 80 + samples[name] + "\n" + line * 80
+    found = _near_matches(name, text)
+    assert found == _scanned(name, text)
+    assert any(start >= len(line) * 80 for start, _ in found)
+
+
+def test_every_label_fits_the_reach_its_needles_are_looked_for_in() -> None:
+    parsed = re._parser.parse(r._LABEL, re.IGNORECASE)  # type: ignore[attr-defined]
+    assert parsed.getwidth()[1] <= r._LABEL_REACH
+    for label in ("client-secret-access-key", "mot de passe", "PHPSESSID", "refresh_token"):
+        assert re.fullmatch(r._LABEL, label, re.IGNORECASE)
+        assert any(n in label.lower() for n in r._LABEL_NEEDLES)
