@@ -1,4 +1,4 @@
-"""The secret patterns are tried only near their needles (`core.redaction._near`): on any text
+"""The secret and IP patterns are tried only near their needles (`core.redaction._near`): on any text
 that must give exactly what a scan of the whole text gives."""
 
 from __future__ import annotations
@@ -12,17 +12,17 @@ from hypothesis import strategies as st
 
 from core import redaction as r
 
-# (pattern, head, case-insensitive haystack?, needles, reach), as `_secrets` uses them.
-USES: dict[
-    str,
-    tuple[Callable[[], re.Pattern[str]], Callable[[], re.Pattern[str]], bool, tuple[str, ...], int],
-] = {
+Lazy = Callable[[], re.Pattern[str]]
+# (pattern, head, case-insensitive haystack?, needles, reach), as `_secrets` and `_ips` use them.
+USES: dict[str, tuple[Lazy, Lazy, bool, tuple[str, ...] | re.Pattern[str], int]] = {
     "labeled": (r._secret_labeled, r._LABEL_HEAD, True, r._LABEL_NEEDLES, r._LABEL_REACH),
     "cli": (r._SECRET_CLI, r._CLI_HEAD, True, r._CLI_NEEDLES, 0),
     "authorization": (r._SECRET_AUTH, r._AUTH_HEAD, True, ("authorization",), 6),
     "bearer": (r._SECRET_BEARER, r._BEARER_HEAD, True, ("bearer",), 0),
     "url": (r._SECRET_URL, r._URL_HEAD, False, ("://",), 21),
     "shapes": (r._SECRET_SHAPES, r._SHAPE_HEAD, False, r._SHAPE_PREFIXES, 1),
+    "ipv4": (lambda: r._IPV4_RE, lambda: r._IPV4_HEAD, False, r._IPV4_FIRST_DOT, 3),
+    "ipv6": (lambda: r._IPV6_RUN, lambda: r._IPV6_HEAD, False, r._IPV6_FIRST_COLON, 4),
 }
 
 PIECES = [
@@ -35,7 +35,8 @@ PIECES = [
     "https://", "postgres://", "user:pa55w0rd@db", "@", "/", "--password", "--token", "--api-key",
     "--client-secret", "---", "-p", "AKIA", "ABCDEFGHIJKLMNOP", "ghp_", "gh", "a" * 36,
     "github_pat_", "glpat-", "xoxb-", "sk_live_", "rk_test_", "sk-", "AIza", "eyJ", "0123456789",
-    "İ", "ß", "key", "monkey", "KeyProvider", "delegation token", "-", "_",
+    "İ", "ß", "10", "255", "256", "1", "0", "::", "fe80", "abcd", "FFFF", "v", "pkg-", ".",
+    ":", "key", "monkey", "KeyProvider", "delegation token", "-", "_",
 ]  # fmt: skip
 
 
@@ -65,6 +66,8 @@ def test_near_finds_matches_deep_in_a_long_log(name: str) -> None:
         "bearer": "Bearer abc123def456ghi",
         "url": "postgres://admin:pa55w0rd@db.internal",
         "shapes": "AKIAABCDEFGHIJKLMNOP",
+        "ipv4": "connect to 10.0.12.7 failed",
+        "ipv6": "listening on fe80::1ff:fe23:4567:890a",
     }
     line = "2024-01-01 INFO org.apache.hadoop.Monkey: token key passed --- gh session\n"
     text = line * 80 + samples[name] + "\n" + line * 80
@@ -79,3 +82,14 @@ def test_every_label_fits_the_reach_its_needles_are_looked_for_in() -> None:
     for label in ("client-secret-access-key", "mot de passe", "PHPSESSID", "refresh_token"):
         assert re.fullmatch(r._LABEL, label, re.IGNORECASE)
         assert any(n in label.lower() for n in r._LABEL_NEEDLES)
+
+
+IP_PIECES = ["10", "255", "256", "1", "0", "7", ".", ".", ":", ":", "::", "fe80", "abcd", "FFFF",
+             "v", "-", "a", " ", "pkg-", "_", "\n"]  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(IP_PIECES), max_size=60), st.sampled_from(["ipv4", "ipv6"]))
+def test_near_finds_the_ips_a_scan_of_the_whole_text_finds(pieces: list[str], name: str) -> None:
+    text = "".join(pieces)
+    assert _near_matches(name, text) == _scanned(name, text)
