@@ -146,15 +146,16 @@ _EMAIL_RE = _lazy(
     r"(?:[A-Za-z0-9À-ɏͰ-ӿ\-]{1,63}\.){1,8}(?:[A-Za-zͰ-ӿ]{2,24}|xn--[A-Za-z0-9\-]{1,59})"
     r"(?![A-Za-z0-9À-ɏͰ-ӿ\-])"
 )
+# The local part up to the "@": what `_near` looks for before each "@".
+_EMAIL_LOCAL_MAX = 64
+_EMAIL_HEAD = _lazy(r"(?<![A-Za-z0-9À-ɏͰ-ӿ._%+\-/])[A-Za-z0-9À-ɏͰ-ӿ._%+\-]{1,64}@")
 # "postgres://user:pass@host" is a password and a host, not an address.
 _URL_USERINFO_BEFORE = _lazy(r"://[^\s/@:]{0,256}:$")
 _USERINFO_WINDOW = 260
 
 
 def _emails(text: str) -> Iterator[Span]:
-    if "@" not in text:
-        return
-    for m in _EMAIL_RE().finditer(text):
+    for m in _near(_EMAIL_RE(), _EMAIL_HEAD(), text, text, ("@",), _EMAIL_LOCAL_MAX):
         start, end = m.span()
         if (
             start
@@ -359,7 +360,9 @@ _IBAN_LENGTHS = {
     "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28,
     "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
 }  # fmt: skip
-_IBAN_START = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{2})[0-9]{2}")
+# The check digits, found from the first one (a digit-led pattern: the engine skips to digits)
+# and checked back for the two letters of a country code that start a word.
+_IBAN_CHECK_DIGITS = re.compile(r"[0-9](?<=(?<![A-Za-z0-9])[A-Za-z]{2}[0-9])[0-9]")
 
 
 # One pattern per registered length: the BBAN is exactly that many characters, each optionally
@@ -380,13 +383,14 @@ def _mod97_ok(candidate: str) -> bool:
 
 
 def _ibans(text: str) -> Iterator[Span]:
-    for m in _IBAN_START.finditer(text):
-        length = _IBAN_LENGTHS.get(m.group(1).upper())
+    for m in _IBAN_CHECK_DIGITS.finditer(text):
+        start = m.start() - 2
+        length = _IBAN_LENGTHS.get(text[start : m.start()].upper())
         if length is None:
             continue
         tail = _iban_tail(length).match(text, m.end())
-        if tail and _mod97_ok(text[m.start() : tail.end()]):
-            yield m.start(), tail.end()
+        if tail and _mod97_ok(text[start : tail.end()]):
+            yield start, tail.end()
 
 
 # --- ip --------------------------------------------------------------------------------------

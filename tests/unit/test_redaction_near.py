@@ -23,6 +23,7 @@ USES: dict[str, tuple[Lazy, Lazy, bool, tuple[str, ...] | re.Pattern[str], int]]
     "shapes": (r._SECRET_SHAPES, r._SHAPE_HEAD, False, r._SHAPE_PREFIXES, 1),
     "ipv4": (lambda: r._IPV4_RE, lambda: r._IPV4_HEAD, False, r._IPV4_FIRST_DOT, 3),
     "ipv6": (lambda: r._IPV6_RUN, lambda: r._IPV6_HEAD, False, r._IPV6_FIRST_COLON, 4),
+    "email": (r._EMAIL_RE, r._EMAIL_HEAD, False, ("@",), r._EMAIL_LOCAL_MAX),
 }
 
 PIECES = [
@@ -35,7 +36,7 @@ PIECES = [
     "https://", "postgres://", "user:pa55w0rd@db", "@", "/", "--password", "--token", "--api-key",
     "--client-secret", "---", "-p", "AKIA", "ABCDEFGHIJKLMNOP", "ghp_", "gh", "a" * 36,
     "github_pat_", "glpat-", "xoxb-", "sk_live_", "rk_test_", "sk-", "AIza", "eyJ", "0123456789",
-    "İ", "ß", "10", "255", "256", "1", "0", "::", "fe80", "abcd", "FFFF", "v", "pkg-", ".",
+    "İ", "ß", "jane.doe", "x" * 70, "example.com", "@", "mail.", "co", "uk", "10", "255", "256", "1", "0", "::", "fe80", "abcd", "FFFF", "v", "pkg-", ".",
     ":", "key", "monkey", "KeyProvider", "delegation token", "-", "_",
 ]  # fmt: skip
 
@@ -68,6 +69,7 @@ def test_near_finds_matches_deep_in_a_long_log(name: str) -> None:
         "shapes": "AKIAABCDEFGHIJKLMNOP",
         "ipv4": "connect to 10.0.12.7 failed",
         "ipv6": "listening on fe80::1ff:fe23:4567:890a",
+        "email": "mail jane.doe+ops@example.co.uk now",
     }
     line = "2024-01-01 INFO org.apache.hadoop.Monkey: token key passed --- gh session\n"
     text = line * 80 + samples[name] + "\n" + line * 80
@@ -93,3 +95,23 @@ IP_PIECES = ["10", "255", "256", "1", "0", "7", ".", ".", ":", ":", "::", "fe80"
 def test_near_finds_the_ips_a_scan_of_the_whole_text_finds(pieces: list[str], name: str) -> None:
     text = "".join(pieces)
     assert _near_matches(name, text) == _scanned(name, text)
+
+
+# The check digits of an IBAN used to be found from the country code, with a lookbehind tried at
+# every character; they are now found from the first digit and checked back.
+_COUNTRY_FIRST = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{2})[0-9]{2}")
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["DE", "de", "GB", "x", "1", "12", "89", " ", "-", "_", "é", "3704"]),
+        max_size=40,
+    )
+)
+def test_iban_check_digits_are_found_where_the_country_code_pattern_finds_them(
+    pieces: list[str],
+) -> None:
+    text = "".join(pieces)
+    starts = [m.start() - 2 for m in r._IBAN_CHECK_DIGITS.finditer(text)]
+    assert starts == [m.start() for m in _COUNTRY_FIRST.finditer(text)]
