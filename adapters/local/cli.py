@@ -1126,6 +1126,7 @@ EXTRA_OF_MODULE = {
     "uvicorn": "local",
     "uvloop": "local",
     "httptools": "local",
+    "orjson": "local",
     "tqdm": "local",
     "prometheus_client": "local",
     "httpx": "helpdesk",

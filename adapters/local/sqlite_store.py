@@ -1,4 +1,5 @@
-"""The local service's ticket store: one SQLite file, standard library only."""
+"""The local service's ticket store: one SQLite file, standard library only (orjson, when
+installed, encodes its JSON faster)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import StoreError, TicketNotFound
+
+try:
+    import orjson
+except ImportError:  # installed with the local extra; without it the standard library encodes
+    orjson = None  # type: ignore[assignment]
 
 if sys.platform != "win32":  # Windows: one worker, and SQLite's busy timeout alone
     import fcntl
@@ -136,6 +142,15 @@ _Changes = list[TicketChange]
 
 
 def _strict_json(value: Any) -> str:
+    if orjson is not None:
+        # orjson encodes in a third of the time; what it writes is kept when it reads back equal
+        # to the value, which a NaN (written as null), a tuple or any type JSON lacks does not.
+        try:
+            encoded = orjson.dumps(value)
+            if orjson.loads(encoded) == value:
+                return encoded.decode("utf-8")
+        except (TypeError, ValueError):  # a lone surrogate, a key that is not a string, an
+            pass  # integer beyond 64 bits: the standard library's encoder decides, as it did
     text = json.dumps(value, allow_nan=False, ensure_ascii=False)
     # A lone surrogate fails here, before any SQL runs, as a ValueError just like a NaN does.
     text.encode("utf-8")

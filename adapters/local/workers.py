@@ -14,6 +14,7 @@ SQLite store, never in a worker's memory.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -96,8 +97,65 @@ def _reuse_port_socket(options: dict[str, Any], *, listen: bool) -> socket.socke
     return sock
 
 
+class CoalescingTransport:
+    """A transport that sends what one turn of the event loop writes in one system call.
+
+    uvicorn writes a response's status line and headers, then its body, each with a call of
+    its own: two ``send`` calls, and two TCP segments that the client reads one by one, for
+    every response. Here a write is held until the end of the event loop's current turn (a
+    ``call_soon``), when everything written meanwhile goes out together, so a response whose
+    head and body are sent in one step (every JSON response) costs one call and one segment. A
+    streamed body is still sent as it is written: each turn's writes go out at its end.
+    Everything else is the wrapped transport's.
+    """
+
+    __slots__ = ("_loop", "_pending", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._pending is None:
+            self._pending = [data]
+            self._loop.call_soon(self.flush)
+        else:
+            self._pending.append(data)
+
+    def flush(self) -> None:
+        """Send what was written and not sent yet (nothing, once the transport closes)."""
+        pending, self._pending = self._pending, None
+        if pending and not self._transport.is_closing():
+            self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+def _http_protocol() -> type[asyncio.Protocol] | str:
+    """uvicorn's httptools protocol with writes coalesced (`CoalescingTransport`), or uvicorn's
+    own choice where httptools is missing."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:
+        return "auto"
+
+    class CoalescingHttpToolsProtocol(HttpToolsProtocol):
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            coalescing = CoalescingTransport(transport, self.loop)
+            super().connection_made(coalescing)  # type: ignore[arg-type]
+
+    return CoalescingHttpToolsProtocol
+
+
 def _run_worker(make_app: AppFactory, sock: Any, options: dict[str, Any]) -> int:
     with make_app() as app:
+        options = {"http": _http_protocol(), **options}
         server = uvicorn.Server(uvicorn.Config(app, **options))
         server.run(sockets=[sock])
     return 0 if server.started else 3

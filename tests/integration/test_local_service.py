@@ -315,6 +315,54 @@ def test_openapi_documents_every_path_and_the_ticket_body(service: Service) -> N
     assert refs <= set(schemas)
 
 
+def test_post_tickets_documents_its_key_and_header_and_checks_them_itself(
+    service: Service,
+) -> None:
+    """The route is served without FastAPI resolving its parameters; the document still shows
+    them, and the sign-in check and the Idempotency-Key header still apply."""
+    document = service.client.get("/openapi.json").json()
+    operation = document["paths"]["/tickets"]["post"]
+    assert [(p["name"], p["in"]) for p in operation["parameters"]] == [
+        ("Idempotency-Key", "header")
+    ]
+    schemes = document["components"]["securitySchemes"]
+    assert [schemes[name] for entry in operation["security"] for name in entry] == [
+        {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-API-Key",
+            "description": "The service's API key (TICKET_ENRICH_API_KEY), for machine clients.",
+        }
+    ]
+
+    anonymous = httpx.post(f"{service.client.base_url}/tickets", json=_ticket(), timeout=30.0)
+    wrong = httpx.post(
+        f"{service.client.base_url}/tickets",
+        json=_ticket(),
+        headers={"X-API-Key": "not-the-key"},
+        timeout=30.0,
+    )
+    assert (anonymous.status_code, wrong.status_code) == (401, 401)
+    assert anonymous.json()["error"]["code"] == "unauthorized"
+    assert service.total() == 0
+
+    first = service.client.post("/tickets", json=_ticket(), headers={"Idempotency-Key": "k-1"})
+    again = service.client.post("/tickets", json=_ticket(), headers={"Idempotency-Key": "k-1"})
+    other = service.client.post(
+        "/tickets", json=_ticket(subject="Another one"), headers={"Idempotency-Key": "k-1"}
+    )
+    assert (first.status_code, again.status_code, other.status_code) == (201, 201, 409)
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert first.headers["location"] == f"/tickets/{first.json()['id']}"
+    too_long = service.client.post(
+        "/tickets", json=_ticket(), headers={"Idempotency-Key": "k" * 300}
+    )
+    assert too_long.status_code == 422
+    assert too_long.json()["error"]["problems"][0]["field"] == "Idempotency-Key"
+    assert service.total() == 1
+
+
 def _walk_refs(node: Any) -> Iterator[str]:
     if isinstance(node, dict):
         for key, value in node.items():
