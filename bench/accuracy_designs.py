@@ -1,0 +1,284 @@
+"""Model designs tried against issue 22's accuracy targets, beside the shipped one.
+
+Each design changes one thing of `training.model` (an extra feature block, the
+hyper-parameter grid or the feature settings) and is measured on the vendored Hadoop split:
+
+    python -m bench.accuracy_designs validation hadoop rules-block
+    python -m bench.accuracy_designs test hadoop rules-block
+    python -m bench.accuracy_designs folds hadoop shipped 0.03125,0.0625,0.125,0.25,1,4,16
+    python -m bench.accuracy_designs bands hadoop shipped
+
+``validation`` fits the model as training does (hyper-parameters, decision weights and the
+check window on the validation window, per-class bands on the out-of-fold tickets) and prints
+what that chose and reached, without touching the test window. ``test`` does the same and then
+scores the priority on the test window as `training.train` reports it: it is meant to be run
+once per design, after the design was judged on validation. ``folds`` prints the pooled
+out-of-fold macro-F1 of each C (and class weighting) over `ModelConfig.band_folds`; ``bands``
+prints each class's out-of-fold precision among its most confident predictions. Designs whose
+features serving lacks are measured here only: their artifact could not be exported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
+from sklearn.pipeline import FeatureUnion
+
+from core.rules import RuleSet, load_rules
+from training import model as trained_model
+from training.baselines import tune_references
+from training.data import PRESETS, Split, load_dataset, time_split, vendored_data_path
+from training.decisions import decide
+from training.default_rules import DEFAULT_RULES
+from training.metrics import classification_metrics
+from training.model import FittedModel, ModelConfig, fit_model
+
+BuildFeatures = Callable[[Sequence[str], ModelConfig], FeatureUnion]
+
+
+class SubjectChars:
+    """Character n-grams of the subject's words, each word padded with a space on both sides
+    (as scikit-learn's ``char_wb``), lower-cased."""
+
+    def __init__(self, low: int, high: int) -> None:
+        self.low, self.high = low, high
+
+    def __call__(self, doc: Mapping[str, Any]) -> list[str]:
+        out: list[str] = []
+        for word in str(doc.get("subject") or "").lower().split():
+            padded = f" {word} "
+            for n in range(self.low, self.high + 1):
+                out += [padded[i : i + n] for i in range(max(len(padded) - n + 1, 1))]
+        return out
+
+
+class RuleHits:
+    """The default priority rules a ticket fires, as tokens (``rule:<name>`` and ``rule:any``),
+    or ``rule:none``."""
+
+    def __init__(self) -> None:
+        self.rules: RuleSet = load_rules(DEFAULT_RULES, ["low", "normal", "urgent"])
+
+    def __call__(self, doc: Mapping[str, Any]) -> list[str]:
+        matches = self.rules.match(str(doc.get("subject") or ""), str(doc.get("description") or ""))
+        if not matches:
+            return ["rule:none"]
+        return [f"rule:{m.rule}" for m in matches] + ["rule:any"]
+
+
+def _with_block(
+    name: str, analyzer: Callable[[Mapping[str, Any]], list[str]], min_df: int = 2
+) -> BuildFeatures:
+    """`training.model.build_features` with one more TF-IDF block."""
+    shipped = trained_model.build_features
+
+    def build(field_names: Sequence[str], config: ModelConfig) -> FeatureUnion:
+        features = shipped(field_names, config)
+        features.transformer_list.append(
+            (name, TfidfVectorizer(analyzer=analyzer, sublinear_tf=True, min_df=min_df))
+        )
+        return features
+
+    return build
+
+
+# Design name → (extra feature block builder or None, ModelConfig overrides).
+DESIGNS: dict[str, tuple[Callable[[], BuildFeatures] | None, dict[str, Any]]] = {
+    "shipped": (None, {}),
+    # min_df 1 for the rules block: a rule fires on a handful of tickets.
+    "rules-block": (lambda: _with_block("rules", RuleHits(), 1), {}),
+    "subject-chars-2-4": (lambda: _with_block("subject_chars", SubjectChars(2, 4)), {}),
+    "ngram-1": (None, {"ngram_max": 1}),
+    "ngram-3": (None, {"ngram_max": 3}),
+    "description-1000": (None, {"description_max_chars": 1000}),
+    # C and class weighting as the forward-chaining folds chose them (see ``folds``).
+    "folds-c-hadoop": (None, {"c_grid": (0.125,), "class_weights": ("balanced",)}),
+    "folds-c-hadoop-5": (None, {"c_grid": (0.25,), "class_weights": ("balanced",)}),
+}
+
+
+def _setup(design: str) -> ModelConfig:
+    block, overrides = DESIGNS[design]
+    if block is not None:
+        setattr(trained_model, "build_features", block())  # noqa: B010
+    return ModelConfig(**overrides)
+
+
+def _split(preset: str) -> tuple[Split, Sequence[str]]:
+    dataset = load_dataset(vendored_data_path(), PRESETS[preset])
+    return time_split(dataset.examples, 0.2, 0.2), dataset.spec.urgent_labels
+
+
+def _fit(preset: str, design: str) -> tuple[FittedModel, Split, list[str], dict[str, Any]]:
+    config = _setup(design)
+    split, urgent = _split(preset)
+    references = tune_references(split, lambda e: e.label)
+    floor = max(p["validation_macro_f1"] for p in references.values())
+    model = fit_model(
+        split.fit, split.validation, (), [], config, urgent=urgent, macro_f1_floor=floor
+    )
+    chosen = model.classifiers["priority"]
+    decision = chosen.decision or {}
+    figures = {
+        "preset": preset,
+        "design": design,
+        "tuned_references_validation_macro_f1": floor,
+        "params": chosen.params,
+        "validation_macro_f1_most_probable": chosen.validation_macro_f1,
+        "decision_weights": decision.get("weights"),
+        "objective_met": decision.get("objective_met"),
+        "validation_with_weights": decision.get("validation"),
+        "check_window": decision.get("check_window"),
+        "high_bands": {k: v["high"] for k, v in (chosen.class_bands or {}).items()},
+    }
+    return model, split, [u for u in urgent if u in model.labels], figures
+
+
+def test_figures(model: FittedModel, split: Split, urgent: list[str]) -> dict[str, Any]:
+    """The priority's test-window figures, as `training.train` computes them."""
+    chosen = model.classifiers["priority"]
+    weights = chosen.classifier.decision_weights
+    proba = model.predict_proba([e.doc for e in split.test])
+    columns = decide(proba, None if weights is None else np.asarray(weights))
+    predicted = [chosen.labels[i] for i in columns]
+    truth = [e.label for e in split.test]
+    urgent_columns = [i for i, label in enumerate(chosen.labels) if label in urgent]
+    bands = chosen.class_bands or {}
+    metrics = classification_metrics(
+        truth,
+        predicted,
+        chosen.labels,
+        urgent,
+        proba[np.arange(len(predicted)), columns],
+        {label: bands.get(label, chosen.bands)["high"] for label in chosen.labels},
+        proba[:, urgent_columns].sum(axis=1),
+    )
+    plain = classification_metrics(
+        truth, [chosen.labels[i] for i in proba.argmax(axis=1)], chosen.labels, urgent
+    )
+    auto = metrics["auto_apply"]
+    return {
+        "macro_f1": metrics["macro_f1"],
+        "urgent_recall": metrics["urgent_recall"],
+        "urgent_average_precision": metrics["urgent_average_precision"],
+        "auto_apply_share": auto["share"],
+        "auto_apply_precision": auto["precision"],
+        "auto_apply_per_class": {k: v for k, v in auto["per_class"].items() if v["applied"]},
+        "most_probable": {"macro_f1": plain["macro_f1"], "urgent_recall": plain["urgent_recall"]},
+    }
+
+
+def _fold_windows(preset: str, design: str) -> tuple[list[tuple[Any, ...]], np.ndarray]:
+    config = _setup(design)
+    split, _ = _split(preset)
+    train = split.fit + split.validation
+    y = np.array([e.label for e in train])
+    starts = [int(len(y) * f) for f in config.band_folds] + [len(y)]
+    windows = []
+    for a, b in pairwise(starts):
+        features = trained_model.build_features((), config).fit([e.doc for e in train[:a]])
+        windows.append(
+            (
+                features.transform([e.doc for e in train[:a]]),
+                y[:a],
+                features.transform([e.doc for e in train[a:b]]),
+                y[a:b],
+            )
+        )
+    return windows, y
+
+
+def fold_scores(
+    preset: str, design: str, c_grid: Sequence[float], weights: Sequence[str | None]
+) -> dict[str, float]:
+    """Pooled out-of-fold macro-F1 of each (C, class weighting)."""
+    windows, y = _fold_windows(preset, design)
+    labels = sorted(set(y))
+    scores = {}
+    for weight in weights:
+        for c in c_grid:
+            predicted, truth = [], []
+            for x_a, y_a, x_b, y_b in windows:
+                lr = LogisticRegression(C=c, class_weight=weight, max_iter=3000).fit(x_a, y_a)
+                predicted.append(lr.predict(x_b))
+                truth.append(y_b)
+            scores[f"C={c:g} class_weight={weight}"] = float(
+                f1_score(
+                    np.concatenate(truth),
+                    np.concatenate(predicted),
+                    labels=labels,
+                    average="macro",
+                    zero_division=0,
+                )
+            )
+    return scores
+
+
+def band_curve(preset: str, design: str) -> dict[str, Any]:
+    """Per predicted class: out-of-fold precision among its k most confident predictions, with
+    the confidence of the k-th, for the chosen model (and its decision weights)."""
+    model, split, _, figures = _fit(preset, design)
+    chosen = model.classifiers["priority"]
+    train = split.fit + split.validation
+    y = np.array([e.label for e in train])
+    labels = np.unique(y[: len(split.fit)])
+    oof = trained_model.out_of_fold(
+        train, y, (), chosen.params, chosen.temperature, ModelConfig(), labels
+    )
+    assert oof is not None
+    proba, truth = oof
+    weights = chosen.classifier.decision_weights
+    columns = decide(proba, None if weights is None else np.asarray(weights))
+    confidence = proba[np.arange(len(columns)), columns]
+    out: dict[str, Any] = {"rows": len(truth), "high_bands": figures["high_bands"]}
+    for c, label in enumerate(labels):
+        mine = columns == c
+        order = np.argsort(-confidence[mine], kind="stable")
+        correct = (truth[mine] == label)[order]
+        precision = np.cumsum(correct) / np.arange(1, len(order) + 1)
+        out[str(label)] = {
+            f"top {k}": [
+                round(float(confidence[mine][order][k - 1]), 3),
+                round(precision[k - 1], 3),
+            ]
+            for k in (10, 20, 30, 40, 60, 83, 100, 150)
+            if k <= len(order)
+        }
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The command line (see the module's docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m bench.accuracy_designs")
+    parser.add_argument("mode", choices=("validation", "test", "folds", "bands"))
+    parser.add_argument("preset", choices=("hadoop", "hadoop-5"))
+    parser.add_argument("design", choices=tuple(DESIGNS))
+    parser.add_argument("c_grid", nargs="?", default="0.25,0.5,1,2,4,8,16,32")
+    parser.add_argument("--class-weights", default="None,balanced")
+    args = parser.parse_args(argv)
+    if args.mode == "folds":
+        weights = [None if w == "None" else w for w in args.class_weights.split(",")]
+        result: dict[str, Any] = fold_scores(
+            args.preset, args.design, [float(c) for c in args.c_grid.split(",")], weights
+        )
+    elif args.mode == "bands":
+        result = band_curve(args.preset, args.design)
+    else:
+        model, split, urgent, result = _fit(args.preset, args.design)
+        if args.mode == "test":
+            result["test"] = test_figures(model, split, urgent)
+    json.dump(result, sys.stdout, indent=1, default=str)
+    print()
+
+
+if __name__ == "__main__":
+    main()
