@@ -44,10 +44,10 @@ RULES_FILE = "rules.json"
 # what is wrong (logs and stack traces come after).
 TEXT_CHARS = 3000
 # How far from one of its keywords a keyworded rule's match may reach, either side: the text
-# rules try is the few hundred characters around each keyword, not all of it (logs say "down"
+# rules try is a couple of hundred characters around each keyword, not all of it (logs say "down"
 # and "stopped" often, and an alternation of services tried at every word costs ~0.3 ms over
 # 3,000 characters).
-KEYWORD_REACH = 200
+KEYWORD_REACH = 120
 # Characters read past a window's end, so that a lookahead or a word boundary at a match's end
 # sees the text that follows it; a match that comes that close to the end is checked again
 # against the whole text.

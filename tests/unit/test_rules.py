@@ -168,7 +168,7 @@ WORDS = [
     "data", "loss", "lost", "corrupted", "deleted", "security", "breach", "passwords", "leaked",
     "payments", "failing", "checkout", "whole", "team", "blocked", "production", "stopped", ",",
     ".", "?", "!", "\n", "if", "İ", "2024-01-01 INFO org.apache.hadoop.Server: shutting down",
-    "x" * 120, "  ",
+    "x" * 60, "  ",
 ]  # fmt: skip
 
 
