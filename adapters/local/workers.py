@@ -6,6 +6,9 @@ Linux each worker listens on a socket of its own (SO_REUSEPORT) and the kernel s
 connections over them, elsewhere they share the supervisor's socket. Forking after the model is
 loaded (and warmed up) lets the workers share its memory instead of each loading a copy.
 
+A worker holding more than its share of the connections closes them one at a time, after a
+response, until the kernel's new choices even the split (`ConnectionBalance`).
+
 A worker that dies is replaced; SIGINT or SIGTERM stop every worker gracefully (each finishes
 its requests in flight) and then the supervisor. What must be one for the whole service (agents'
 sessions, sign-in and customer rate limits, the delivery outbox, the change feed) lives in the
@@ -16,9 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import mmap
 import os
 import signal
 import socket
+import struct
 import sys
 import time
 import traceback
@@ -137,25 +142,115 @@ class CoalescingTransport:
         return getattr(self._transport, name)
 
 
-def _http_protocol() -> type[asyncio.Protocol] | str:
-    """uvicorn's httptools protocol with writes coalesced (`CoalescingTransport`), or uvicorn's
+NOT_SERVING = -1
+
+
+class ConnectionBalance:
+    """Keeps the workers' shares of connections even, where the kernel spreads them unevenly.
+
+    With ``SO_REUSEPORT`` the kernel hands each new connection to a worker by a hash of its
+    addresses, and a keep-alive connection stays with that worker for its life: 16 connections
+    are as often split 6 and 10 as 8 and 8, and the worker with 10 queues its requests while
+    the other waits. Each worker writes how many connections it holds into memory the forked
+    workers share; a worker holding more than its share (all connections over the workers,
+    rounded up) answers its next request with ``Connection: close``, one connection at a time,
+    and the client's next connection is handed out again. Connections flow from the busier
+    worker until it holds its share; an even split closes nothing. Closing a keep-alive
+    connection after a response is HTTP/1.1's own way (RFC 9112, section 9.6), as a server's
+    keep-alive request limit does.
+    """
+
+    def __init__(self, workers: int) -> None:
+        if workers < 2:
+            raise ValueError(f"a balance needs at least two workers, got {workers}")
+        self.workers = workers
+        # Anonymous and shared: a process forked after this sees the same counts. A worker's
+        # count is -1 while it does not serve (before it starts, after it dies).
+        self._counts = mmap.mmap(-1, 8 * workers)
+        self._all = struct.Struct(f"{workers}q")
+        self._all.pack_into(self._counts, 0, *([NOT_SERVING] * workers))
+        self.number = 0  # this process's slot, set in each worker after the fork
+        self.closing = 0  # connections this worker is closing and still holds
+
+    def hold(self, connections: int, number: int | None = None) -> None:
+        """Record that worker ``number`` (this one by default) holds ``connections``, or
+        `NOT_SERVING`."""
+        slot = self.number if number is None else number
+        struct.pack_into("q", self._counts, 8 * slot, connections)
+
+    def should_close(self) -> bool:
+        """Whether this worker should close the connection of the request it starts answering;
+        when so, it counts that connection as closing until `closed` is called."""
+        counts = self._all.unpack_from(self._counts)
+        serving = [held for held in counts if held != NOT_SERVING]
+        if len(serving) < 2:  # the others are starting: a closed connection would come back
+            return False
+        share = -(-sum(serving) // len(serving))
+        if counts[self.number] - self.closing > share:
+            self.closing += 1
+            return True
+        return False
+
+    def closed(self) -> None:
+        """A connection `should_close` chose has closed."""
+        self.closing = max(0, self.closing - 1)
+
+
+def _http_protocol(balance: ConnectionBalance | None = None) -> type[asyncio.Protocol] | str:
+    """uvicorn's httptools protocol with writes coalesced (`CoalescingTransport`) and, given a
+    ``balance``, connections closed while this worker holds more than its share; or uvicorn's
     own choice where httptools is missing."""
     try:
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
     except ImportError:
         return "auto"
 
-    class CoalescingHttpToolsProtocol(HttpToolsProtocol):
+    class ServiceProtocol(HttpToolsProtocol):
+        _closing_for_balance = False
+
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             coalescing = CoalescingTransport(transport, self.loop)
             super().connection_made(coalescing)  # type: ignore[arg-type]
+            if balance is not None:
+                balance.hold(len(self.connections))
 
-    return CoalescingHttpToolsProtocol
+        def connection_lost(self, exc: Exception | None) -> None:
+            super().connection_lost(exc)
+            if balance is not None:
+                if self._closing_for_balance:
+                    self._closing_for_balance = False
+                    balance.closed()
+                balance.hold(len(self.connections))
+
+        def on_headers_complete(self) -> None:
+            answering = self.cycle
+            super().on_headers_complete()
+            cycle = self.cycle
+            if (
+                balance is not None
+                and cycle is not None
+                and cycle is not answering
+                and cycle.keep_alive
+                and not self._closing_for_balance
+                and balance.should_close()
+            ):
+                # uvicorn then sends `connection: close` and closes after the response.
+                cycle.keep_alive = False
+                self._closing_for_balance = True
+
+    return ServiceProtocol
 
 
-def _run_worker(make_app: AppFactory, sock: Any, options: dict[str, Any]) -> int:
+def _run_worker(
+    make_app: AppFactory,
+    sock: Any,
+    options: dict[str, Any],
+    balance: ConnectionBalance | None = None,
+) -> int:
     with make_app() as app:
-        options = {"http": _http_protocol(), **options}
+        options = {"http": _http_protocol(balance), **options}
+        if balance is not None:
+            balance.hold(0)  # listening from here on
         server = uvicorn.Server(uvicorn.Config(app, **options))
         server.run(sockets=[sock])
     return 0 if server.started else 3
@@ -172,6 +267,9 @@ class _Supervisor:
         self.children: dict[int, tuple[int, float]] = {}  # pid → (worker number, started)
         self.stopping = False
         self.crashes = 0
+        # Only where each worker has its own socket: on a shared one, a new connection goes to
+        # whichever worker accepts first, and closing would not move it.
+        self.balance = ConnectionBalance(workers) if _REUSE_PORT else None
 
     def run(self) -> int:
         previous = {
@@ -203,6 +301,8 @@ class _Supervisor:
             if pid not in self.children:
                 continue
             number, started = self.children.pop(pid)
+            if self.balance is not None:
+                self.balance.hold(NOT_SERVING, number)
             code = os.waitstatus_to_exitcode(status)
             if self.stopping:
                 continue
@@ -233,7 +333,9 @@ class _Supervisor:
                     signal.signal(signum, signal.SIG_DFL)
                 _stop_with_parent(supervisor)
                 sock = _reuse_port_socket(self.options, listen=True) if _REUSE_PORT else self.sock
-                code = _run_worker(self.make_app, sock, self.options)
+                if self.balance is not None:
+                    self.balance.number = number
+                code = _run_worker(self.make_app, sock, self.options, self.balance)
             except BaseException:
                 traceback.print_exc()
             finally:
