@@ -16,7 +16,7 @@ import math
 import sys
 from array import array
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from operator import itemgetter, mul, truediv
@@ -72,6 +72,17 @@ class BlockFeatures:
 
 
 Features = list[BlockFeatures]
+
+
+def _largest(values: Sequence[float], count: int, *keys: Iterable[Any]) -> list[tuple[Any, ...]]:
+    """``sorted(zip(values, *keys), reverse=True)[:count]``, for long ``values``: the floats
+    alone are sorted first (timsort compares floats without a tuple per item) to find the
+    smallest value that can make the cut, and only the tuples at or above it are sorted."""
+    rows: Iterable[tuple[Any, ...]] = zip(values, *keys, strict=False)  # keys may repeat()
+    if len(values) > count > 0:
+        cut = sorted(values, reverse=True)[count - 1]
+        rows = [row for row in rows if row[0] >= cut]
+    return sorted(rows, reverse=True)[:count]
 
 
 def _gatherer(indices: tuple[int, ...]) -> Callable[[Sequence[float]], tuple[float, ...]]:
@@ -189,10 +200,8 @@ class _Target:
         # sorted(...)[:top] is what `heapq.nlargest` returns, sorted in C.
         for b, (rows, f) in enumerate(zip(self.weights, features, strict=True)):
             if f.indices:
-                pushes = map(mul, f.gather(rows[c]), f.values)
-                candidates += sorted(zip(pushes, repeat(b), f.indices, strict=False), reverse=True)[
-                    :top
-                ]
+                pushes = list(map(mul, f.gather(rows[c]), f.values))
+                candidates += _largest(pushes, top, repeat(b), f.indices)
         return sorted(candidates, reverse=True)[:top]
 
     def predict(self, features: Features) -> Prediction:
@@ -351,7 +360,7 @@ class LinearTextModel:
         chosen: list[str] = []
         # Far more candidates than tags, so that skipped terms rarely leave the list short.
         untaggable = self._untaggable
-        for _, i in sorted(zip(f.values, f.indices, strict=True), reverse=True)[: 8 * top]:
+        for _, i in _largest(f.values, 8 * top, f.indices):
             term = block.terms[i]
             skip = untaggable.get(i)
             if skip is None:
