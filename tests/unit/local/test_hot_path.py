@@ -7,6 +7,7 @@ connections kept even (`ConnectionBalance`)."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import math
 import os
@@ -70,7 +71,7 @@ def test_what_one_turn_writes_goes_out_in_one_write_and_in_order() -> None:
         await asyncio.sleep(0)
         return real.writes
 
-    assert asyncio.run(scenario()) == [b"HTTP/1.1 200 OK\r\n\r\n{}", b"next"]
+    assert _run(scenario()) == [b"HTTP/1.1 200 OK\r\n\r\n{}", b"next"]
 
 
 def test_closing_sends_what_is_held_first_and_nothing_after() -> None:
@@ -82,7 +83,7 @@ def test_closing_sends_what_is_held_first_and_nothing_after() -> None:
         await asyncio.sleep(0)  # the flush scheduled by the write finds the transport closed
         return real
 
-    real = asyncio.run(scenario())
+    real = _run(scenario())
     assert real.writes == [b"bye"]
     assert real.closed
 
@@ -94,7 +95,7 @@ def test_other_transport_calls_reach_the_wrapped_transport() -> None:
         assert coalescing.get_extra_info("peername") == ("127.0.0.1", 50000)
         assert not coalescing.is_closing()
 
-    asyncio.run(scenario())
+    _run(scenario())
 
 
 def test_a_json_response_is_one_write_through_the_servers_protocol() -> None:
@@ -123,11 +124,18 @@ def test_a_json_response_is_one_write_through_the_servers_protocol() -> None:
         assert protocol.cycle is not None and protocol.cycle.response_complete
         return real.writes
 
-    writes = asyncio.run(scenario())
+    writes = _run(scenario())
     assert len(writes) == 1
     head, _, body = writes[0].partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 OK")
     assert json.loads(body) == {"answer": "yes"}
+
+
+def _run(coroutine: Any) -> Any:
+    """``asyncio.run`` on a thread of its own: another test may leave an event loop running on
+    the main thread (browser tests do), where ``asyncio.run`` refuses to start."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def _standard(value: Any) -> str:
@@ -271,7 +279,7 @@ def _served(balance: ConnectionBalance, connections: int) -> list[_Transport]:
                 protocol.connection_lost(None)
         return [transport for _, transport in transports]
 
-    return asyncio.run(scenario())
+    return _run(scenario())
 
 
 def test_a_busier_worker_answers_with_connection_close_and_closes_one_connection() -> None:
