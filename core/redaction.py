@@ -95,6 +95,14 @@ def _positions(haystack: str, needle: str) -> Iterator[int]:
 _HEAD_END = 64
 
 
+@functools.lru_cache(maxsize=32)
+def _window(head: re.Pattern[str], reach: int) -> re.Pattern[str]:
+    """``head`` after at most ``reach`` characters of anything, the head in group 1: one `match`
+    tries every start in a needle's window in C (a `search` from the window's start ran on to the
+    end of the text it was given, trying starts past the needle too)."""
+    return re.compile(rf"(?s:.{{0,{reach}}}?)({head.pattern})", head.flags)
+
+
 def _near(
     pattern: re.Pattern[str],
     head: re.Pattern[str],
@@ -117,20 +125,28 @@ def _near(
     if isinstance(needles, re.Pattern):
         places: Iterable[int] = [m.start() for m in needles.finditer(haystack)]
     else:
-        places = sorted({i for needle in needles for i in _positions(haystack, needle)})
+        # `in` first: most texts hold none of the needles, and it costs less than a generator.
+        places = [
+            i for needle in needles if needle in haystack for i in _positions(haystack, needle)
+        ]
+        if len(needles) > 1:
+            places = sorted(set(places))
+    window = _window(head, reach)
     pos = 0  # where the next match may start: finditer's matches do not overlap
     previous = -1
     for i in places:
-        # Candidate starts for this needle: [i - reach, i], after those already tried.
+        # Candidate starts for this needle: [i - reach, i], after those already tried. The
+        # window's match finds the first head starting at most `reach` after `start`; as
+        # `start >= i - reach`, a head it misses would start past the needle.
         start = max(pos, previous + 1, i - reach)
         previous = i
         while start <= i:
-            h = head.search(text, start, min(n, i + _HEAD_END))
-            if h is None or h.start() > i:
+            h = window.match(text, start, min(n, i + _HEAD_END))
+            if h is None or h.start(1) > i:
                 break
-            m = pattern.match(text, h.start())
+            m = pattern.match(text, h.start(1))
             if m is None:
-                start = h.start() + 1
+                start = h.start(1) + 1
                 continue
             yield m
             pos = m.end()
@@ -417,6 +433,10 @@ _IPV6_GROUP_SPLIT = re.compile(r"[:.]")
 
 
 def _ipv6_ok(token: str) -> bool:
+    # Eight groups need seven colons, six and a dotted quad six, fewer a "::": times of day
+    # ("12:34:56") are most of the candidates in a log, and the parser is slow to refuse them.
+    if "::" not in token and token.count(":") < 6:
+        return False
     try:
         ipaddress.IPv6Address(token)
     except ValueError:
@@ -469,7 +489,10 @@ _VALUE = rf"(?:\"(?P<dq>[^\"\n]{{1,256}})\"|'(?P<sq>[^'\n]{{1,256}})'|(?P<bare>{
 # The labels' first character to their last: a needle in a label is at most this far from its
 # start (a unit test holds the longest label to it).
 _LABEL_REACH = 24
-_LABEL_HEAD = _lazy(rf"(?<![A-Za-z0-9/]){_LABEL}", re.IGNORECASE)
+# Every label's first letter, as a lookahead the engine checks before the lookbehind and the
+# labels themselves.
+_LABEL_FIRST = "(?=[abcijkmprstパ暗ك])"
+_LABEL_HEAD = _lazy(rf"{_LABEL_FIRST}(?<![A-Za-z0-9/]){_LABEL}", re.IGNORECASE)
 
 
 # The lookahead on the labels' first letters lets the engine skip to candidate positions instead
@@ -478,7 +501,7 @@ _LABEL_HEAD = _lazy(rf"(?<![A-Za-z0-9/]){_LABEL}", re.IGNORECASE)
 @functools.cache
 def _secret_labeled() -> re.Pattern[str]:
     return re.compile(
-        rf"(?=[abcijkmprstパ暗ك])(?<![A-Za-z0-9/]){_LABEL}[\"']?"
+        rf"{_LABEL_FIRST}(?<![A-Za-z0-9/]){_LABEL}[\"']?"
         # "password for the VPN is ...": up to three words say whose password it is.
         r"(?P<qualified>[ \t]+(?:for|für|pour|para|del?|of)(?:[ \t]+[^\s:=：]{1,40}){1,3}?)?"
         r"(?:[ \t]*(?:=>|[:=：])"
@@ -612,6 +635,10 @@ def _secrets(text: str) -> Iterator[Span]:
     # all without one: a substring search is a hundred times cheaper per character than a scan
     # with a case-insensitive alternation, and logs are long.
     lowered = text.lower()
+    if "ı" in lowered or "ſ" in lowered:
+        # Case-insensitive patterns take a dotless i for "i" and a long s for "s", which
+        # lower() keeps: the needles are looked for as the patterns would read them.
+        lowered = lowered.replace("ı", "i").replace("ſ", "s")
     labeled = [
         _near(_secret_labeled(), _LABEL_HEAD(), text, lowered, _LABEL_NEEDLES, _LABEL_REACH),
         _near(_SECRET_CLI(), _CLI_HEAD(), text, lowered, _CLI_NEEDLES, 0),

@@ -37,7 +37,8 @@ PIECES = [
     "--client-secret", "---", "-p", "AKIA", "ABCDEFGHIJKLMNOP", "ghp_", "gh", "a" * 36,
     "github_pat_", "glpat-", "xoxb-", "sk_live_", "rk_test_", "sk-", "AIza", "eyJ", "0123456789",
     "İ", "ß", "jane.doe", "x" * 70, "example.com", "@", "mail.", "co", "uk", "10", "255", "256", "1", "0", "::", "fe80", "abcd", "FFFF", "v", "pkg-", ".",
-    ":", "key", "monkey", "KeyProvider", "delegation token", "-", "_",
+    ":", "key", "monkey", "KeyProvider", "delegation token", "-", "_", "ſ", "ı", "paſsword",
+    "apı_key", "\u212a",
 ]  # fmt: skip
 
 
@@ -115,3 +116,19 @@ def test_iban_check_digits_are_found_where_the_country_code_pattern_finds_them(
     text = "".join(pieces)
     starts = [m.start() - 2 for m in r._IBAN_CHECK_DIGITS.finditer(text)]
     assert starts == [m.start() for m in _COUNTRY_FIRST.finditer(text)]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("paſsword: S3cr3t!", "S3cr3t!"),
+        ("apı_key=abc123def456", "abc123def456"),
+        ("ſecret: x9y8z7w6", "x9y8z7w6"),
+    ],
+)
+def test_needles_are_found_as_the_case_insensitive_patterns_read_them(
+    text: str, value: str
+) -> None:
+    # A dotless i and a long s match "i" and "s" case-insensitively, but lower() keeps them.
+    start = text.index(value)
+    assert r.find(text) == [r.Redaction("secret", start, start + len(value))]
