@@ -190,9 +190,7 @@ def _emails(text: str) -> Iterator[Span]:
 
 # Possessive, so that a run of digits and separators is taken whole from its first digit and
 # never re-tried from inside (which would make long number runs quadratic); Python then decides.
-# Each digit-led pattern opens with a lookahead on its first character, which lets the engine
-# skip to the places it can start instead of trying the lookbehinds at every character: on long
-# logs a third to a half of the scan (the same matches, compared on every vendored ticket).
+# Runs are matched only where `_PHONE_START` finds one can begin (see `_phone_runs`).
 _PHONE_RUN = re.compile(
     r"(?=[+(0-9])(?<![A-Za-z0-9_.\-/+])(?<![0-9]:)"
     r"\+?(?:\([0-9]{1,5}\)[ ]?)?[0-9]++"
@@ -285,8 +283,27 @@ def _phone_in(text: str, start: int, run: str) -> Span | None:
     return None
 
 
+# Where a run can start: its first character, then the run's lookbehinds read back over it. A
+# pattern led by a character class is the one the engine skips through fastest (a third of the
+# time of the run's own, lookahead-led scan on a long ticket with few digits).
+_PHONE_START = re.compile(r"[+(0-9](?<![A-Za-z0-9_.\-/+][+(0-9])(?<![0-9]:[+(0-9])")
+
+
+def _phone_runs(text: str) -> Iterator[re.Match[str]]:
+    """``_PHONE_RUN.finditer(text)``: the run is matched only where one can start."""
+    end = 0
+    match = _PHONE_RUN.match
+    for start in _PHONE_START.finditer(text):
+        if start.start() < end:
+            continue  # inside the run before: finditer's matches do not overlap
+        m = match(text, start.start())
+        if m is not None:
+            end = m.end()
+            yield m
+
+
 def _phones(text: str) -> Iterator[Span]:
-    for m in _PHONE_RUN.finditer(text):
+    for m in _phone_runs(text):
         if m.end() - m.start() < _PHONE_MIN_DIGITS:
             continue  # most runs are years, line numbers and ports
         run = m.group()
@@ -302,7 +319,8 @@ def _phones(text: str) -> Iterator[Span]:
 
 # --- card ------------------------------------------------------------------------------------
 
-_CARD_RUN = re.compile(r"(?=[0-9])(?<![A-Za-z0-9_.\-/])[0-9]++(?:[ \-][0-9]++)*+")
+# Led by its first digit, the lookbehind reading back over it (see `_PHONE_START`).
+_CARD_RUN = re.compile(r"[0-9](?<![A-Za-z0-9_.\-/][0-9])[0-9]*+(?:[ \-][0-9]++)*+")
 _CARD_MIN, _CARD_MAX = 13, 19
 
 

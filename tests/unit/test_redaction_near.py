@@ -132,3 +132,24 @@ def test_needles_are_found_as_the_case_insensitive_patterns_read_them(
     # A dotless i and a long s match "i" and "s" case-insensitively, but lower() keeps them.
     start = text.index(value)
     assert r.find(text) == [r.Redaction("secret", start, start + len(value))]
+
+
+# The card run as it was written before it was led by its first digit: the same matches.
+_CARD_RUN_LOOKAHEAD = re.compile(r"(?=[0-9])(?<![A-Za-z0-9_.\-/])[0-9]++(?:[ \-][0-9]++)*+")
+DIGITISH = st.text(alphabet="0123456789 +()-./:aZ_\n", max_size=40)
+
+
+@settings(max_examples=500, deadline=None)
+@given(DIGITISH)
+def test_phone_runs_are_those_a_scan_of_the_whole_text_finds(text: str) -> None:
+    assert [m.span() for m in r._phone_runs(text)] == [
+        m.span() for m in r._PHONE_RUN.finditer(text)
+    ]
+
+
+@settings(max_examples=500, deadline=None)
+@given(DIGITISH)
+def test_card_runs_are_those_of_the_lookahead_led_pattern(text: str) -> None:
+    assert [m.span() for m in r._CARD_RUN.finditer(text)] == [
+        m.span() for m in _CARD_RUN_LOOKAHEAD.finditer(text)
+    ]
