@@ -85,7 +85,8 @@ def _patterns() -> tuple[re.Pattern[str], ...]:
 def _clean(text: str) -> str:
     block, blank_lines, line, jira_link, inline = _patterns()
     text = "\n" + text
-    if any(marker in text.lower() for marker in _BLOCK_MARKERS):
+    lowered = text.lower()  # once, not once per marker
+    if any(marker in lowered for marker in _BLOCK_MARKERS):
         text = block.sub("\n", text)
     text = blank_lines.sub("\n", text)
     text = line.sub("\n", text)
