@@ -487,7 +487,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         metrics_dir = Path(tempfile.mkdtemp(prefix="ticket-enrich-metrics-"))
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     from adapters.local.app import create_app, server_options
-    from adapters.local.sqlite_store import SQLiteTicketStore
+    from adapters.local.sqlite_store import CHECKPOINT_EVERY_S, SQLiteTicketStore
 
     # Creates the file and its tables once, before the workers open it, and ends what a previous
     # run left: its sessions and rate-limit buckets.
@@ -506,7 +506,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     @contextmanager
     def worker_app() -> Iterator[Any]:
         helpdesk = _helpdesk(settings) if settings.deliver else None
-        worker_store = SQLiteTicketStore(settings.database)
+        worker_store = SQLiteTicketStore(settings.database, checkpoint_every=CHECKPOINT_EVERY_S)
         try:
             yield create_app(
                 enricher,

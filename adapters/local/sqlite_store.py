@@ -38,6 +38,70 @@ from core.ports import (
 # Bumped whenever the table layout changes, so an old file is refused instead of misread.
 _SCHEMA_VERSION = 4
 
+# A commit that takes the write-ahead log past this many pages copies it into the database
+# (SQLite's default is 1,000: 4 MB, which took a commit 4-5 ms instead of 0.1 ms; 250 pages take
+# about 2 ms). The service's workers leave it to a thread instead (`CHECKPOINT_EVERY_S`).
+_WAL_AUTOCHECKPOINT_PAGES = 250
+CHECKPOINT_EVERY_S = 0.02
+# With checkpoints in the background (`checkpoint_every`): the pages in the log after which the
+# background restarts it, and the backstop at which a commit checkpoints by itself after all.
+_WAL_RESTART_PAGES = 4_000
+_WAL_BACKSTOP_PAGES = 16_000
+
+
+class _Checkpointer(threading.Thread):
+    """Copies the log's pages into the database on a connection of its own, every ``interval``
+    seconds, so that the commits of requests do not; and once the log holds `_WAL_RESTART_PAGES`
+    pages, restarts it (a RESTART checkpoint, which writers wait for: it holds the writers'
+    advisory lock) so that it does not grow for ever. A passive checkpoint never blocks a writer
+    or a reader, and SQLite runs it without Python's global interpreter lock."""
+
+    def __init__(self, path: Path, interval: float) -> None:
+        super().__init__(name=f"checkpoint {path.name}", daemon=True)
+        self._path, self._interval = path, interval
+        self._stop_event = threading.Event()
+        # (busy, pages in the log, pages checkpointed) of the last checkpoint, and how many ran.
+        self.last: tuple[int, int, int] | None = None
+        self.count = 0
+        self.restarts = 0
+
+    def run(self) -> None:
+        try:
+            conn = sqlite3.connect(self._path, timeout=0.0, isolation_level=None)
+            lock = os.open(
+                f"{self._path}.writer-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+            )
+        except (OSError, sqlite3.Error):
+            return  # the commits' own checkpoints (the backstop) keep the log bounded
+        try:
+            while not self._stop_event.wait(self._interval):
+                try:
+                    self._round(conn, lock)
+                except (OSError, sqlite3.Error):
+                    continue  # a lock held elsewhere: the next round tries again
+        finally:
+            conn.close()
+            os.close(lock)
+
+    def _round(self, conn: sqlite3.Connection, lock: int) -> None:
+        row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        self.last = (int(row[0]), int(row[1]), int(row[2]))
+        self.count += 1
+        if self.last[1] < _WAL_RESTART_PAGES:
+            return
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            row = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+        if row[0] == 0:
+            self.restarts += 1
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=5.0)
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tickets (
     id           TEXT PRIMARY KEY,
@@ -211,11 +275,21 @@ class SQLiteTicketStore:
     SQLite's busy timeout, as before.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        """Open (creating the file, its parent directories and its tables) the store at `path`."""
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        checkpoint_every: float | None = None,
+    ) -> None:
+        """Open (creating the file, its parent directories and its tables) the store at `path`.
+
+        With ``checkpoint_every`` (seconds), a thread checkpoints the write-ahead log at that
+        interval, instead of the commits that fill it (see `_Checkpointer`).
+        """
         self.path = Path(path)
         self._lock = threading.Lock()
         self._writer_lock: int | None = None
+        self._checkpointer: _Checkpointer | None = None
         try:
             # Tickets hold customers' personal data: a new store is its owner's alone (SQLite
             # gives its -wal and -shm files the database file's mode).
@@ -233,17 +307,24 @@ class SQLiteTicketStore:
                 )
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the ticket store at {self.path}: {exc}") from exc
+        background = checkpoint_every is not None and self._writer_lock is not None
         try:
             self._open_schema()
+            if background:
+                self._conn.execute(f"PRAGMA wal_autocheckpoint={_WAL_BACKSTOP_PAGES}")
         except sqlite3.Error as exc:
             self._conn.close()
             raise StoreError(f"cannot open the ticket store at {self.path}: {exc}") from exc
+        if background and checkpoint_every is not None:
+            self._checkpointer = _Checkpointer(self.path, checkpoint_every)
+            self._checkpointer.start()
 
     def _open_schema(self) -> None:
         self._conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL is durable across application crashes in WAL mode; only a power loss can lose
         # the last commits, which the at-least-once sources would re-deliver.
         self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute(f"PRAGMA wal_autocheckpoint={_WAL_AUTOCHECKPOINT_PAGES}")
         (version,) = self._conn.execute("PRAGMA user_version").fetchone()
         if version > _SCHEMA_VERSION:
             self._conn.close()
@@ -791,8 +872,20 @@ class SQLiteTicketStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot forget the rate limits: {exc}") from exc
 
+    @property
+    def checkpoints(self) -> dict[str, Any]:
+        """The background checkpoints so far: how many ran and restarted the log, and the last
+        one's ``(busy, pages in the log, pages checkpointed)``."""
+        c = self._checkpointer
+        if c is None:
+            return {"runs": 0, "restarts": 0, "last": None}
+        return {"runs": c.count, "restarts": c.restarts, "last": c.last}
+
     def close(self) -> None:
         """Close the connection; later calls raise `core.errors.StoreError`."""
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         with self._lock:
             self._conn.close()
             if self._writer_lock is not None:
