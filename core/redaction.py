@@ -96,11 +96,12 @@ _HEAD_END = 64
 
 
 @functools.lru_cache(maxsize=32)
-def _window(head: re.Pattern[str], reach: int) -> re.Pattern[str]:
-    """``head`` after at most ``reach`` characters of anything, the head in group 1: one `match`
-    tries every start in a needle's window in C (a `search` from the window's start ran on to the
-    end of the text it was given, trying starts past the needle too)."""
-    return re.compile(rf"(?s:.{{0,{reach}}}?)({head.pattern})", head.flags)
+def _window(head: str, flags: int, reach: int) -> re.Pattern[str]:
+    """The pattern ``head`` after at most ``reach`` characters of anything, the head in group 1:
+    one `match` tries every start in a needle's window in C (a `search` from the window's start
+    ran on to the end of the text it was given, trying starts past the needle too). Keyed by the
+    pattern's text: hashing a compiled pattern hashes its whole program, on every call."""
+    return re.compile(rf"(?s:.{{0,{reach}}}?)({head})", flags)
 
 
 def _near(
@@ -131,7 +132,9 @@ def _near(
         ]
         if len(needles) > 1:
             places = sorted(set(places))
-    window = _window(head, reach)
+    if not places:
+        return
+    window = _window(head.pattern, head.flags, reach)
     pos = 0  # where the next match may start: finditer's matches do not overlap
     previous = -1
     for i in places:
