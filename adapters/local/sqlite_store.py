@@ -307,16 +307,18 @@ class SQLiteTicketStore:
                 )
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the ticket store at {self.path}: {exc}") from exc
-        background = checkpoint_every is not None and self._writer_lock is not None
+        # In the background only with the writers' lock the restarts take (not in memory, not on
+        # Windows).
+        interval = checkpoint_every if self._writer_lock is not None else None
         try:
             self._open_schema()
-            if background:
+            if interval is not None:
                 self._conn.execute(f"PRAGMA wal_autocheckpoint={_WAL_BACKSTOP_PAGES}")
         except sqlite3.Error as exc:
             self._conn.close()
             raise StoreError(f"cannot open the ticket store at {self.path}: {exc}") from exc
-        if background and checkpoint_every is not None:
-            self._checkpointer = _Checkpointer(self.path, checkpoint_every)
+        if interval is not None:
+            self._checkpointer = _Checkpointer(self.path, interval)
             self._checkpointer.start()
 
     def _open_schema(self) -> None:
