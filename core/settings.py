@@ -42,6 +42,12 @@ class Settings(BaseSettings):
         description="Worker processes of the local service; 0: one per usable CPU core "
         "(one where processes cannot fork).",
     )
+    pin_workers: bool = Field(
+        True,
+        description="With one worker process per usable CPU core (as workers 0 gives), keep "
+        "each on a core of its own (Linux): a worker's caches stay warm and the kernel does not "
+        "move it between cores under load. False leaves placing them to the kernel.",
+    )
     max_in_flight: int = Field(
         64,
         ge=1,

@@ -100,9 +100,12 @@ def wait_until(check: Callable[[], Any], what: str) -> Any:
 
 
 @contextmanager
-def serving(settings: dict[str, str], log_path: Path) -> Iterator[str]:
-    """`ticket-enrich serve` in its own process on a free loopback port, with ``settings``;
-    yields its base URL once it is healthy, and stops it afterwards."""
+def serving(
+    settings: dict[str, str], log_path: Path, cores: set[int] | None = None
+) -> Iterator[str]:
+    """`ticket-enrich serve` in its own process on a free loopback port, with ``settings``
+    (and, given ``cores``, allowed to run on those cores only); yields its base URL once it is
+    healthy, and stops it afterwards."""
     port = free_port()
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -111,6 +114,7 @@ def serving(settings: dict[str, str], log_path: Path) -> Iterator[str]:
             env=service_env(**settings, host="127.0.0.1", port=str(port)),
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=None if cores is None else lambda: os.sched_setaffinity(0, cores),
         )
         base_url = f"http://127.0.0.1:{port}"
 

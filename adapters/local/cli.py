@@ -521,9 +521,11 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             if helpdesk is not None:
                 helpdesk.close()
 
+    cores = serving.worker_cores(workers, settings.pin_workers)
     _say(
         f"serving model {enricher.model_version} on http://{settings.host}:{settings.port} "
-        f"with {workers} worker{'s' if workers != 1 else ''} (tickets in {settings.database}; "
+        f"with {workers} worker{'s' if workers != 1 else ''}"
+        f"{', each on a core of its own' if cores else ''} (tickets in {settings.database}; "
         f"delivery {'on' if settings.deliver else 'off'}; over {settings.max_in_flight} requests "
         f"in flight per worker: 503)"
     )
@@ -537,7 +539,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         **server_options(settings),
     }
     try:
-        return serving.serve(worker_app, workers, options)
+        return serving.serve(worker_app, workers, options, cores)
     finally:
         if metrics_dir is not None:
             import shutil

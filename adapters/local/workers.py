@@ -7,7 +7,8 @@ connections over them, elsewhere they share the supervisor's socket. Forking aft
 loaded (and warmed up) lets the workers share its memory instead of each loading a copy.
 
 A worker holding more than its share of the connections closes them one at a time, after a
-response, until the kernel's new choices even the split (`ConnectionBalance`).
+response, until the kernel's new choices even the split (`ConnectionBalance`). With one worker
+per usable core, each can be kept on a core of its own (`worker_cores`).
 
 A worker that dies is replaced; SIGINT or SIGTERM stop every worker gracefully (each finishes
 its requests in flight) and then the supervisor. What must be one for the whole service (agents'
@@ -45,15 +46,36 @@ _CRASHES_MAX = 5
 AppFactory = Callable[[], AbstractContextManager[Any]]
 
 
-def serve(make_app: AppFactory, workers: int, options: dict[str, Any]) -> int:
+def worker_cores(workers: int, pin: bool) -> list[int] | None:
+    """The core each of ``workers`` worker processes is kept on (worker ``n`` on the ``n``-th),
+    or None when the kernel places them: unless ``pin``, with one worker, where processes
+    cannot be pinned (only Linux can), or when the workers are not exactly one per core this
+    process may use (fewer would all crowd the first cores, more cannot each have one).
+
+    Pinned, a worker stays where its caches are warm; in the HTTP benchmark on two cores (two
+    workers and the load generator) p99 at 16 connections fell from 20.6 to 18.8 ms, the median
+    of fifteen runs each, with the same throughput.
+    """
+    if not pin or workers < 2 or not hasattr(os, "sched_setaffinity"):
+        return None
+    usable = sorted(os.sched_getaffinity(0))
+    return usable if len(usable) == workers else None
+
+
+def serve(
+    make_app: AppFactory, workers: int, options: dict[str, Any], cores: list[int] | None = None
+) -> int:
     """Serve the app that ``make_app()`` yields on ``options``' host and port (uvicorn.Config
     options) with ``workers`` processes; return the exit status.
 
     With one worker the app runs in this process. With more, this process supervises forked
-    ones and each enters its own ``make_app()``.
+    ones and each enters its own ``make_app()``; with ``cores`` (see `worker_cores`), worker
+    ``n`` runs on core ``cores[n]`` only, and so does the worker that replaces it.
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
+    if cores is not None and len(cores) != workers:
+        raise ValueError(f"{workers} workers need {workers} cores, got {cores}")
     if not _log.hasHandlers():
         handler = logging.StreamHandler()
         handler.setFormatter(JsonFormatter())
@@ -71,7 +93,7 @@ def serve(make_app: AppFactory, workers: int, options: dict[str, Any]) -> int:
     try:
         if workers == 1:
             return _run_worker(make_app, sock, options)
-        return _Supervisor(make_app, sock, options, workers).run()
+        return _Supervisor(make_app, sock, options, workers, cores).run()
     finally:
         sock.close()
 
@@ -258,12 +280,18 @@ def _run_worker(
 
 class _Supervisor:
     def __init__(
-        self, make_app: AppFactory, sock: Any, options: dict[str, Any], workers: int
+        self,
+        make_app: AppFactory,
+        sock: Any,
+        options: dict[str, Any],
+        workers: int,
+        cores: list[int] | None = None,
     ) -> None:
         self.make_app = make_app
         self.sock = sock
         self.options = options
         self.workers = workers
+        self.cores = cores
         self.children: dict[int, tuple[int, float]] = {}  # pid → (worker number, started)
         self.stopping = False
         self.crashes = 0
@@ -332,6 +360,8 @@ class _Supervisor:
                 for signum in (signal.SIGINT, signal.SIGTERM):
                     signal.signal(signum, signal.SIG_DFL)
                 _stop_with_parent(supervisor)
+                if self.cores is not None:
+                    _keep_on_core(self.cores[number])
                 sock = _reuse_port_socket(self.options, listen=True) if _REUSE_PORT else self.sock
                 if self.balance is not None:
                     self.balance.number = number
@@ -344,6 +374,15 @@ class _Supervisor:
                 # Never return into the supervisor's code (its `finally` blocks, atexit).
                 os._exit(code)
         self.children[pid] = (number, time.monotonic())
+
+
+def _keep_on_core(core: int) -> None:
+    """Run this process (and the threads it starts from now on) on ``core`` only; where that
+    is refused (the core was taken from this process's set since), the kernel places it."""
+    try:
+        os.sched_setaffinity(0, {core})
+    except OSError as exc:
+        _log.warning("cannot keep the worker on its core", extra={"core": core, "error": str(exc)})
 
 
 def _stop_with_parent(supervisor: int) -> None:

@@ -1,6 +1,7 @@
 """`ticket-enrich serve --workers 2` as an operator runs it: whichever worker process a request
 reaches, agents' sessions, the sign-in limit, metrics and the delivery outbox are the service's
-one state; every ticket is delivered exactly once; a worker that dies is replaced."""
+one state; every ticket is delivered exactly once; a worker that dies is replaced; with one
+worker per core, each is kept on a core of its own."""
 
 from __future__ import annotations
 
@@ -32,8 +33,14 @@ def _worker_pids(log: Path) -> list[int]:
     return [int(pid) for pid in _STARTED.findall(log.read_text(errors="replace"))]
 
 
+# The service may use two cores, so that its two workers are one per core on any machine.
+CORES = set(sorted(os.sched_getaffinity(0))[:WORKERS])
+
+
 @pytest.fixture
 def service(small_model_dir: Path, tmp_path: Path) -> Iterator[tuple[str, Receiver, Path]]:
+    if len(CORES) < WORKERS:
+        pytest.skip(f"needs {WORKERS} usable cores; this machine gives {len(CORES)}")
     with receiving() as helpdesk:
         settings = {
             "workers": str(WORKERS),
@@ -49,7 +56,7 @@ def service(small_model_dir: Path, tmp_path: Path) -> Iterator[tuple[str, Receiv
             "delivery_poll_interval_s": "0.1",
         }
         log = tmp_path / "service.log"
-        with serving(settings, log) as base_url:
+        with serving(settings, log, cores=CORES) as base_url:
             wait_until(lambda: len(_worker_pids(log)) == WORKERS, "both workers to start")
             yield base_url, helpdesk, log
     assert "Traceback" not in log.read_text(errors="replace")
@@ -138,11 +145,27 @@ def test_every_ticket_is_delivered_exactly_once_and_counted_once(
         assert sum(s.value for s in enriched if s.name.endswith("_total")) == TICKETS
 
 
+def _cores(pid: int) -> set[int]:
+    return set(os.sched_getaffinity(pid))
+
+
+def test_each_worker_runs_on_a_core_of_its_own(service: tuple[str, Receiver, Path]) -> None:
+    _, _, log = service
+    pinned = [_cores(pid) for pid in _worker_pids(log)]
+    assert sorted(pinned, key=min) == [{core} for core in sorted(CORES)]
+    assert "each on a core of its own" in log.read_text(errors="replace")
+
+
 def test_a_worker_that_dies_is_replaced(service: tuple[str, Receiver, Path]) -> None:
     base_url, _, log = service
-    first, _second = _worker_pids(log)
+    first, second = _worker_pids(log)
+    first_core, second_core = _cores(first), _cores(second)
     os.kill(first, signal.SIGKILL)
 
     wait_until(lambda: len(_worker_pids(log)) == WORKERS + 1, "a new worker to start")
     answers = [_fresh("GET", f"{base_url}/healthz").status_code for _ in range(REQUESTS)]
     assert answers == [200] * REQUESTS
+    # The new worker takes the core of the one it replaces.
+    replacement = _worker_pids(log)[-1]
+    assert _cores(replacement) == first_core
+    assert _cores(second) == second_core
