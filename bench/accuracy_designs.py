@@ -24,6 +24,8 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
 from itertools import pairwise
 from typing import Any
 
@@ -36,7 +38,14 @@ from sklearn.pipeline import FeatureUnion
 from core.rules import RuleSet, load_rules
 from training import model as trained_model
 from training.baselines import tune_references
-from training.data import PRESETS, Split, load_dataset, time_split, vendored_data_path
+from training.data import (
+    PRESETS,
+    Example,
+    Split,
+    load_dataset,
+    time_split,
+    vendored_data_path,
+)
 from training.decisions import decide
 from training.default_rules import DEFAULT_RULES
 from training.metrics import classification_metrics
@@ -103,7 +112,15 @@ DESIGNS: dict[str, tuple[Callable[[], BuildFeatures] | None, dict[str, Any]]] = 
     # C and class weighting as the forward-chaining folds chose them (see ``folds``).
     "folds-c-hadoop": (None, {"c_grid": (0.125,), "class_weights": ("balanced",)}),
     "folds-c-hadoop-5": (None, {"c_grid": (0.25,), "class_weights": ("balanced",)}),
+    # The tracker's open tickets join the data (see `OPEN_TICKETS`).
+    "open-tickets": (None, {}),
+    "open-tickets-validation": (None, {}),
 }
+# Designs that add the export's open tickets (their priority as it stands) created before the
+# validation window to the fitting tickets, and with "validation" also those of the validation
+# window to it; the test window stays the closed tickets alone.
+OPEN_TICKETS = {"open-tickets": False, "open-tickets-validation": True}
+_OPEN_STATUSES = ("Open", "Patch Available", "In Progress", "Reopened")
 
 
 def _setup(design: str) -> ModelConfig:
@@ -113,14 +130,42 @@ def _setup(design: str) -> ModelConfig:
     return ModelConfig(**overrides)
 
 
-def _split(preset: str) -> tuple[Split, Sequence[str]]:
-    dataset = load_dataset(vendored_data_path(), PRESETS[preset])
-    return time_split(dataset.examples, 0.2, 0.2), dataset.spec.urgent_labels
+def _split(preset: str, design: str = "shipped") -> tuple[Split, Sequence[str]]:
+    spec = PRESETS[preset]
+    dataset = load_dataset(vendored_data_path(), spec)
+    split = time_split(dataset.examples, 0.2, 0.2)
+    if design in OPEN_TICKETS:
+        open_spec = replace(
+            spec,
+            where={},
+            where_in={"Status": _OPEN_STATUSES},
+            resolved_column=None,
+            target_columns={},
+            duplicate_where={},
+        )
+        opened = load_dataset(vendored_data_path(), open_spec).examples
+        first_validation, first_test = split.validation[0].created, split.test[0].created
+        assert first_validation is not None and first_test is not None  # the preset has times
+
+        def before(e: Example, start: datetime) -> bool:
+            return e.created is not None and e.created < start
+
+        def created(e: Example) -> datetime:
+            assert e.created is not None
+            return e.created
+
+        fit = sorted(split.fit + [e for e in opened if before(e, first_validation)], key=created)
+        validation = split.validation
+        if OPEN_TICKETS[design]:
+            extra = [e for e in opened if before(e, first_test) and not before(e, first_validation)]
+            validation = sorted(validation + extra, key=created)
+        split = Split(fit, validation, split.test)
+    return split, spec.urgent_labels
 
 
 def _fit(preset: str, design: str) -> tuple[FittedModel, Split, list[str], dict[str, Any]]:
     config = _setup(design)
-    split, urgent = _split(preset)
+    split, urgent = _split(preset, design)
     references = tune_references(split, lambda e: e.label)
     floor = max(p["validation_macro_f1"] for p in references.values())
     model = fit_model(
@@ -179,7 +224,7 @@ def test_figures(model: FittedModel, split: Split, urgent: list[str]) -> dict[st
 
 def _fold_windows(preset: str, design: str) -> tuple[list[tuple[Any, ...]], np.ndarray]:
     config = _setup(design)
-    split, _ = _split(preset)
+    split, _ = _split(preset, design)
     train = split.fit + split.validation
     y = np.array([e.label for e in train])
     starts = [int(len(y) * f) for f in config.band_folds] + [len(y)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.accuracy_designs import DESIGNS, RuleHits, SubjectChars, _with_block
+from bench.accuracy_designs import DESIGNS, RuleHits, SubjectChars, _split, _with_block
 from training.model import ModelConfig, build_features
 
 
@@ -32,3 +32,20 @@ def test_an_extra_block_follows_the_shipped_blocks() -> None:
     extended = [name for name, _ in build((), config).transformer_list]
     assert extended == [*shipped, "subject_chars"]
     assert set(DESIGNS) >= {"shipped", "rules-block", "subject-chars-2-4"}
+
+
+def test_open_ticket_designs_add_open_tickets_before_each_window_and_keep_the_test_window() -> None:
+    closed, _ = _split("hadoop")
+    with_fit, _ = _split("hadoop", "open-tickets")
+    with_both, _ = _split("hadoop", "open-tickets-validation")
+    first_validation = closed.validation[0].created
+    first_test = closed.test[0].created
+    assert first_validation is not None and first_test is not None
+    assert with_fit.test == closed.test == with_both.test
+    assert with_fit.validation == closed.validation
+    added = [e for e in with_fit.fit if e not in closed.fit]
+    assert added and all(e.created is not None and e.created < first_validation for e in added)
+    assert with_both.fit == with_fit.fit
+    extra = [e for e in with_both.validation if e not in closed.validation]
+    assert extra
+    assert all(e.created is not None and first_validation <= e.created < first_test for e in extra)
