@@ -7,6 +7,7 @@ hyper-parameter grid or the feature settings) and is measured on the vendored Ha
     python -m bench.accuracy_designs test hadoop rules-block
     python -m bench.accuracy_designs folds hadoop shipped 0.03125,0.0625,0.125,0.25,1,4,16
     python -m bench.accuracy_designs bands hadoop shipped
+    python -m bench.accuracy_designs ensemble hadoop shipped
 
 ``validation`` fits the model as training does (hyper-parameters, decision weights and the
 check window on the validation window, per-class bands on the out-of-fold tickets) and prints
@@ -14,8 +15,10 @@ what that chose and reached, without touching the test window. ``test`` does the
 scores the priority on the test window as `training.train` reports it: it is meant to be run
 once per design, after the design was judged on validation. ``folds`` prints the pooled
 out-of-fold macro-F1 of each C (and class weighting) over `ModelConfig.band_folds`; ``bands``
-prints each class's out-of-fold precision among its most confident predictions. Designs whose
-features serving lacks are measured here only: their artifact could not be exported.
+prints each class's out-of-fold precision among its most confident predictions; ``ensemble``
+the validation macro-F1 of other model kinds on the design's features and of mixes with the
+logistic regression (`ensemble_scores`). Designs whose features serving lacks are measured
+here only: their artifact could not be exported.
 """
 
 from __future__ import annotations
@@ -26,14 +29,16 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from itertools import pairwise
+from itertools import pairwise, product
 from typing import Any
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
+from sklearn.naive_bayes import ComplementNB
 from sklearn.pipeline import FeatureUnion
+from sklearn.svm import LinearSVC
 
 from core.rules import RuleSet, load_rules
 from training import model as trained_model
@@ -301,10 +306,76 @@ def band_curve(preset: str, design: str) -> dict[str, Any]:
     return out
 
 
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return np.asarray(e / e.sum(axis=1, keepdims=True))
+
+
+def _svc_margins(c: float, x_fit: Any, y_fit: np.ndarray, x_val: Any) -> np.ndarray:
+    svc = LinearSVC(C=c, class_weight="balanced").fit(x_fit, y_fit)
+    return np.asarray(svc.decision_function(x_val))
+
+
+def ensemble_scores(
+    split: Split,
+    config: ModelConfig,
+    lr_c: Sequence[float] = (0.5, 1, 2, 4, 8),
+    svc_c: Sequence[float] = (0.03, 0.1, 0.3, 1),
+    nb_alpha: Sequence[float] = (0.1, 0.3, 1),
+    mix: Sequence[float] = (0, 0.25, 0.5, 1, 2),
+) -> dict[str, Any]:
+    """An ensemble across model kinds on the shipped features: the log-probabilities of a
+    class-balanced logistic regression, plus ``mix`` times those of a class-balanced LinearSVC
+    (its margins through a softmax) and of complement naive Bayes. Validation macro-F1 of each
+    model alone and of the best mixes (most probable label), fitted on the fit window."""
+    features = trained_model.build_features((), config).fit([e.doc for e in split.fit])
+    x_fit = features.transform([e.doc for e in split.fit])
+    x_val = features.transform([e.doc for e in split.validation])
+    y_fit = np.array([e.label for e in split.fit])
+    y_val = np.array([e.label for e in split.validation])
+    labels = np.unique(y_fit)
+
+    def log(p: np.ndarray) -> np.ndarray:
+        return np.asarray(np.log(np.clip(p, 1e-12, 1.0)))
+
+    def macro_f1(scores: np.ndarray) -> float:
+        predicted = labels[scores.argmax(axis=1)]
+        return float(f1_score(y_val, predicted, labels=labels, average="macro", zero_division=0))
+
+    kinds: dict[str, dict[float, np.ndarray]] = {
+        "logistic": {
+            c: log(
+                LogisticRegression(C=c, class_weight="balanced", max_iter=config.max_iter)
+                .fit(x_fit, y_fit)
+                .predict_proba(x_val)
+            )
+            for c in lr_c
+        },
+        "linear_svc": {c: log(_softmax(_svc_margins(c, x_fit, y_fit, x_val))) for c in svc_c},
+        "complement_nb": {
+            a: log(ComplementNB(alpha=a).fit(x_fit, y_fit).predict_proba(x_val)) for a in nb_alpha
+        },
+    }
+    alone = {f"{kind} {k:g}": macro_f1(v) for kind, d in kinds.items() for k, v in d.items()}
+    mixes = []
+    for (c, lr), (cs, svc), (a, nb) in product(
+        kinds["logistic"].items(), kinds["linear_svc"].items(), kinds["complement_nb"].items()
+    ):
+        for w_svc, w_nb in product(mix, mix):
+            if w_svc or w_nb:
+                name = f"logistic {c:g} + {w_svc:g} x svc {cs:g} + {w_nb:g} x nb {a:g}"
+                mixes.append((macro_f1(lr + w_svc * svc + w_nb * nb), name))
+    mixes.sort(reverse=True)
+    return {
+        "validation_macro_f1_alone": alone,
+        "best_mixes": [{"mix": name, "validation_macro_f1": f1} for f1, name in mixes[:5]],
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """The command line (see the module's docstring)."""
     parser = argparse.ArgumentParser(prog="python -m bench.accuracy_designs")
-    parser.add_argument("mode", choices=("validation", "test", "folds", "bands"))
+    parser.add_argument("mode", choices=("validation", "test", "folds", "bands", "ensemble"))
     parser.add_argument("preset", choices=("hadoop", "hadoop-5"))
     parser.add_argument("design", choices=tuple(DESIGNS))
     parser.add_argument("c_grid", nargs="?", default="0.25,0.5,1,2,4,8,16,32")
@@ -317,6 +388,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     elif args.mode == "bands":
         result = band_curve(args.preset, args.design)
+    elif args.mode == "ensemble":
+        config = _setup(args.design)
+        result = ensemble_scores(_split(args.preset, args.design)[0], config)
     else:
         model, split, urgent, result = _fit(args.preset, args.design)
         if args.mode == "test":

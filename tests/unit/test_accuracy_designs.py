@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from bench.accuracy_designs import DESIGNS, RuleHits, SubjectChars, _split, _with_block
+from bench.accuracy_designs import (
+    DESIGNS,
+    RuleHits,
+    SubjectChars,
+    _split,
+    _with_block,
+    ensemble_scores,
+)
+from training.data import Example, Split
 from training.model import ModelConfig, build_features
 
 
@@ -49,3 +57,33 @@ def test_open_ticket_designs_add_open_tickets_before_each_window_and_keep_the_te
     extra = [e for e in with_both.validation if e not in closed.validation]
     assert extra
     assert all(e.created is not None and first_validation <= e.created < first_test for e in extra)
+
+
+def test_the_ensemble_scores_each_kind_alone_and_mixes_with_the_logistic_regression() -> None:
+    words = {
+        "urgent": "outage down broken",
+        "normal": "error fails wrong",
+        "low": "typo docs wording",
+    }
+    examples = [
+        Example(
+            i,
+            {"subject": f"{words[label]} {i}", "description": words[label]},
+            label,
+            None,
+            None,
+            None,
+        )
+        for i, label in enumerate(["urgent", "normal", "low", "normal"] * 12)
+    ]
+    split = Split(examples[:36], examples[36:], [])
+    scores = ensemble_scores(split, ModelConfig(), lr_c=(1,), svc_c=(1,), nb_alpha=(1,), mix=(0, 1))
+    assert set(scores["validation_macro_f1_alone"]) == {
+        "logistic 1",
+        "linear_svc 1",
+        "complement_nb 1",
+    }
+    # Each kind tells these words apart; the three mixes with a non-zero weight are ranked.
+    assert all(f1 == 1.0 for f1 in scores["validation_macro_f1_alone"].values())
+    assert len(scores["best_mixes"]) == 3
+    assert scores["best_mixes"][0]["validation_macro_f1"] == 1.0
