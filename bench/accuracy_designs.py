@@ -1,13 +1,16 @@
 """Model designs tried against issue 22's accuracy targets, beside the shipped one.
 
 Each design changes one thing of `training.model` (an extra feature block, the
-hyper-parameter grid or the feature settings) and is measured on the vendored Hadoop split:
+hyper-parameter grid, the feature settings, the training data, or the model kind in place of
+the logistic regression: an ordinal model, or tickets weighted by recency) and is measured on
+the vendored Hadoop split:
 
     python -m bench.accuracy_designs validation hadoop rules-block
     python -m bench.accuracy_designs test hadoop rules-block
     python -m bench.accuracy_designs folds hadoop shipped 0.03125,0.0625,0.125,0.25,1,4,16
     python -m bench.accuracy_designs bands hadoop shipped
     python -m bench.accuracy_designs ensemble hadoop shipped
+    python -m bench.accuracy_designs ceiling hadoop shipped
 
 ``validation`` fits the model as training does (hyper-parameters, decision weights and the
 check window on the validation window, per-class bands on the out-of-fold tickets) and prints
@@ -17,8 +20,9 @@ once per design, after the design was judged on validation. ``folds`` prints the
 out-of-fold macro-F1 of each C (and class weighting) over `ModelConfig.band_folds`; ``bands``
 prints each class's out-of-fold precision among its most confident predictions; ``ensemble``
 the validation macro-F1 of other model kinds on the design's features and of mixes with the
-logistic regression (`ensemble_scores`). Designs whose features serving lacks are measured
-here only: their artifact could not be exported.
+logistic regression (`ensemble_scores`); ``ceiling`` what the test window would allow if the
+decisions were chosen on it (`ceiling_figures`): a bound, not a design. Designs whose features
+serving lacks are measured here only: their artifact could not be exported.
 """
 
 from __future__ import annotations
@@ -29,10 +33,12 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from itertools import pairwise, product
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
@@ -89,6 +95,74 @@ class RuleHits:
         return [f"rule:{m.rule}" for m in matches] + ["rule:any"]
 
 
+# Priority labels from the least to the most urgent, for the ordinal design.
+PRIORITY_RANK = {
+    **{label: i for i, label in enumerate(("low", "normal", "urgent"))},
+    **{label: i for i, label in enumerate(("Trivial", "Minor", "Major", "Critical", "Blocker"))},
+}
+
+
+class OrdinalLogistic(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+    """Cumulative-link logistic regression: for each step of `PRIORITY_RANK` among the labels
+    seen, a binary logistic regression for "at least this urgent"; a label's probability is the
+    difference of its two neighbouring (monotone) cumulative probabilities. ``class_weight``
+    applies to each binary fit. ``decision_function`` gives log-probabilities, so the product's
+    temperature, decision weights and bands run on it unchanged."""
+
+    def __init__(self, C: float = 1.0, class_weight: str | None = None, max_iter: int = 100):
+        self.C, self.class_weight, self.max_iter = C, class_weight, max_iter
+
+    def fit(self, x: Any, y: Any) -> OrdinalLogistic:
+        y = np.asarray(y)
+        self.classes_ = np.unique(y)
+        self.order_ = np.argsort([PRIORITY_RANK[str(label)] for label in self.classes_])
+        by_rank = {label: i for i, label in enumerate(self.classes_[self.order_])}
+        rank = np.array([by_rank[label] for label in y])
+        self.steps_ = [
+            LogisticRegression(
+                C=self.C, class_weight=self.class_weight, max_iter=self.max_iter
+            ).fit(x, (rank >= k).astype(int))
+            for k in range(1, len(self.classes_))
+        ]
+        return self
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        k = len(self.classes_)
+        cumulative = np.ones((x.shape[0], k + 1))
+        cumulative[:, k] = 0.0
+        for i, step in enumerate(self.steps_, start=1):
+            cumulative[:, i] = step.predict_proba(x)[:, 1]
+        cumulative[:, 1:k] = np.minimum.accumulate(cumulative[:, 1:k], axis=1)
+        by_rank = np.clip(cumulative[:, :k] - cumulative[:, 1:], 1e-9, None)
+        proba = np.empty_like(by_rank)
+        proba[:, self.order_] = by_rank
+        return np.asarray(proba / proba.sum(axis=1, keepdims=True))
+
+    def decision_function(self, x: Any) -> np.ndarray:
+        return np.asarray(np.log(self.predict_proba(x)))
+
+    def predict(self, x: Any) -> np.ndarray:
+        return np.asarray(self.classes_[self.predict_proba(x).argmax(axis=1)])
+
+
+class RecentFirst(LogisticRegression):  # type: ignore[misc]
+    """Logistic regression whose tickets weigh less the older they are: row ``i`` of ``n``
+    weighs ``0.5 ** ((n - 1 - i) / half_life)`` (normalised to a mean of 1). The rows the
+    trainer fits priority on are in creation order, so the position stands for the age."""
+
+    half_life = 600.0
+
+    def fit(self, x: Any, y: Any, sample_weight: Any = None) -> RecentFirst:
+        n = x.shape[0]
+        weight = 0.5 ** ((n - 1 - np.arange(n)) / self.half_life)
+        super().fit(x, y, sample_weight=weight * n / weight.sum())
+        return self
+
+
+def _recent_first(half_life: float) -> type:
+    return type(f"RecentFirst{half_life:g}", (RecentFirst,), {"half_life": half_life})
+
+
 def _with_block(
     name: str, analyzer: Callable[[Mapping[str, Any]], list[str]], min_df: int = 2
 ) -> BuildFeatures:
@@ -120,6 +194,16 @@ DESIGNS: dict[str, tuple[Callable[[], BuildFeatures] | None, dict[str, Any]]] = 
     # The tracker's open tickets join the data (see `OPEN_TICKETS`).
     "open-tickets": (None, {}),
     "open-tickets-validation": (None, {}),
+    # Another model kind in place of the logistic regression (see `MODEL_KINDS`).
+    "ordinal": (None, {}),
+    "recent-300": (None, {}),
+    "recent-600": (None, {}),
+    "recent-1200": (None, {}),
+}
+# Designs that replace the trainer's logistic regression (everywhere it fits priority).
+MODEL_KINDS: dict[str, Callable[[], type]] = {
+    "ordinal": lambda: OrdinalLogistic,
+    **{f"recent-{h}": partial(_recent_first, h) for h in (300, 600, 1200)},
 }
 # Designs that add the export's open tickets (their priority as it stands) created before the
 # validation window to the fitting tickets, and with "validation" also those of the validation
@@ -132,6 +216,8 @@ def _setup(design: str) -> ModelConfig:
     block, overrides = DESIGNS[design]
     if block is not None:
         setattr(trained_model, "build_features", block())  # noqa: B010
+    if design in MODEL_KINDS:
+        setattr(trained_model, "LogisticRegression", MODEL_KINDS[design]())  # noqa: B010
     return ModelConfig(**overrides)
 
 
@@ -227,6 +313,57 @@ def test_figures(model: FittedModel, split: Split, urgent: list[str]) -> dict[st
     }
 
 
+def ceiling_figures(
+    labels: Sequence[str],
+    proba: np.ndarray,
+    truth: Sequence[str],
+    urgent: Sequence[str],
+    weights: Sequence[float] | None,
+    macro_f1_floor: float = 0.48,
+) -> dict[str, Any]:
+    """What the test window would allow if the decisions were chosen on it, which no design
+    may do. Over urgent weights from 1 to 40 (the urgent labels' probabilities times one
+    factor): the largest macro-F1, and the largest urgent recall whose macro-F1 stays at
+    ``macro_f1_floor`` or above; and the largest share of test tickets whose most confident
+    predictions of each class are at least 90 % precise (a band per class set on the test
+    window itself)."""
+    names, answers = np.asarray(labels), np.asarray(truth)
+    is_urgent = np.isin(answers, urgent)
+    sweep = []
+    for factor in np.exp(np.linspace(0.0, np.log(40.0), 60)):
+        predicted = names[decide(proba, np.where(np.isin(names, urgent), factor, 1.0))]
+        found = int((np.isin(predicted, urgent) & is_urgent).sum())
+        macro_f1 = f1_score(answers, predicted, labels=names, average="macro", zero_division=0)
+        sweep.append(
+            {
+                "urgent_weight": round(float(factor), 2),
+                "macro_f1": round(float(macro_f1), 3),
+                "urgent_recall": round(found / max(int(is_urgent.sum()), 1), 3),
+            }
+        )
+    within = [row for row in sweep if row["macro_f1"] >= macro_f1_floor]
+    columns = decide(proba, None if weights is None else np.asarray(weights))
+    confidence = proba[np.arange(len(columns)), columns]
+    applied = {}
+    for c, label in enumerate(names):
+        mine = columns == c
+        correct = (answers[mine] == label)[np.argsort(-confidence[mine], kind="stable")]
+        precision = np.cumsum(correct) / np.arange(1, len(correct) + 1)
+        reached = np.flatnonzero(precision >= 0.9)
+        applied[str(label)] = int(reached[-1] + 1) if len(reached) else 0
+    return {
+        "best_macro_f1": max(sweep, key=lambda r: r["macro_f1"]),
+        "best_urgent_recall_at_floor": max(within, key=lambda r: r["urgent_recall"])
+        if within
+        else None,
+        "urgent_weight_sweep": sweep[::6],
+        "auto_apply_ceiling": {
+            "share": round(sum(applied.values()) / len(answers), 3),
+            "per_class": applied,
+        },
+    }
+
+
 def _fold_windows(preset: str, design: str) -> tuple[list[tuple[Any, ...]], np.ndarray]:
     config = _setup(design)
     split, _ = _split(preset, design)
@@ -306,11 +443,6 @@ def band_curve(preset: str, design: str) -> dict[str, Any]:
     return out
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return np.asarray(e / e.sum(axis=1, keepdims=True))
-
-
 def _svc_margins(c: float, x_fit: Any, y_fit: np.ndarray, x_val: Any) -> np.ndarray:
     svc = LinearSVC(C=c, class_weight="balanced").fit(x_fit, y_fit)
     return np.asarray(svc.decision_function(x_val))
@@ -351,7 +483,9 @@ def ensemble_scores(
             )
             for c in lr_c
         },
-        "linear_svc": {c: log(_softmax(_svc_margins(c, x_fit, y_fit, x_val))) for c in svc_c},
+        "linear_svc": {
+            c: log(trained_model._softmax(_svc_margins(c, x_fit, y_fit, x_val))) for c in svc_c
+        },
         "complement_nb": {
             a: log(ComplementNB(alpha=a).fit(x_fit, y_fit).predict_proba(x_val)) for a in nb_alpha
         },
@@ -375,7 +509,9 @@ def ensemble_scores(
 def main(argv: Sequence[str] | None = None) -> None:
     """The command line (see the module's docstring)."""
     parser = argparse.ArgumentParser(prog="python -m bench.accuracy_designs")
-    parser.add_argument("mode", choices=("validation", "test", "folds", "bands", "ensemble"))
+    parser.add_argument(
+        "mode", choices=("validation", "test", "ceiling", "folds", "bands", "ensemble")
+    )
     parser.add_argument("preset", choices=("hadoop", "hadoop-5"))
     parser.add_argument("design", choices=tuple(DESIGNS))
     parser.add_argument("c_grid", nargs="?", default="0.25,0.5,1,2,4,8,16,32")
@@ -395,6 +531,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         model, split, urgent, result = _fit(args.preset, args.design)
         if args.mode == "test":
             result["test"] = test_figures(model, split, urgent)
+        elif args.mode == "ceiling":
+            chosen = model.classifiers["priority"]
+            result["test_ceiling"] = ceiling_figures(
+                chosen.labels,
+                model.predict_proba([e.doc for e in split.test]),
+                [e.label for e in split.test],
+                urgent,
+                chosen.classifier.decision_weights,
+            )
     json.dump(result, sys.stdout, indent=1, default=str)
     print()
 

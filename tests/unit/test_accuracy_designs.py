@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import numpy as np
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+
 from bench.accuracy_designs import (
     DESIGNS,
+    MODEL_KINDS,
+    OrdinalLogistic,
+    RecentFirst,
     RuleHits,
     SubjectChars,
     _split,
     _with_block,
+    ceiling_figures,
     ensemble_scores,
 )
 from training.data import Example, Split
@@ -87,3 +95,74 @@ def test_the_ensemble_scores_each_kind_alone_and_mixes_with_the_logistic_regress
     assert all(f1 == 1.0 for f1 in scores["validation_macro_f1_alone"].values())
     assert len(scores["best_mixes"]) == 3
     assert scores["best_mixes"][0]["validation_macro_f1"] == 1.0
+
+
+def _bag(rows: list[list[int]]) -> np.ndarray:
+    return np.asarray(rows, dtype=np.float64)
+
+
+def test_the_ordinal_model_orders_five_jira_priorities_by_urgency_not_by_name() -> None:
+    # One feature per priority, from the least to the most urgent; the columns follow the
+    # alphabetical order scikit-learn gives the classes.
+    ranked = ["Trivial", "Minor", "Major", "Critical", "Blocker"]
+    x = _bag([[1 if j == i else 0 for j in range(5)] for i in range(5)] * 10)
+    y = np.array(ranked * 10)
+    model = clone(OrdinalLogistic(C=10.0, max_iter=1000)).fit(x, y)
+    assert list(model.classes_) == sorted(ranked)
+    proba = model.predict_proba(x[:5])
+    assert np.allclose(proba.sum(axis=1), 1.0)
+    assert list(model.predict(x[:5])) == ranked
+    assert np.allclose(model.decision_function(x[:5]), np.log(proba))
+    # "At least Critical" is one of the steps: the Critical and Blocker texts are above it.
+    at_least_critical = proba[:, [0, 1]].sum(axis=1)  # Blocker, Critical columns
+    assert min(at_least_critical[3:]) > 0.5 > max(at_least_critical[:3])
+
+
+def test_the_ordinal_model_handles_a_window_without_some_priorities() -> None:
+    x = _bag([[1, 0], [0, 1]] * 10)
+    model = OrdinalLogistic(C=10.0).fit(x, np.array(["low", "urgent"] * 10))
+    assert list(model.classes_) == ["low", "urgent"] and len(model.steps_) == 1
+    assert list(model.predict(x[:2])) == ["low", "urgent"]
+
+
+def test_recent_first_lets_the_newer_tickets_win_a_disagreement() -> None:
+    # The same text, labelled "normal" by the older half and "urgent" by the newer half.
+    x = _bag([[1, 1]] * 40)
+    y = np.array(["normal"] * 20 + ["urgent"] * 20)
+    plain = LogisticRegression().fit(x, y).predict_proba(x[:1])[0]
+    recent = MODEL_KINDS["recent-300"]()
+    assert issubclass(recent, RecentFirst) and recent.half_life == 300
+    newer = type("Steep", (RecentFirst,), {"half_life": 5.0})().fit(x, y).predict_proba(x[:1])[0]
+    assert abs(plain[0] - plain[1]) < 0.01
+    assert newer[1] > 0.9  # the "urgent" column
+    assert MODEL_KINDS["ordinal"]() is OrdinalLogistic
+
+
+def test_the_ceiling_finds_the_weight_a_test_window_would_have_rewarded() -> None:
+    labels = ["low", "normal", "urgent"]
+    truth = ["urgent", "urgent", "normal", "normal", "low", "low"]
+    # Both urgent tickets look normal; the second is urgent at a weight above 3.
+    proba = np.array(
+        [
+            [0.1, 0.5, 0.4],
+            [0.1, 0.7, 0.2],
+            [0.1, 0.8, 0.1],
+            [0.1, 0.9, 0.0],
+            [0.8, 0.2, 0.0],
+            [0.9, 0.1, 0.0],
+        ]
+    )
+    out = ceiling_figures(labels, proba, truth, ["urgent"], None, macro_f1_floor=0.5)
+    best = out["best_urgent_recall_at_floor"]
+    assert best["urgent_recall"] == 1.0 and best["urgent_weight"] > 3.5
+    assert out["best_macro_f1"]["macro_f1"] == 1.0
+    assert (
+        ceiling_figures(labels, proba, truth, ["urgent"], None, 1.01)["best_urgent_recall_at_floor"]
+        is None
+    )
+    # Without weights, the most confident "low" and "normal" answers are right until the
+    # urgent tickets called normal: 2 low, and the 2 normal above them.
+    assert out["auto_apply_ceiling"] == {
+        "share": round(4 / 6, 3),
+        "per_class": {"low": 2, "normal": 2, "urgent": 0},
+    }
