@@ -17,8 +17,10 @@ format so that serving does not change:
 - what is small is done on the driver with the single-machine code: temperature scaling,
   confidence bands, priority's decision weights (`training.decisions`, checked on an earlier
   window and held at the tuned references' validation macro-F1 as on one machine, the
-  references fitted on the driver on bounded windows) and each class's trust band on the
-  validation window's logits, and the report's metrics on the test window's predictions;
+  references fitted on the driver on bounded windows) and each class's trust band (priority's
+  on out-of-fold predictions over the training window, as on one machine, the other targets'
+  on the validation window's logits), and the report's metrics on the test window's
+  predictions;
 - the artifact ships the default priority rules (`training.default_rules`) and leaves a
   secondary target below the majority class out of the default fields, as on one machine;
 - the resolution-time model is MLlib's ridge regression with the single-machine objective
@@ -39,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -534,6 +537,51 @@ def _check_window(
     return proba, np.asarray(labels)[y]
 
 
+def _out_of_fold(
+    column: str,
+    labels: list[str],
+    x_all: DataFrame,
+    n_train: int,
+    params: dict[str, Any],
+    temperature: float,
+    config: ModelConfig,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """`training.model.out_of_fold` on Spark: each fold of `ModelConfig.band_folds` over the
+    training window (``x_all``, ranks below ``n_train``) predicted, with the chosen
+    hyper-parameters and temperature, by a model fitted on every ticket before it; the
+    probabilities in ``labels`` order and the truth, or None when no fold can be fitted. The
+    folds share the training window's vocabulary where the single-machine trainer builds one
+    per fold: the labels of a fold's tickets still never reach the model that predicts them."""
+    starts = [int(n_train * f) for f in config.band_folds] + [n_train]
+    folds = [
+        (a, b)
+        for a, b in pairwise(starts)
+        if a >= 2
+        and b > a
+        and x_all.filter(F.col("rank") < a).select(column).distinct().limit(2).count() == 2
+    ]
+    if not folds:
+        return None
+
+    def predict(fold: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        a, b = fold
+        before = x_all.filter(F.col("rank") < a)
+        df, weight_sum = _weighted(before, column, labels, params["class_weight"] == "balanced")
+        model = _fit_lr(df, params["C"], weight_sum, len(labels), config)
+        rows = x_all.filter((F.col("rank") >= a) & (F.col("rank") < b))
+        # As in `_check_window`: a label the earlier tickets lack past the last one they have
+        # gives MLlib fewer classes, and such a class is never predicted.
+        m = model.numClasses
+        logits, y = _logits(model, _weighted(rows, column, labels, False)[0], m)
+        proba = np.zeros((len(y), len(labels)))
+        proba[:, :m] = _softmax(logits / temperature)
+        return proba, np.asarray(labels)[y]
+
+    with ThreadPoolExecutor(max_workers=GRID_PARALLELISM) as pool:
+        predicted = list(pool.map(predict, folds))
+    return np.vstack([p for p, _ in predicted]), np.concatenate([t for _, t in predicted])
+
+
 def _reference_floor(
     fit: DataFrame, validation: DataFrame, n_fit: int, n_val: int, limit: int, say: Progress
 ) -> float | None:
@@ -576,10 +624,12 @@ def _trust(
     say: Progress,
     check: tuple[np.ndarray, np.ndarray] | None,
     macro_f1_floor: float | None = None,
+    band_window: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[dict[str, Any] | None, dict[str, dict[str, float]], float]:
     """Decision weights, per-class bands and the majority class's validation macro-F1, as
     `training.model.choose_decisions` chooses them, with the same `training.decisions` code
-    (``majority``: the fit window's most frequent label)."""
+    (``majority``: the fit window's most frequent label; ``band_window``: probabilities and
+    truth where the bands are set instead of the validation window, as `_out_of_fold`'s)."""
     decision: dict[str, Any] | None = None
     weights: np.ndarray | None = None
     if urgent and config.urgent_recall is not None and any(u in labels for u in urgent):
@@ -588,9 +638,10 @@ def _trust(
         decision = {"weights": chosen, **report}
         weights = np.array([chosen[label] for label in labels])
         say(f"{name}: decision weights {chosen} ({report['validation']})")
+    band_proba, band_truth = band_window if band_window is not None else (val_proba, y_val)
     bands = class_bands(
-        val_proba,
-        y_val,
+        band_proba,
+        band_truth,
         labels,
         weights,
         config.high_precision,
@@ -644,11 +695,13 @@ def _choose(
     urgent: Sequence[str] = (),
     n_fit: int = 0,
     macro_f1_floor: float | None = None,
+    n_train: int = 0,
 ) -> _Chosen:
-    """Grid on the fit window scored on the validation window; temperature, bands, decision
+    """Grid on the fit window scored on the validation window; temperature, bands and decision
     weights (with ``urgent``, checked on the end of the ``n_fit`` fit rows, validation macro-F1
-    kept at ``macro_f1_floor``) and per-class bands on the validation window; then the refit on
-    fit + validation (`training.model.fit_model`)."""
+    kept at ``macro_f1_floor``) on the validation window; per-class bands there too, or, given
+    the training window's size ``n_train`` (priority), on its out-of-fold predictions
+    (`_out_of_fold`); then the refit on fit + validation (`training.model.fit_model`)."""
     k = len(labels)
     y_val = _weighted(x_val, column, labels, False)[0]
     best: tuple[float, float, str | None, LogisticRegressionModel] | None = None
@@ -686,6 +739,13 @@ def _choose(
     check = (
         _check_window(column, labels, x_fit, n_fit, params, temperature, config) if urgent else None
     )
+    band_window = (
+        _out_of_fold(column, labels, x_all, n_train, params, temperature, config)
+        if n_train and config.band_folds
+        else None
+    )
+    if band_window is not None:
+        say(f"{name}: per-class bands from {len(band_window[1])} out-of-fold tickets")
     decision, per_class, majority_f1 = _trust(
         name,
         labels,
@@ -697,6 +757,7 @@ def _choose(
         say,
         check,
         macro_f1_floor,
+        band_window,
     )
     all_df, weight_sum = _weighted(x_all, column, labels, weight == "balanced")
     final = _fit_lr(all_df, c, weight_sum, k, config)
@@ -1130,6 +1191,7 @@ def _train(
                 urgent if target == "priority" else (),
                 n_fit,
                 floor if target == "priority" else None,
+                n_train if target == "priority" else 0,
             )
             columns[target] = column
 

@@ -137,6 +137,26 @@ def test_spark_artifact_has_every_file_and_field_of_the_single_machine_one(
     assert "## Decision" in report and "## Auto-apply per predicted class" in report
 
 
+def test_spark_sets_priority_bands_out_of_fold_as_the_single_machine_trainer_does(
+    spark_trained: SparkTrainingResult, trained: TrainingResult
+) -> None:
+    # Both set the priority's per-class bands on forward-chaining folds of the training window
+    # (the folds share one vocabulary on Spark, one each on one machine): the same classes are
+    # auto-applied, from nearly the same confidence, and the test window agrees.
+    spark_bands = spark_trained.metadata["targets"]["priority"]["class_bands"]
+    single_bands = trained.metadata["targets"]["priority"]["class_bands"]
+    print(f"per-class bands: spark {spark_bands}, single machine {single_bands}")
+    applied = {label for label, band in single_bands.items() if band["high"] <= 1.0}
+    assert applied, "the single-machine trainer auto-applies some class on this data"
+    assert {label for label, band in spark_bands.items() if band["high"] <= 1.0} == applied
+    for label in applied:
+        assert abs(spark_bands[label]["high"] - single_bands[label]["high"]) <= 0.02
+    spark_auto = spark_trained.metadata["metrics"]["test"]["auto_apply"]
+    single_auto = trained.metadata["metrics"]["test"]["auto_apply"]
+    assert abs(spark_auto["share"] - single_auto["share"]) <= 0.01
+    assert spark_auto["precision"] == single_auto["precision"]
+
+
 def test_spark_model_serves_its_rules_decision_weights_and_per_class_bands(
     spark_trained: SparkTrainingResult, trained: TrainingResult
 ) -> None:
