@@ -484,7 +484,7 @@ def ensemble_scores(
             for c in lr_c
         },
         "linear_svc": {
-            c: log(trained_model._softmax(_svc_margins(c, x_fit, y_fit, x_val))) for c in svc_c
+            c: log(trained_model.softmax(_svc_margins(c, x_fit, y_fit, x_val))) for c in svc_c
         },
         "complement_nb": {
             a: log(ComplementNB(alpha=a).fit(x_fit, y_fit).predict_proba(x_val)) for a in nb_alpha

@@ -84,7 +84,9 @@ def build_features(field_names: Sequence[str], config: ModelConfig) -> FeatureUn
     )
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Each row of logits as probabilities (shifted by its maximum, so large logits do not
+    overflow); both trainers and the design scripts use this one."""
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return np.asarray(e / e.sum(axis=1, keepdims=True))
@@ -120,7 +122,7 @@ class TemperatureScaledClassifier(ClassifierMixin, BaseEstimator):  # type: igno
 
     def predict_proba(self, x: Any) -> np.ndarray:
         """Calibrated probabilities, one column per class in ``classes_`` order."""
-        return _softmax(self.logits(x) / self.temperature)
+        return softmax(self.logits(x) / self.temperature)
 
     def predict(self, x: Any) -> np.ndarray:
         """The class serving predicts: the most probable one, or the largest probability times
@@ -513,7 +515,7 @@ def _choose_classifier(
     # it still counts as a wrong answer for the bands.
     known = np.isin(y_val, lr.classes_)
     temperature = fit_temperature(logits[known], np.searchsorted(lr.classes_, y_val[known]))
-    proba = _softmax(logits / temperature)
+    proba = softmax(logits / temperature)
     correct = lr.classes_[proba.argmax(axis=1)] == y_val
     bands = band_thresholds(proba.max(axis=1), correct, config)
     say(
@@ -564,7 +566,7 @@ def check_window(
     z = np.asarray(lr.decision_function(x_fit[cut:]), dtype=np.float64)
     logits = np.column_stack([-z, z]) if z.ndim == 1 else z
     proba = np.zeros((len(y_fit) - cut, len(labels)))
-    proba[:, np.searchsorted(labels, lr.classes_)] = _softmax(logits / temperature)
+    proba[:, np.searchsorted(labels, lr.classes_)] = softmax(logits / temperature)
     return proba, y_fit[cut:]
 
 
@@ -598,7 +600,7 @@ def out_of_fold(
         logits = np.column_stack([-z, z]) if z.ndim == 1 else z
         known = np.isin(lr.classes_, labels)
         proba = np.zeros((b - a, len(labels)))
-        proba[:, np.searchsorted(labels, lr.classes_[known])] = _softmax(logits / temperature)[
+        proba[:, np.searchsorted(labels, lr.classes_[known])] = softmax(logits / temperature)[
             :, known
         ]
         probas.append(proba)

@@ -84,6 +84,7 @@ from training.model import (
     band_thresholds,
     fit_temperature,
     pack_model,
+    softmax,
 )
 from training.report import write_report
 from training.spark_csv import read_csv
@@ -533,7 +534,7 @@ def _check_window(
     m = model.numClasses
     logits, y = _logits(model, late, m)
     proba = np.zeros((len(y), len(labels)))
-    proba[:, :m] = _softmax(logits / temperature)
+    proba[:, :m] = softmax(logits / temperature)
     return proba, np.asarray(labels)[y]
 
 
@@ -574,7 +575,7 @@ def _out_of_fold(
         m = model.numClasses
         logits, y = _logits(model, _weighted(rows, column, labels, False)[0], m)
         proba = np.zeros((len(y), len(labels)))
-        proba[:, :m] = _softmax(logits / temperature)
+        proba[:, :m] = softmax(logits / temperature)
         return proba, np.asarray(labels)[y]
 
     with ThreadPoolExecutor(max_workers=GRID_PARALLELISM) as pool:
@@ -659,15 +660,9 @@ def _calibrate(
     logits: np.ndarray, y: np.ndarray, labels: list[str], config: ModelConfig
 ) -> tuple[float, dict[str, float]]:
     temperature = fit_temperature(logits, y)
-    proba = _softmax(logits / temperature)
+    proba = softmax(logits / temperature)
     correct = proba.argmax(axis=1) == y
     return temperature, band_thresholds(proba.max(axis=1), correct, config)
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return np.asarray(e / e.sum(axis=1, keepdims=True))
 
 
 def _rare_merged(train: DataFrame, column: str, min_count: int) -> tuple[Any, list[str]]:
@@ -749,7 +744,7 @@ def _choose(
     decision, per_class, majority_f1 = _trust(
         name,
         labels,
-        _softmax(logits / temperature),
+        softmax(logits / temperature),
         np.asarray(labels)[y],
         majority,
         urgent,
@@ -809,7 +804,7 @@ def _probabilities(chosen: _Chosen, df: DataFrame) -> tuple[np.ndarray, list[Any
     """Calibrated probabilities of the rows of a (small) window, and the rows themselves."""
     rows = chosen.model.transform(df).collect()
     raw = np.array([r["rawPrediction"].toArray() for r in rows], dtype=np.float64)
-    return _softmax(raw.reshape(len(rows), -1) / chosen.temperature), rows
+    return softmax(raw.reshape(len(rows), -1) / chosen.temperature), rows
 
 
 def _samples(
@@ -879,7 +874,7 @@ def _test_metrics(
     rows = chosen.model.transform(df).select("rawPrediction", "truth").collect()
     labels = chosen.labels
     raw = np.array([r["rawPrediction"].toArray() for r in rows], dtype=np.float64)
-    proba = _softmax(raw.reshape(-1, len(labels)) / chosen.temperature)
+    proba = softmax(raw.reshape(-1, len(labels)) / chosen.temperature)
     columns = decide(proba, chosen.weights)
     truth = [r["truth"] for r in rows]
     urgent_columns = [i for i, label in enumerate(labels) if label in urgent]
