@@ -313,6 +313,16 @@ def test_figures(model: FittedModel, split: Split, urgent: list[str]) -> dict[st
     }
 
 
+def _precision_by_rank(
+    confidence: np.ndarray, predicted: np.ndarray, right: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The confidences of the tickets ``predicted`` as one class, most confident first, and
+    the precision among the first k of them for each k (``right``: the truth is that class)."""
+    order = np.argsort(-confidence[predicted], kind="stable")
+    correct = right[predicted][order]
+    return confidence[predicted][order], np.cumsum(correct) / np.arange(1, len(order) + 1)
+
+
 def ceiling_figures(
     labels: Sequence[str],
     proba: np.ndarray,
@@ -346,9 +356,7 @@ def ceiling_figures(
     confidence = proba[np.arange(len(columns)), columns]
     applied = {}
     for c, label in enumerate(names):
-        mine = columns == c
-        correct = (answers[mine] == label)[np.argsort(-confidence[mine], kind="stable")]
-        precision = np.cumsum(correct) / np.arange(1, len(correct) + 1)
+        _, precision = _precision_by_rank(confidence, columns == c, answers == label)
         reached = np.flatnonzero(precision >= 0.9)
         applied[str(label)] = int(reached[-1] + 1) if len(reached) else 0
     return {
@@ -428,17 +436,11 @@ def band_curve(preset: str, design: str) -> dict[str, Any]:
     confidence = proba[np.arange(len(columns)), columns]
     out: dict[str, Any] = {"rows": len(truth), "high_bands": figures["high_bands"]}
     for c, label in enumerate(labels):
-        mine = columns == c
-        order = np.argsort(-confidence[mine], kind="stable")
-        correct = (truth[mine] == label)[order]
-        precision = np.cumsum(correct) / np.arange(1, len(order) + 1)
+        ranked, precision = _precision_by_rank(confidence, columns == c, truth == label)
         out[str(label)] = {
-            f"top {k}": [
-                round(float(confidence[mine][order][k - 1]), 3),
-                round(precision[k - 1], 3),
-            ]
+            f"top {k}": [round(float(ranked[k - 1]), 3), round(precision[k - 1], 3)]
             for k in (10, 20, 30, 40, 60, 83, 100, 150)
-            if k <= len(order)
+            if k <= len(ranked)
         }
     return out
 
